@@ -1,0 +1,81 @@
+"""Developer sessions: nox -s tests | lint | typing | migrations | examples."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["tests", "lint", "typing"]
+nox.options.reuse_existing_virtualenvs = True
+
+SOURCES = ["pgjobs", "tests", "examples", "migrations", "noxfile.py"]
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The whole suite, with coverage."""
+    session.install("-e", ".[test]")
+    session.run("pytest", "--cov=pgjobs", "--cov-report=term", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check."""
+    session.install("ruff")
+    session.run("ruff", "check", *SOURCES)
+    session.run("ruff", "format", "--check", *SOURCES)
+
+
+@nox.session
+def typing(session: nox.Session) -> None:
+    """mypy --strict on the package."""
+    session.install("-e", ".[test]")
+    session.run("mypy", "pgjobs")
+
+
+@nox.session
+def migrations(session: nox.Session) -> None:
+    """The migration tests: offline SQL, idempotence, packaged wheel."""
+    session.install("-e", ".[test]")
+    session.run("pytest", "-k", "migrat", *session.posargs)
+
+
+@nox.session
+def examples(session: nox.Session) -> None:
+    """Every file in examples/ runs."""
+    session.install("-e", ".[test]")
+    session.run("pytest", "tests/integration/test_examples.py", *session.posargs)
+
+
+#: The peers the bench session compares against. They are installed into the
+#: session's own virtualenv only, never as dependencies of pgjobs.
+BENCH_PEERS = ["procrastinate", "pgqueuer", "chancy"]
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """pgjobs against the raw-SQL ceiling and the Python peers, in one run.
+
+    Extra arguments go to `python -m pgjobs bench`, for example
+    `nox -s bench -- --dsn postgresql://postgres@127.0.0.1/postgres --jobs 20000`.
+    A peer that fails to install is reported and left out, not fatal.
+    """
+    session.install("-e", ".[embedded]")
+    usable = []
+    for peer in BENCH_PEERS:
+        try:
+            session.install(peer, silent=True)
+        except Exception:  # nox raises its own CommandFailed; any failure means "skip it"
+            session.warn(f"bench: could not install {peer}; it is left out of the comparison")
+            continue
+        usable.append(peer)
+    session.run(
+        "python",
+        "-m",
+        "pgjobs",
+        "--log-level",
+        "warning",
+        "bench",
+        "--systems",
+        ",".join(["pgjobs", "raw", *usable]),
+        *session.posargs,
+    )

@@ -1,0 +1,26 @@
+"""pgjobs: a PostgreSQL-native background job queue for Python."""
+
+from pgjobs._app import App
+from pgjobs._enqueue import JobSpec
+from pgjobs._job import Job, Priority, Status
+from pgjobs._retry import Constant, Exponential, Linear, RetryPolicy
+from pgjobs._task import Call, Task
+from pgjobs.worker import Worker, WorkerConfig
+
+__all__ = [
+    "App",
+    "Call",
+    "Constant",
+    "Exponential",
+    "Job",
+    "JobSpec",
+    "Linear",
+    "Priority",
+    "RetryPolicy",
+    "Status",
+    "Task",
+    "Worker",
+    "WorkerConfig",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,369 @@
+"""App: the task registry, configuration, and the connection pools it owns."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, ParamSpec, TypeVar, overload
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
+
+from pgjobs import _cron, _dsn, _enqueue, _schedule
+from pgjobs._enqueue import JobSpec
+from pgjobs._job import Priority
+from pgjobs._options import EnqueueOptions, OnConflict, check_queue
+from pgjobs._retry import Exponential, RetryPolicy
+from pgjobs._serde import DEFAULT_MAX_PAYLOAD_BYTES, dump_args
+from pgjobs._task import Task, TaskConfig, bind_arguments, task_name
+from pgjobs.errors import ConfigurationError, DatabaseUnavailableError, UnknownTaskError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class App:
+    """A pgjobs application: its tasks, its database, and its pools.
+
+    Args:
+        dsn: the PostgreSQL address. Default: PGJOBS_DSN, else DATABASE_URL,
+            read when first needed (so an App can be built at import time).
+        strict: reject `app.enqueue("name")` for names not registered here.
+            Turn it off in a producer that enqueues tasks defined elsewhere.
+        max_payload_bytes: the largest accepted JSON arguments of one job.
+        pool_max_size: the most connections each of the App's pools opens.
+    """
+
+    def __init__(
+        self,
+        dsn: str | None = None,
+        *,
+        strict: bool = True,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+        pool_max_size: int = 4,
+    ) -> None:
+        self._dsn = _dsn.normalise(dsn) if dsn else None
+        self.strict = strict
+        self.max_payload_bytes = max_payload_bytes
+        self.pool_max_size = pool_max_size
+        self.tasks: dict[str, Task[Any, Any]] = {}
+        self.schedules: dict[str, _schedule.Schedule] = {}
+        self._lock = threading.Lock()
+        self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
+        self._async_pools: dict[asyncio.AbstractEventLoop, AsyncConnectionPool[Any]] = {}
+
+    def __repr__(self) -> str:
+        return f"<pgjobs.App tasks={len(self.tasks)}>"
+
+    @property
+    def dsn(self) -> str:
+        """The resolved DSN; raises ConfigurationError with directions when none is set."""
+        if self._dsn is None:
+            self._dsn = _dsn.require()
+        return self._dsn
+
+    @dsn.setter
+    def dsn(self, value: str) -> None:
+        self._dsn = _dsn.normalise(value)
+
+    # -- registration ------------------------------------------------------
+
+    @overload
+    def task(self, fn: Callable[P, R], /) -> Task[P, R]: ...
+
+    @overload
+    def task(
+        self,
+        *,
+        name: str | None = None,
+        queue: str = "default",
+        priority: int = Priority.NORMAL,
+        max_attempts: int = 3,
+        timeout: float | None = None,
+        retry: RetryPolicy | None = None,
+        keep_result: bool = True,
+    ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+
+    # mypy reports a false "does not accept all possible parameters" here: the
+    # second overload returns a generic callable whose ParamSpec is bound only
+    # later, at decoration. The implementation does accept every call.
+    def task(  # type: ignore[misc]
+        self,
+        fn: Callable[..., Any] | None = None,
+        /,
+        *,
+        name: str | None = None,
+        queue: str = "default",
+        priority: int = Priority.NORMAL,
+        max_attempts: int = 3,
+        timeout: float | None = None,
+        retry: RetryPolicy | None = None,
+        keep_result: bool = True,
+    ) -> Any:
+        """Register a function (sync or async) as a task.
+
+        Args:
+            name: the name stored in `jobs.task`; default `module.qualname`.
+            queue: the default queue of its jobs.
+            priority: the default priority, 0 (critical) to 4 (bulk).
+            max_attempts: attempts before a job is `failed` (dead-lettered).
+            timeout: seconds a run may take before it counts as failed.
+            retry: the backoff policy; default Exponential().
+            keep_result: store the handler's return value in `jobs.result`.
+
+        Raises:
+            ConfigurationError: a bad option, or a name registered twice.
+        """
+        check_queue(queue)
+        if timeout is not None and not timeout > 0:
+            raise ConfigurationError(f"timeout must be a positive number of seconds, got {timeout}")
+        defaults = EnqueueOptions(queue=queue, priority=priority, max_attempts=max_attempts)
+        config = TaskConfig(timeout=timeout, retry=retry or Exponential(), keep_result=keep_result)
+
+        def register(func: Callable[..., Any]) -> Task[Any, Any]:
+            registered = task_name(func) if name is None else name
+            if not registered or len(registered) > 255 or "\x00" in registered:
+                raise ConfigurationError(
+                    f"task name {registered!r} is not usable: it must be 1 to 255 characters "
+                    "with no NUL; pass another name='...'"
+                )
+            if registered in self.tasks:
+                raise ConfigurationError(
+                    f"task name {registered!r} is registered twice; give one of them name='...'"
+                )
+            task: Task[Any, Any] = Task(self, func, registered, defaults, config)
+            self.tasks[registered] = task
+            return task
+
+        return register(fn) if fn is not None else register
+
+    # -- cron schedules (the model and its checks live in pgjobs/_schedule.py) --
+
+    def cron(
+        self,
+        expression: str,
+        *,
+        tz: str = "UTC",
+        name: str | None = None,
+        args: dict[str, Any] | None = None,
+        backfill: str | float | dt.timedelta | None = None,
+        skip_if_running: bool = False,
+        **task_options: Any,
+    ) -> Callable[[Callable[P, R]], Task[P, R]]:
+        """Register a function as a task, and a schedule of the same name that fires it.
+
+        `@app.cron("*/5 * * * *", tz="Europe/Paris")`. Other keyword
+        arguments (queue, priority, max_attempts, timeout, retry) go to
+        `app.task`; see `schedule` for the rest.
+
+        Raises:
+            ConfigurationError: a bad expression or timezone, or a name taken.
+        """
+        _schedule.parse_backfill(backfill, name or expression)
+        _cron.parse(expression, tz)  # fail before anything is registered
+
+        def register(fn: Callable[P, R]) -> Task[P, R]:
+            task = fn if isinstance(fn, Task) else self.task(name=name, **task_options)(fn)
+            self.schedule(
+                task.name,
+                expression,
+                task,
+                args=args,
+                tz=tz,
+                backfill=backfill,
+                skip_if_running=skip_if_running,
+            )
+            return task
+
+        return register
+
+    def schedule(
+        self,
+        name: str,
+        expression: str,
+        task: Task[Any, Any] | str,
+        *,
+        args: dict[str, Any] | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        tz: str = "UTC",
+        backfill: str | float | dt.timedelta | None = None,
+        skip_if_running: bool = False,
+    ) -> _schedule.Schedule:
+        """Declare a cron schedule: each tick enqueues `task` with `args`.
+
+        Args:
+            name: unique; how `pgjobs.schedules` and `pgjobs cron list` name it.
+            expression: 5 cron fields (minute hour day month weekday), an
+                optional 6th for seconds, or a nickname such as "@daily".
+            task: a Task, or a task name (checked when a worker starts).
+            args: the job's arguments.
+            queue: its queue (default: the task's).
+            priority: its priority (default: the task's).
+            tz: the IANA timezone the expression is read in (default UTC).
+            backfill: how far back ticks missed while no worker ran are still
+                fired, as seconds, a timedelta or "1h"; default none (skipped).
+            skip_if_running: skip a tick while the previous job is queued or running.
+
+        Raises:
+            ConfigurationError: a bad expression, timezone or option, or a name taken.
+            ArgumentsError: `args` are not JSON or do not fit the task.
+        """
+        declared = _schedule.declare(
+            name,
+            expression,
+            task,
+            args=args,
+            queue=queue,
+            priority=priority,
+            tz=tz,
+            backfill=backfill,
+            skip_if_running=skip_if_running,
+            max_payload_bytes=self.max_payload_bytes,
+        )
+        return _schedule.add(self.schedules, declared)
+
+    def job(
+        self,
+        task: str,
+        args: dict[str, Any] | None = None,
+        *,
+        queue: str | None = None,
+        priority: int | None = None,
+        delay: float | None = None,
+        run_at: Any = None,
+        max_attempts: int | None = None,
+        fingerprint: str | None = None,
+        on_conflict: OnConflict | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> JobSpec:
+        """A job for a task named by string, checked and serialised (not yet written).
+
+        Raises:
+            UnknownTaskError: the App is strict and does not know the name.
+            ArgumentsError: the arguments do not fit the task or are not JSON.
+        """
+        args = dict(args or {})
+        registered = self.tasks.get(task)
+        if registered is None and self.strict:
+            raise UnknownTaskError(task, list(self.tasks))
+        if registered is not None:
+            args = bind_arguments(registered.signature, (), args)
+            defaults = registered.defaults
+        else:
+            defaults = EnqueueOptions()
+        options = defaults.merge(
+            queue=queue,
+            priority=priority,
+            delay=delay,
+            run_at=run_at,
+            max_attempts=max_attempts,
+            fingerprint=fingerprint,
+            on_conflict=on_conflict,
+            meta=meta,
+        )
+        return JobSpec(task, dump_args(args, max_bytes=self.max_payload_bytes), options)
+
+    # -- writing -----------------------------------------------------------
+
+    def enqueue(self, task: str, args: dict[str, Any] | None = None, **options: Any) -> int | None:
+        """Queue a task by name, on the App's pool; see `job` for the options."""
+        return self.enqueue_spec(self.job(task, args, **options))
+
+    async def enqueue_async(
+        self, task: str, args: dict[str, Any] | None = None, **options: Any
+    ) -> int | None:
+        """Async twin of `enqueue`."""
+        return await self.enqueue_spec_async(self.job(task, args, **options))
+
+    def enqueue_spec(self, spec: JobSpec, conn: object = None) -> int | None:
+        """Write one prepared job, on `conn` (in its transaction) or on the App's pool."""
+        if conn is not None:
+            return _enqueue.enqueue_sync(conn, spec)
+        with self.connection() as pooled:
+            return _enqueue.enqueue_sync(pooled, spec)
+
+    async def enqueue_spec_async(self, spec: JobSpec, conn: object = None) -> int | None:
+        """Async twin of `enqueue_spec`."""
+        if conn is not None:
+            return await _enqueue.enqueue_async(conn, spec)
+        pool = await self._async_pool()
+        async with pool.connection() as pooled:
+            return await _enqueue.enqueue_async(pooled, spec)
+
+    def enqueue_many(self, jobs: Sequence[JobSpec], conn: object = None) -> list[int]:
+        """Write many jobs in one round trip (see `Task.job`); returns the new ids in order.
+
+        Jobs whose fingerprint is held by an active job are skipped, whatever
+        their on_conflict. With `conn`, the jobs are part of its transaction.
+        """
+        if conn is not None:
+            return _enqueue.enqueue_many_sync(conn, jobs)
+        with self.connection() as pooled:
+            return _enqueue.enqueue_many_sync(pooled, jobs)
+
+    async def enqueue_many_async(self, jobs: Sequence[JobSpec], conn: object = None) -> list[int]:
+        """Async twin of `enqueue_many`."""
+        if conn is not None:
+            return await _enqueue.enqueue_many_async(conn, jobs)
+        pool = await self._async_pool()
+        async with pool.connection() as pooled:
+            return await _enqueue.enqueue_many_async(pooled, jobs)
+
+    # -- pools -------------------------------------------------------------
+
+    def connection(self) -> Any:
+        """A pooled connection as a context manager: commits on success, rolls back on error."""
+        return self._sync_pool().connection()
+
+    def _sync_pool(self) -> ConnectionPool[psycopg.Connection[Any]]:
+        with self._lock:
+            if self._pool is None:
+                pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
+                    self.dsn, min_size=1, max_size=self.pool_max_size, open=False
+                )
+                try:
+                    pool.open(wait=True, timeout=10)
+                except PoolTimeout:
+                    pool.close()
+                    raise DatabaseUnavailableError(self._why_unreachable()) from None
+                self._pool = pool
+            return self._pool
+
+    async def _async_pool(self) -> AsyncConnectionPool[Any]:
+        loop = asyncio.get_running_loop()
+        pool = self._async_pools.get(loop)
+        if pool is None:
+            pool = AsyncConnectionPool(
+                self.dsn, min_size=1, max_size=self.pool_max_size, open=False
+            )
+            try:
+                await pool.open(wait=True, timeout=10)
+            except PoolTimeout:
+                await pool.close()
+                raise DatabaseUnavailableError(self._why_unreachable()) from None
+            self._async_pools[loop] = pool
+        return pool
+
+    def _why_unreachable(self) -> str:
+        try:
+            psycopg.connect(self.dsn, connect_timeout=5).close()
+        except psycopg.Error as exc:
+            return _dsn.connect_error_message(self.dsn, exc)
+        return _dsn.connect_error_message(self.dsn, TimeoutError("timed out opening the pool"))
+
+    def close(self) -> None:
+        """Close the sync pool (async pools close with `aclose`)."""
+        with self._lock:
+            if self._pool is not None:
+                self._pool.close()
+                self._pool = None
+
+    async def aclose(self) -> None:
+        """Close every pool this App opened."""
+        self.close()
+        pools, self._async_pools = self._async_pools, {}
+        for pool in pools.values():
+            await pool.close()

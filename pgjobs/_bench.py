@@ -1,0 +1,1081 @@
+"""`python -m pgjobs bench`: pgjobs against the raw-SQL ceiling (and the peers) in one run."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib
+import json
+import multiprocessing
+import os
+import platform
+import resource
+import secrets
+import statistics
+import sys
+import time
+from array import array
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import asdict, dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from pgjobs import _dsn, _log, _migrate
+from pgjobs._app import App
+from pgjobs._cli import add_dsn
+
+# -- workloads and systems ----------------------------------------------------
+
+WORKLOADS = ("enqueue-single", "enqueue-bulk", "drain", "latency", "backlog", "long-transaction")
+DEFAULT_WORKLOADS = ("enqueue-single", "enqueue-bulk", "drain", "latency")
+
+#: name -> "module:Class". The peers' adapters live in _bench_peers, which
+#: imports the peers themselves: only the `nox -s bench` virtualenv has them.
+SYSTEMS = {
+    "pgjobs": "pgjobs._bench:PgjobsSystem",
+    "raw": "pgjobs._bench:RawSystem",
+    "procrastinate": "pgjobs._bench_peers:ProcrastinateSystem",
+    "pgqueuer": "pgjobs._bench_peers:PgqueuerSystem",
+    "chancy": "pgjobs._bench_peers:ChancySystem",
+}
+PEERS = ("procrastinate", "pgqueuer", "chancy")
+
+JobHook = Callable[[int], None]
+
+
+def _ignore(i: int) -> None:
+    """The default job hook; a benchmark child replaces it."""
+
+
+class Hook:
+    """Where the no-op handlers of every system report the job they ran (one per process)."""
+
+    on_job: JobHook = _ignore
+
+
+class System:
+    """One queue under test. Subclasses implement each step for their own tables and API.
+
+    The parent process calls the setup and producer methods; `work` runs in a
+    child process (see `_child_main`) and must return soon after `stop` is set.
+    Every job's payload is `{"i": i}` and its handler calls `Hook.on_job(i)`.
+    """
+
+    name = ""
+    #: Workloads this system can run.
+    supports: frozenset[str] = frozenset(DEFAULT_WORKLOADS)
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+
+    def setup(self) -> None:
+        """Create the schema in a fresh, empty database."""
+        raise NotImplementedError
+
+    def reset(self) -> None:
+        """Empty the queue tables."""
+        raise NotImplementedError
+
+    def insert(self, start: int, count: int, *, finished: bool = False) -> None:
+        """Put jobs start..start+count-1 in the queue the fastest way (not timed)."""
+        raise NotImplementedError
+
+    def producer(self, *, wake: bool) -> AbstractContextManager[JobHook]:
+        """A function that enqueues job i in its own transaction, through the public API.
+
+        Args:
+            wake: an idle worker waits and must be woken (systems that wake
+                conditionally ignore it).
+        """
+        raise NotImplementedError
+
+    def enqueue_bulk(self, conn: psycopg.Connection[Any], start: int, count: int) -> None:
+        """Enqueue jobs start..start+count-1 with one bulk API call, in `conn`'s transaction."""
+        raise NotImplementedError
+
+    def remaining(self, conn: psycopg.Connection[Any]) -> int:
+        """Jobs not yet recorded as done."""
+        raise NotImplementedError
+
+    async def work(self, concurrency: int, stop: asyncio.Event) -> None:
+        """Run a worker with `concurrency` slots until `stop` is set (in a child process)."""
+        raise NotImplementedError
+
+
+def load_system(name: str, dsn: str) -> System:
+    """The adapter for system `name` on database `dsn`."""
+    module_name, _, class_name = SYSTEMS[name].partition(":")
+    cls: type[System] = getattr(importlib.import_module(module_name), class_name)
+    return cls(dsn)
+
+
+# -- pgjobs -------------------------------------------------------------------
+
+bench_app = App(strict=False)
+
+
+@bench_app.task(name="pgjobs.bench.noop", keep_result=False)
+async def noop(i: int) -> None:
+    """The benchmark's no-op handler."""
+    Hook.on_job(i)
+
+
+class PgjobsSystem(System):
+    """pgjobs itself, through its public API: typed enqueue, enqueue_many, Worker."""
+
+    name = "pgjobs"
+    supports = frozenset(WORKLOADS)
+
+    def setup(self) -> None:
+        _migrate.upgrade(self.dsn)
+
+    def reset(self) -> None:
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            conn.execute("TRUNCATE pgjobs.jobs, pgjobs.workers RESTART IDENTITY")
+
+    def insert(self, start: int, count: int, *, finished: bool = False) -> None:
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            if finished:
+                conn.execute(
+                    "INSERT INTO pgjobs.jobs (task, args, status, attempts, started_at,"
+                    " finished_at) SELECT %s, jsonb_build_object('i', g), 'succeeded', 1, now(),"
+                    " now() FROM generate_series(%s::bigint, %s::bigint) AS g",
+                    (noop.name, start, start + count - 1),
+                )
+            else:
+                conn.execute(
+                    "INSERT INTO pgjobs.jobs (task, args) SELECT %s, jsonb_build_object('i', g)"
+                    " FROM generate_series(%s::bigint, %s::bigint) AS g",
+                    (noop.name, start, start + count - 1),
+                )
+
+    @contextlib.contextmanager
+    def producer(self, *, wake: bool) -> Iterator[JobHook]:
+        with psycopg.connect(self.dsn) as conn:
+            call = noop.options(conn=conn)
+
+            def enqueue(i: int) -> None:
+                call.enqueue(i=i)
+                conn.commit()
+
+            yield enqueue
+
+    def enqueue_bulk(self, conn: psycopg.Connection[Any], start: int, count: int) -> None:
+        bench_app.enqueue_many([noop.job(i=i) for i in range(start, start + count)], conn=conn)
+
+    def remaining(self, conn: psycopg.Connection[Any]) -> int:
+        row = conn.execute(
+            "SELECT count(*) FROM pgjobs.jobs WHERE status IN ('queued', 'running')"
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    async def work(self, concurrency: int, stop: asyncio.Event) -> None:
+        from pgjobs.worker import Worker, WorkerConfig
+
+        bench_app.dsn = self.dsn
+        worker = Worker(bench_app, WorkerConfig(queues=("default",), concurrency=concurrency))
+        run = asyncio.create_task(worker.run())
+        waiter = asyncio.create_task(stop.wait())
+        await asyncio.wait([run, waiter], return_when=asyncio.FIRST_COMPLETED)
+        worker.request_stop()
+        waiter.cancel()
+        await run
+
+
+# -- the raw-SQL reference ------------------------------------------------------
+
+_RAW_SCHEMA = """
+CREATE TABLE raw_jobs (
+    id     bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    status smallint NOT NULL DEFAULT 0,  -- 0 queued, 1 running, 2 done
+    args   jsonb    NOT NULL
+) WITH (autovacuum_vacuum_scale_factor = 0.01, autovacuum_analyze_scale_factor = 0.02,
+        autovacuum_vacuum_cost_delay = 0);
+CREATE INDEX raw_jobs_queued ON raw_jobs (id) WHERE status = 0;
+"""
+# The same claim semantics as pgjobs: a batch locked with SKIP LOCKED behind an
+# optimisation fence, then marked running; completion is one batch UPDATE.
+_RAW_CLAIM = """
+UPDATE raw_jobs SET status = 1
+WHERE id = ANY (ARRAY(
+    SELECT id FROM raw_jobs WHERE status = 0 ORDER BY id LIMIT %s FOR NO KEY UPDATE SKIP LOCKED
+))
+RETURNING id, args
+"""
+_RAW_COMPLETE = "UPDATE raw_jobs SET status = 2 WHERE id = ANY (%s)"
+
+
+class RawSystem(System):
+    """A minimal hand-written queue on a bare table: the ceiling of this PostgreSQL.
+
+    The worker loop claims up to `concurrency` jobs in one statement, runs
+    their handlers concurrently, then completes them in one statement; when
+    idle it waits on LISTEN. Statements are prepared. No retries, no fencing,
+    no heartbeats: nothing a real queue could skip.
+    """
+
+    name = "raw"
+    supports = frozenset(WORKLOADS)
+
+    def setup(self) -> None:
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            conn.execute(_RAW_SCHEMA)
+
+    def reset(self) -> None:
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            conn.execute("TRUNCATE raw_jobs RESTART IDENTITY")
+
+    def insert(self, start: int, count: int, *, finished: bool = False) -> None:
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            conn.execute(
+                "INSERT INTO raw_jobs (status, args) SELECT %s, jsonb_build_object('i', g)"
+                " FROM generate_series(%s::bigint, %s::bigint) AS g",
+                (2 if finished else 0, start, start + count - 1),
+            )
+
+    @contextlib.contextmanager
+    def producer(self, *, wake: bool) -> Iterator[JobHook]:
+        insert = "INSERT INTO raw_jobs (args) VALUES (%s::jsonb)"
+        with psycopg.connect(self.dsn) as conn:
+
+            def enqueue(i: int) -> None:
+                conn.execute(insert, (json.dumps({"i": i}),), prepare=True)
+                if wake:
+                    conn.execute("NOTIFY raw_jobs")
+                conn.commit()
+
+            yield enqueue
+
+    def enqueue_bulk(self, conn: psycopg.Connection[Any], start: int, count: int) -> None:
+        payloads = [json.dumps({"i": i}) for i in range(start, start + count)]
+        conn.execute("INSERT INTO raw_jobs (args) SELECT unnest(%s::jsonb[])", (payloads,))
+
+    def remaining(self, conn: psycopg.Connection[Any]) -> int:
+        row = conn.execute("SELECT count(*) FROM raw_jobs WHERE status < 2").fetchone()
+        return int(row[0]) if row else 0
+
+    async def work(self, concurrency: int, stop: asyncio.Event) -> None:
+        connect = psycopg.AsyncConnection.connect
+        async with (
+            await connect(self.dsn, autocommit=True) as conn,
+            await connect(self.dsn, autocommit=True) as listener,
+        ):
+            await listener.execute("LISTEN raw_jobs")
+
+            async def handle(args: dict[str, Any]) -> None:
+                Hook.on_job(args["i"])
+
+            while not stop.is_set():
+                cur = await conn.execute(_RAW_CLAIM, (concurrency,), prepare=True)
+                rows = await cur.fetchall()
+                if rows:
+                    await asyncio.gather(*(handle(args) for _, args in rows))
+                    await conn.execute(_RAW_COMPLETE, ([r[0] for r in rows],), prepare=True)
+                    continue
+                # Idle: a notification (also one that arrived since the claim)
+                # or the poll tick, which also bounds how late `stop` is seen.
+                async for _ in listener.notifies(timeout=0.1, stop_after=1):
+                    pass
+
+
+# -- worker processes -----------------------------------------------------------
+
+
+def _child_main(
+    system_name: str, dsn: str, concurrency: int, pipe: Connection, counter: Any
+) -> None:
+    """A benchmark worker process: run `system`'s worker until the parent says stop."""
+    _log.configure("warning")
+    ids: array[int] = array("q")
+    starts: array[float] = array("d")
+
+    def on_job(i: int) -> None:
+        starts.append(time.time())
+        ids.append(i)
+        counter.value += 1
+
+    Hook.on_job = on_job
+    error = None
+    try:
+        system = load_system(system_name, dsn)
+        asyncio.run(_child_run(system, concurrency, pipe))
+    except BaseException as exc:  # reported to the parent, which fails the workload
+        error = f"{type(exc).__name__}: {exc}"
+    pipe.send(
+        {
+            "ids": ids.tobytes(),
+            "starts": starts.tobytes(),
+            "rss_mb": _peak_rss_mb(),
+            "error": error,
+        }
+    )
+    pipe.close()
+
+
+def _peak_rss_mb() -> float:
+    # VmHWM is this process image's own peak. ru_maxrss would also count the
+    # parent's pages, which Linux carries over a fork and an exec.
+    with contextlib.suppress(OSError), open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+async def _child_run(system: System, concurrency: int, pipe: Connection) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_message() -> None:
+        with contextlib.suppress(EOFError):
+            pipe.recv()
+        stop.set()
+        loop.remove_reader(pipe.fileno())
+
+    loop.add_reader(pipe.fileno(), on_message)
+    pipe.send("ready")
+    await system.work(concurrency, stop)
+
+
+@dataclass
+class WorkerRun:
+    """What the worker processes of one run reported."""
+
+    ids: list[int] = field(default_factory=list)
+    starts: dict[int, float] = field(default_factory=dict)
+    first_start: float = 0.0
+    rss_mb: float = 0.0
+
+
+class Workers:
+    """P worker processes of one system, started and stopped together."""
+
+    def __init__(self, system: str, dsn: str, concurrency: int, processes: int) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.counters = [ctx.RawValue("q", 0) for _ in range(processes)]
+        self.pipes: list[Connection] = []
+        self.procs: list[Any] = []
+        for counter in self.counters:
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(
+                target=_child_main,
+                args=(system, dsn, concurrency, child, counter),
+                daemon=True,
+                name=f"pgjobs-bench-{system}",
+            )
+            proc.start()
+            child.close()
+            self.pipes.append(parent)
+            self.procs.append(proc)
+        for pipe in self.pipes:
+            if not pipe.poll(120):
+                self.kill()
+                raise RuntimeError(f"a {system} worker process did not start")
+            message = pipe.recv()
+            if message != "ready":
+                self.kill()
+                raise RuntimeError(f"a {system} worker process failed: {message.get('error')}")
+
+    def handled(self) -> int:
+        """Jobs whose handler has run, over every process."""
+        return sum(int(c.value) for c in self.counters)
+
+    def stop(self, timeout: float = 60.0) -> WorkerRun:
+        """Ask every process to stop and collect what they ran."""
+        for pipe in self.pipes:
+            with contextlib.suppress(OSError):
+                pipe.send("stop")
+        run = WorkerRun()
+        firsts = []
+        errors = []
+        for pipe, proc in zip(self.pipes, self.procs, strict=True):
+            if not pipe.poll(timeout):
+                errors.append("a worker process did not stop in time")
+                continue
+            report = pipe.recv()
+            proc.join(10)
+            if report["error"]:
+                errors.append(report["error"])
+            ids = array("q")
+            ids.frombytes(report["ids"])
+            starts = array("d")
+            starts.frombytes(report["starts"])
+            run.ids.extend(ids)
+            run.starts.update(zip(ids, starts, strict=True))
+            if starts:
+                firsts.append(min(starts))
+            run.rss_mb = max(run.rss_mb, report["rss_mb"])
+        self.kill()
+        if errors:
+            raise RuntimeError("; ".join(errors))
+        run.first_start = min(firsts) if firsts else 0.0
+        return run
+
+    def kill(self) -> None:
+        """Terminate whatever is still running (these processes only)."""
+        for proc in self.procs:
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(5)
+
+
+# -- measurements -----------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    """One measurement: a workload with its parameters, on one system."""
+
+    workload: str
+    system: str
+    value: float  # jobs/s, or p50 ms for latency
+    unit: str
+    params: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        """The workload and its parameters, as a row label."""
+        params = " ".join(f"{k}={v}" for k, v in self.params.items())
+        return f"{self.workload} {params}".strip()
+
+
+def _wait_for(
+    predicate: Callable[[], bool], timeout: float, what: str, tick: float = 0.002
+) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(tick)
+
+
+def _vacuum(dsn: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
+
+
+def check_exactly_once(ids: list[int], expected: range) -> None:
+    """Raise unless every job in `expected` ran exactly once, and nothing else ran."""
+    counts = Counter(ids)
+    twice = [i for i, n in counts.items() if n > 1]
+    missing = [i for i in expected if i not in counts]
+    extra = [i for i in counts if i not in expected]
+    if twice or missing or extra:
+        raise RuntimeError(
+            f"exactly-once violated: {len(twice)} ran twice {twice[:5]}, "
+            f"{len(missing)} never ran {missing[:5]}, {len(extra)} unexpected {extra[:5]}"
+        )
+
+
+def drain(system: System, n: int, concurrency: int, processes: int) -> tuple[float, WorkerRun]:
+    """Run the already-inserted jobs 0..n-1 to completion; returns jobs/s and the run.
+
+    The clock starts when the first handler starts (worker start-up, which
+    differs between systems, is not counted) and stops when the database
+    shows every job done.
+    """
+    workers = Workers(system.name, system.dsn, concurrency, processes)
+    try:
+        _wait_for(lambda: workers.handled() >= n, max(120.0, n / 50), f"{n} jobs to run")
+        with psycopg.connect(system.dsn, autocommit=True) as conn:
+            _wait_for(lambda: system.remaining(conn) == 0, 30, "the last outcomes")
+        finished = time.time()
+    except BaseException:
+        workers.kill()
+        raise
+    run = workers.stop()
+    check_exactly_once(run.ids, range(n))
+    return n / (finished - run.first_start), run
+
+
+def run_drain(system: System, n: int, concurrency: int, processes: int) -> Result:
+    """`drain`: N pre-inserted jobs (not timed), then the workers start."""
+    system.reset()
+    system.insert(0, n)
+    _vacuum(system.dsn)
+    rate, run = drain(system, n, concurrency, processes)
+    params = {"C": concurrency, "P": processes}
+    return Result("drain", system.name, rate, "jobs/s", params, {"rss_mb": round(run.rss_mb, 1)})
+
+
+def run_enqueue_single(system: System, n: int) -> Result:
+    """`enqueue-single`: N jobs, one transaction each, from one client."""
+    system.reset()
+    with system.producer(wake=False) as enqueue:
+        started = time.perf_counter()
+        for i in range(n):
+            enqueue(i)
+        elapsed = time.perf_counter() - started
+    return Result("enqueue-single", system.name, n / elapsed, "jobs/s")
+
+
+def run_enqueue_bulk(system: System, n: int, batch: int) -> Result:
+    """`enqueue-bulk`: N jobs through the bulk API, `batch` per call and transaction."""
+    system.reset()
+    with psycopg.connect(system.dsn) as conn:
+        system.enqueue_bulk(conn, 0, min(batch, n))  # warm-up: first-call costs, not timed
+        conn.commit()
+        system.reset()
+        started = time.perf_counter()
+        for start in range(0, n, batch):
+            system.enqueue_bulk(conn, start, min(batch, n - start))
+            conn.commit()
+        elapsed = time.perf_counter() - started
+    return Result("enqueue-bulk", system.name, n / elapsed, "jobs/s", {"batch": batch})
+
+
+def run_latency(system: System, count: int = 200, gap: float = 0.020) -> Result:
+    """`latency`: an idle worker, jobs enqueued one at a time `gap` apart; commit to handler start.
+
+    A notifying enqueue is what pgjobs does when a worker waits; the raw
+    reference sends its own NOTIFY in each transaction.
+    """
+    system.reset()
+    workers = Workers(system.name, system.dsn, 10, 1)
+    try:
+        time.sleep(1.0)  # let the worker settle into waiting
+        committed: dict[int, float] = {}
+        with system.producer(wake=True) as enqueue:
+            next_at = time.perf_counter()
+            for i in range(count):
+                enqueue(i)
+                committed[i] = time.time()
+                next_at += gap
+                time.sleep(max(0.0, next_at - time.perf_counter()))
+        _wait_for(lambda: workers.handled() >= count, 60, "the latency jobs to run")
+    except BaseException:
+        workers.kill()
+        raise
+    run = workers.stop()
+    check_exactly_once(run.ids, range(count))
+    lat = sorted((run.starts[i] - committed[i]) * 1000 for i in range(count))
+    q = statistics.quantiles(lat, n=100, method="inclusive")
+    extra = {
+        "p50_ms": round(q[49], 2),
+        "p95_ms": round(q[94], 2),
+        "p99_ms": round(q[98], 2),
+        "max_ms": round(lat[-1], 2),
+    }
+    return Result("latency", system.name, q[49], "ms p50", {}, extra)
+
+
+def run_backlog(system: System, finished: int, queued: int, concurrency: int) -> list[Result]:
+    """`backlog`: drain `queued` jobs with `finished` old rows retained, and on an empty table."""
+    system.reset()
+    system.insert(0, queued)
+    _vacuum(system.dsn)
+    base, _ = drain(system, queued, concurrency, 1)
+    system.reset()
+    system.insert(queued, finished, finished=True)
+    system.insert(0, queued)
+    _vacuum(system.dsn)
+    loaded, _ = drain(system, queued, concurrency, 1)
+    params = {"C": concurrency, "finished": finished, "queued": queued}
+    return [
+        Result(
+            "backlog",
+            system.name,
+            loaded,
+            "jobs/s",
+            params,
+            {"empty_table": round(base), "ratio": round(loaded / base, 3)},
+        ),
+    ]
+
+
+def timed_drain(
+    system: System, duration: float, concurrency: int, *, hold_xmin: bool
+) -> dict[str, float]:
+    """Drain for `duration` seconds while a producer keeps the queue topped up.
+
+    With `hold_xmin`, another session holds a REPEATABLE READ snapshot open
+    for the whole run, so no row version dead since it started can be vacuumed.
+    """
+    system.reset()
+    chunk = 20_000
+    inserted = 2 * chunk
+    system.insert(0, inserted)
+    _vacuum(system.dsn)
+    holder = psycopg.connect(system.dsn)
+    try:
+        if hold_xmin:
+            holder.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+            holder.execute("SELECT count(*) FROM pg_class").fetchone()
+        workers = Workers(system.name, system.dsn, concurrency, 1)
+        try:
+            samples: list[tuple[float, int]] = []
+            started = time.monotonic()
+            while (now := time.monotonic()) - started < duration:
+                done = workers.handled()
+                samples.append((now, done))
+                if inserted - done < chunk:
+                    system.insert(inserted, chunk)
+                    inserted += chunk
+                time.sleep(0.25)
+            samples.append((time.monotonic(), workers.handled()))
+        except BaseException:
+            workers.kill()
+            raise
+        run = workers.stop()
+    finally:
+        holder.close()
+    duplicates = len(run.ids) - len(set(run.ids))
+    if duplicates:
+        raise RuntimeError(f"exactly-once violated: {duplicates} jobs ran twice")
+    (t0, n0), (t1, n1) = samples[0], samples[-1]
+    tail = [s for s in samples if s[0] >= t1 - min(20.0, duration / 4)]
+    return {
+        "rate": (n1 - n0) / (t1 - t0),
+        "last_window_rate": (tail[-1][1] - tail[0][1]) / max(1e-9, tail[-1][0] - tail[0][0]),
+    }
+
+
+def run_long_transaction(system: System, duration: float, concurrency: int) -> list[Result]:
+    """`long-transaction`: the timed drain rate with xmin pinned, against the rate without."""
+    base = timed_drain(system, duration, concurrency, hold_xmin=False)
+    pinned = timed_drain(system, duration, concurrency, hold_xmin=True)
+    params = {"C": concurrency, "seconds": int(duration)}
+    extra = {
+        "baseline": round(base["rate"]),
+        "baseline_last_window": round(base["last_window_rate"]),
+        "pinned_last_window": round(pinned["last_window_rate"]),
+        "ratio": round(pinned["rate"] / base["rate"], 3),
+    }
+    return [Result("long-transaction", system.name, pinned["rate"], "jobs/s", params, extra)]
+
+
+# -- scratch databases ------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def scratch_database(server_dsn: str, label: str) -> Iterator[str]:
+    """A new empty database on the server, dropped on exit; yields its DSN."""
+    name = f"pgjobs_bench_{label}_{os.getpid()}_{secrets.token_hex(3)}"
+    with psycopg.connect(server_dsn, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_conninfo(server_dsn, dbname=name)
+    finally:
+        with psycopg.connect(server_dsn, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextlib.contextmanager
+def server(dsn: str | None) -> Iterator[str]:
+    """The server to benchmark: `dsn`, else an embedded PostgreSQL started for the run."""
+    if dsn:
+        yield dsn
+        return
+    from pgjobs._embedded import EmbeddedPostgres
+
+    with EmbeddedPostgres() as embedded:
+        yield embedded.dsn
+
+
+def environment(server_dsn: str) -> dict[str, Any]:
+    """The machine, the server's version and the settings that move these numbers."""
+    settings = (
+        "shared_buffers",
+        "synchronous_commit",
+        "fsync",
+        "wal_level",
+        "max_connections",
+        "work_mem",
+        "checkpoint_timeout",
+        "max_wal_size",
+    )
+    with psycopg.connect(server_dsn, autocommit=True) as conn:
+        version = conn.execute("SHOW server_version").fetchone()
+        values = {s: conn.execute(f"SHOW {s}").fetchone() for s in settings}
+    host = conninfo_to_dict(server_dsn).get("host", "")
+    return {
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()} "
+        f"{platform.release()}",
+        "python": platform.python_version(),
+        "psycopg": psycopg.__version__,
+        "postgres": version[0] if version else "?",
+        "server": "embedded" if str(host).startswith("/") else _dsn.redact(server_dsn),
+        "settings": {k: v[0] if v else None for k, v in values.items()},
+    }
+
+
+# -- the report ----------------------------------------------------------------------
+
+
+def _fmt(result: Result) -> str:
+    if result.workload == "latency":
+        e = result.extra
+        return f"{e['p50_ms']:.1f}/{e['p95_ms']:.1f}/{e['p99_ms']:.1f}"
+    return f"{result.value:,.0f}"
+
+
+def table(results: list[Result], systems: list[str]) -> str:
+    """One row per workload, one column per system, and pgjobs' ratios to raw and the best peer."""
+    rows: dict[str, dict[str, Result]] = {}
+    for r in results:
+        rows.setdefault(r.key, {})[r.system] = r
+    header = ["workload", *systems]
+    has_raw = "raw" in systems and "pgjobs" in systems
+    peers = [s for s in systems if s in PEERS]
+    if has_raw:
+        header.append("pgjobs/raw")
+    if peers and "pgjobs" in systems:
+        header.append("pgjobs/best peer")
+    lines = [header]
+    for key, by_system in rows.items():
+        line = [key] + [_fmt(by_system[s]) if s in by_system else "-" for s in systems]
+        mine = by_system.get("pgjobs")
+        lower_is_better = key.startswith("latency")
+        if has_raw:
+            raw = by_system.get("raw")
+            line.append(_ratio(mine, raw, lower_is_better) if mine and raw else "-")
+        if peers and "pgjobs" in systems:
+            theirs = [by_system[p] for p in peers if p in by_system]
+            best = (min if lower_is_better else max)(theirs, key=lambda r: r.value, default=None)
+            line.append(
+                f"{_ratio(mine, best, lower_is_better)} ({best.system})" if mine and best else "-"
+            )
+        lines.append(line)
+    widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
+    out = []
+    for n, row in enumerate(lines):
+        out.append(
+            "  ".join(
+                c.ljust(w) if i == 0 else c.rjust(w)
+                for i, (c, w) in enumerate(zip(row, widths, strict=True))
+            )
+        )
+        if n == 0:
+            out.append("  ".join("-" * w for w in widths))
+    notes = [
+        f"  {r.system} {r.key}: " + ", ".join(f"{k}={v}" for k, v in r.extra.items())
+        for r in results
+        if r.extra and r.workload != "latency"
+    ]
+    if any(r.workload == "latency" for r in results):
+        notes.insert(
+            0,
+            "  latency cells are p50/p95/p99 ms, commit to handler start; "
+            "ratios for latency are other/pgjobs (higher is better)",
+        )
+    return "\n".join(out + (["", *notes] if notes else []))
+
+
+def _ratio(mine: Result | None, other: Result | None, lower_is_better: bool) -> str:
+    assert mine is not None
+    assert other is not None
+    value = other.value / mine.value if lower_is_better else mine.value / other.value
+    return f"{value:.2f}x"
+
+
+@dataclass
+class Target:
+    """One bar from the performance issue, and whether this run cleared it."""
+
+    name: str
+    measured: str
+    bar: str
+    met: bool
+
+
+def targets(results: list[Result]) -> list[Target]:
+    """Check the issue's targets against whatever this run measured."""
+    by = {(r.system, r.key): r for r in results}
+    out: list[Target] = []
+
+    def get(system: str, key: str) -> Result | None:
+        return by.get((system, key))
+
+    for c in (50, 10):
+        mine, raw = get("pgjobs", f"drain C={c} P=1"), get("raw", f"drain C={c} P=1")
+        if mine and raw:
+            ratio = mine.value / raw.value
+            out.append(Target(f"drain C={c} vs raw", f"{ratio:.2f}x", ">= 0.6x", ratio >= 0.6))
+        peers = [r for p in PEERS if (r := get(p, f"drain C={c} P=1"))]
+        if mine and peers and c == 50:
+            best = max(peers, key=lambda r: r.value)
+            ratio = mine.value / best.value
+            out.append(
+                Target(
+                    f"drain C={c} vs best peer ({best.system})",
+                    f"{ratio:.2f}x",
+                    ">= 3x",
+                    ratio >= 3,
+                )
+            )
+    single, raw_single = get("pgjobs", "enqueue-single"), get("raw", "enqueue-single")
+    if single and raw_single:
+        ratio = single.value / raw_single.value
+        out.append(Target("enqueue-single vs raw", f"{ratio:.2f}x", ">= 0.8x", ratio >= 0.8))
+    bulk = next((r for r in results if r.system == "pgjobs" and r.workload == "enqueue-bulk"), None)
+    if bulk:
+        raw_bulk = get("raw", bulk.key)
+        ok = bulk.value >= 100_000
+        measured = f"{bulk.value:,.0f}/s"
+        if raw_bulk:
+            ratio = bulk.value / raw_bulk.value
+            measured += f", {ratio:.2f}x raw"
+            ok = ok and ratio >= 0.5
+        out.append(Target("enqueue-bulk", measured, ">= 100,000/s and >= 0.5x raw", ok))
+    lat = get("pgjobs", "latency")
+    if lat:
+        p50, p99 = lat.extra["p50_ms"], lat.extra["p99_ms"]
+        out.append(
+            Target(
+                "latency (idle worker)",
+                f"p50 {p50} ms, p99 {p99} ms",
+                "p50 <= 2 ms, p99 <= 5 ms",
+                p50 <= 2 and p99 <= 5,
+            )
+        )
+    for c in (50, 10, 100):
+        one, two = get("pgjobs", f"drain C={c} P=1"), get("pgjobs", f"drain C={c} P=2")
+        if one and two:
+            ratio = two.value / one.value
+            out.append(
+                Target(f"--processes 2 vs 1 (C={c})", f"{ratio:.2f}x", ">= 1.3x", ratio >= 1.3)
+            )
+    for r in results:
+        if r.system != "pgjobs":
+            continue
+        if r.workload == "backlog":
+            out.append(
+                Target(
+                    "backlog vs empty table",
+                    f"{r.extra['ratio']:.2f}x",
+                    ">= 0.8x",
+                    r.extra["ratio"] >= 0.8,
+                )
+            )
+        if r.workload == "long-transaction":
+            out.append(
+                Target(
+                    f"long-transaction vs baseline ({r.params['seconds']} s)",
+                    f"{r.extra['ratio']:.2f}x",
+                    ">= 0.5x (run >= 120 s)",
+                    r.extra["ratio"] >= 0.5 and r.params["seconds"] >= 120,
+                )
+            )
+        if r.workload == "drain" and r.params.get("C") == 100:
+            rss = r.extra["rss_mb"]
+            out.append(
+                Target(
+                    f"worker RSS at C=100 (P={r.params['P']})",
+                    f"{rss:.0f} MB",
+                    "< 100 MB",
+                    rss < 100,
+                )
+            )
+    return out
+
+
+# -- the command ----------------------------------------------------------------------
+
+
+def _csv_ints(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from None
+    if not values or any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
+
+
+def _csv_names(choices: tuple[str, ...]) -> Callable[[str], list[str]]:
+    def parse(text: str) -> list[str]:
+        names = [v.strip() for v in text.split(",") if v.strip()]
+        if "all" in names:
+            return list(choices)
+        unknown = [n for n in names if n not in choices]
+        if unknown or not names:
+            raise argparse.ArgumentTypeError(
+                f"unknown {', '.join(unknown) or 'empty list'}; choose from {', '.join(choices)}"
+            )
+        return names
+
+    return parse
+
+
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register the `bench` command."""
+    p = sub.add_parser(
+        "bench",
+        help="measure throughput and latency against the raw-SQL ceiling",
+        description="Benchmark pgjobs (and the raw-SQL reference, and the peers) on a scratch "
+        "database it creates and drops. With no DSN, on an embedded PostgreSQL.",
+    )
+    add_dsn(p)
+    p.add_argument(
+        "--jobs",
+        "-n",
+        type=int,
+        default=10_000,
+        help="jobs per enqueue and drain workload (default 10000)",
+    )
+    p.add_argument(
+        "--concurrency",
+        "-c",
+        type=_csv_ints,
+        default=[50],
+        help="drain concurrency, comma-separated for several runs (default 50)",
+    )
+    p.add_argument(
+        "--processes",
+        "-p",
+        type=_csv_ints,
+        default=[1],
+        help="drain worker processes, comma-separated (default 1)",
+    )
+    p.add_argument(
+        "--workload",
+        "-w",
+        type=_csv_names(WORKLOADS),
+        action="extend",
+        help=f"comma-separated, repeatable, or 'all' (default: "
+        f"{','.join(DEFAULT_WORKLOADS)}); choices: {', '.join(WORKLOADS)}",
+    )
+    p.add_argument(
+        "--systems",
+        type=_csv_names(tuple(SYSTEMS)),
+        default=["pgjobs"],
+        help="what to measure, comma-separated (default pgjobs); peers need "
+        "their packages installed, as `nox -s bench` does",
+    )
+    p.add_argument(
+        "--compare-raw",
+        action="store_true",
+        help="also run the raw-SQL reference and print pgjobs/raw ratios",
+    )
+    p.add_argument("--batch", type=int, default=1000, help="jobs per enqueue-bulk call")
+    p.add_argument(
+        "--backlog-finished",
+        type=int,
+        default=1_000_000,
+        help="finished rows retained in `backlog` (default 1000000)",
+    )
+    p.add_argument(
+        "--backlog-queued",
+        type=int,
+        default=100_000,
+        help="queued jobs drained in `backlog` (default 100000)",
+    )
+    p.add_argument(
+        "--duration",
+        type=float,
+        default=120.0,
+        help="seconds of each long-transaction run (default 120)",
+    )
+    p.add_argument(
+        "--repeat",
+        "-r",
+        type=int,
+        default=1,
+        help="runs of each workload per system; the median is reported (default 1)",
+    )
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    p.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    systems: list[str] = list(dict.fromkeys(args.systems + (["raw"] if args.compare_raw else [])))
+    workloads: list[str] = list(dict.fromkeys(args.workload or DEFAULT_WORKLOADS))
+    say = (lambda text: print(text, file=sys.stderr, flush=True)) if args.json else print
+    runs: dict[tuple[str, str], list[Result]] = {}
+    skipped: dict[str, str] = {}
+    with server(_dsn.resolve(args.dsn)) as server_dsn, contextlib.ExitStack() as stack:
+        env = environment(server_dsn)
+        say(f"pgjobs bench on PostgreSQL {env['postgres']} ({env['server']}), {env['machine']}")
+        ready: list[System] = []
+        for name in systems:
+            try:
+                db = stack.enter_context(scratch_database(server_dsn, name))
+                system = load_system(name, db)
+                system.setup()
+                ready.append(system)
+            except Exception as exc:  # a peer that cannot run here is reported, not fatal
+                skipped[name] = f"{type(exc).__name__}: {exc}"
+                say(f"  {name}: skipped: {skipped[name]}")
+        # Workload by workload, the systems take turns (in alternating order
+        # when repeated), so a burst of load elsewhere on the machine hits
+        # them alike and the ratios stay meaningful.
+        for workload in workloads:
+            for repeat in range(args.repeat):
+                order = ready if repeat % 2 == 0 else ready[::-1]
+                for system in order:
+                    if workload not in system.supports or system.name in skipped:
+                        continue
+                    try:
+                        measured = _measure(system, workload, args)
+                    except Exception as exc:  # keep the other systems' numbers
+                        skipped[system.name] = f"{workload}: {type(exc).__name__}: {exc}"
+                        say(f"  {system.name}: failed: {skipped[system.name]}")
+                        continue
+                    for result in measured:
+                        say(
+                            f"  {result.system:14} {result.key:40} {_fmt(result):>14} "
+                            f"{result.unit} {json.dumps(result.extra) if result.extra else ''}"
+                        )
+                        runs.setdefault((result.system, result.key), []).append(result)
+    results = [_median(group) for group in runs.values()]
+    checked = targets(results)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "environment": env,
+                    "results": [asdict(r) for r in results],
+                    "targets": [asdict(t) for t in checked],
+                    "skipped": skipped,
+                },
+                indent=2,
+            )
+        )
+    else:
+        print()
+        if args.repeat > 1:
+            print(f"median of {args.repeat} runs")
+        print(table(results, [s.name for s in ready]))
+        if checked:
+            print()
+            width = max(len(t.name) for t in checked)
+            for t in checked:
+                print(
+                    f"  {t.name:{width}}  {t.measured:>22}  bar {t.bar:28} "
+                    f"{'met' if t.met else 'MISSED'}"
+                )
+        for name, why in skipped.items():
+            print(f"  {name}: {why}")
+    return 1 if any("exactly-once" in why for why in skipped.values()) else 0
+
+
+def _median(group: list[Result]) -> Result:
+    """The run with the median value (the upper one of an even count)."""
+    return sorted(group, key=lambda r: r.value)[len(group) // 2]
+
+
+def _measure(system: System, workload: str, args: argparse.Namespace) -> list[Result]:
+    n: int = args.jobs
+    c_max = max(args.concurrency)
+    if workload == "enqueue-single":
+        return [run_enqueue_single(system, n)]
+    if workload == "enqueue-bulk":
+        return [run_enqueue_bulk(system, n, args.batch)]
+    if workload == "drain":
+        return [run_drain(system, n, c, p) for p in args.processes for c in args.concurrency]
+    if workload == "latency":
+        return [run_latency(system)]
+    if workload == "backlog":
+        return run_backlog(system, args.backlog_finished, args.backlog_queued, c_max)
+    if workload == "long-transaction":
+        return run_long_transaction(system, args.duration, c_max)
+    raise AssertionError(workload)

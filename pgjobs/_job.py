@@ -1,0 +1,58 @@
+"""The job record and its vocabulary: Status and Priority."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Status(enum.StrEnum):
+    """A job's stored status (the `pgjobs.job_status` enum)."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # retries exhausted: the dead-letter state
+    CANCELLED = "cancelled"
+
+
+class Priority(enum.IntEnum):
+    """Lower runs first."""
+
+    CRITICAL = 0
+    HIGH = 1
+    NORMAL = 2
+    LOW = 3
+    BULK = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A row of `pgjobs.jobs`, as read back by the client API."""
+
+    id: int
+    queue: str
+    task: str
+    args: dict[str, Any]
+    priority: int
+    status: Status
+    run_at: dt.datetime
+    attempts: int
+    max_attempts: int
+    fingerprint: str | None
+    worker_id: int | None
+    started_at: dt.datetime | None
+    created_at: dt.datetime
+    finished_at: dt.datetime | None
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    result: Any = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Job:
+        """Build a Job from a dict row of `SELECT * FROM pgjobs.jobs`."""
+        values = {name: row[name] for name in cls.__dataclass_fields__}
+        values["status"] = Status(values["status"])
+        return cls(**values)

@@ -1,0 +1,173 @@
+"""Applying the Alembic migrations, and checking that a database's schema fits this code."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.resources
+import io
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import psycopg
+
+from pgjobs import _dsn
+from pgjobs._locks import MIGRATE_LOCK_KEY
+from pgjobs.errors import DatabaseUnavailableError, SchemaVersionError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+# Alembic and SQLAlchemy are imported inside the functions that migrate: a
+# worker or the dashboard only compares SCHEMA_REVISION with the database's,
+# and loading them cost every worker about 20 MB of memory for nothing.
+
+#: The schema revision this code needs. A unit test pins it to Alembic's head.
+SCHEMA_REVISION = "0003"
+
+# Alembic keeps its running context in module globals, so two threads of one
+# process must not migrate at once; across processes the advisory lock in
+# migrations/env.py does the serialising.
+_ALEMBIC = threading.Lock()
+
+_RUN_MIGRATE = "Run `python -m pgjobs migrate` (or `pgjobs migrate --sql` to review the DDL first)."
+
+
+def migrations_dir() -> Path:
+    """Where the Alembic environment is: inside the wheel, or at the repository's top level."""
+    packaged = importlib.resources.files("pgjobs") / "_migrations"
+    if packaged.is_dir():
+        return Path(str(packaged))
+    checkout = Path(__file__).resolve().parent.parent / "migrations"
+    if checkout.is_dir():
+        return checkout
+    raise RuntimeError("pgjobs is installed without its migrations; reinstall the package")
+
+
+def _config(buffer: io.StringIO | None = None) -> Config:
+    from alembic.config import Config
+
+    config = Config(output_buffer=buffer) if buffer else Config()
+    config.set_main_option("script_location", str(migrations_dir()))
+    return config
+
+
+def head() -> str:
+    """The newest revision that ships with this code."""
+    from alembic.script import ScriptDirectory
+
+    revision = ScriptDirectory.from_config(_config()).get_current_head()
+    assert revision is not None
+    return revision
+
+
+def upgrade(dsn: str, revision: str = "head") -> tuple[str | None, str]:
+    """Create or upgrade the pgjobs schema; safe to run twice, or from two processes at once.
+
+    Returns:
+        The revision before and after.
+
+    Raises:
+        DatabaseUnavailableError: the server cannot be reached.
+        SchemaVersionError: the database has a revision this code does not know.
+        psycopg.errors.InsufficientPrivilege: the user may not create the schema.
+    """
+    from alembic import command
+    from alembic.util import CommandError
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    engine = create_engine(
+        "postgresql+psycopg://",
+        creator=lambda: _connect(dsn),
+        poolclass=NullPool,
+    )
+    try:
+        with _ALEMBIC, _unwrapped(), engine.begin() as connection:
+            # Wait for a concurrent migrator before reading where this one
+            # starts from (env.py takes the same transaction-scoped lock again;
+            # it stacks), or both would report migrating "from nothing".
+            _wait_for_migrators(connection.connection.driver_connection)
+            before = _current_revision(connection.connection.driver_connection)
+            config = _config()
+            config.attributes["connection"] = connection
+            try:
+                command.upgrade(config, revision)
+            except CommandError as exc:
+                raise SchemaVersionError(
+                    f"cannot migrate: {exc}. The database was migrated by a newer pgjobs; "
+                    "upgrade the pgjobs package."
+                ) from None
+            after = _current_revision(connection.connection.driver_connection)
+    finally:
+        engine.dispose()
+    assert after is not None
+    return before, after
+
+
+@contextlib.contextmanager
+def _unwrapped() -> Iterator[None]:
+    """Raise psycopg's own error instead of SQLAlchemy's wrapper around it.
+
+    Alembic runs on SQLAlchemy, which wraps every driver error (a missing
+    CREATE privilege arrives as sqlalchemy.exc.ProgrammingError); callers,
+    and the CLI's clear messages, expect the psycopg error this module
+    documents.
+    """
+    import sqlalchemy.exc
+
+    try:
+        yield
+    except sqlalchemy.exc.DBAPIError as exc:
+        if isinstance(exc.orig, psycopg.Error):
+            raise exc.orig from None
+        raise
+
+
+def offline_sql(revision: str = "head") -> str:
+    """The DDL that `upgrade` would run, for a DBA to review or apply by hand."""
+    from alembic import command
+
+    buffer = io.StringIO()
+    with _ALEMBIC:
+        command.upgrade(_config(buffer), revision, sql=True)
+    return buffer.getvalue()
+
+
+def _connect(dsn: str) -> psycopg.Connection[tuple[object, ...]]:
+    try:
+        return psycopg.connect(dsn)
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnavailableError(_dsn.connect_error_message(dsn, exc)) from None
+
+
+def _wait_for_migrators(conn: object) -> None:
+    assert isinstance(conn, psycopg.Connection)
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATE_LOCK_KEY,))
+
+
+def _current_revision(conn: object) -> str | None:
+    assert isinstance(conn, psycopg.Connection)
+    row = conn.execute("SELECT to_regclass('pgjobs.alembic_version') IS NOT NULL").fetchone()
+    if not row or not row[0]:
+        return None
+    found = conn.execute("SELECT version_num FROM pgjobs.alembic_version").fetchone()
+    return str(found[0]) if found else None
+
+
+def check_revision(found: str | None) -> None:
+    """Raise a SchemaVersionError that says what to do, unless `found` is this code's revision."""
+    if found == SCHEMA_REVISION:
+        return
+    if found is None:
+        raise SchemaVersionError(f"the database has no pgjobs schema. {_RUN_MIGRATE}")
+    if found < SCHEMA_REVISION:
+        raise SchemaVersionError(
+            f"the pgjobs schema is at revision {found}, but this code needs {SCHEMA_REVISION}. "
+            f"{_RUN_MIGRATE}"
+        )
+    raise SchemaVersionError(
+        f"the pgjobs schema is at revision {found}, newer than this code's {SCHEMA_REVISION}: "
+        "the database was migrated by a newer pgjobs. Upgrade the pgjobs package on this host."
+    )

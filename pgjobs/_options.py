@@ -1,0 +1,98 @@
+"""Per-call enqueue options, validated before anything touches the database (pure)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from pgjobs._job import Priority
+from pgjobs.errors import ConfigurationError
+
+OnConflict = Literal["raise", "skip", "return"]
+_ON_CONFLICT = ("raise", "skip", "return")
+
+
+@dataclass(frozen=True, slots=True)
+class EnqueueOptions:
+    """Where, when and how a job is queued. Every field has been checked."""
+
+    queue: str = "default"
+    priority: int = Priority.NORMAL
+    delay: float | None = None
+    run_at: dt.datetime | None = None
+    max_attempts: int = 3
+    fingerprint: str | None = None
+    on_conflict: OnConflict = "raise"
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_queue(self.queue)
+        check_priority(self.priority)
+        if self.delay is not None:
+            if isinstance(self.delay, dt.timedelta):
+                object.__setattr__(self, "delay", self.delay.total_seconds())
+            if not isinstance(self.delay, int | float) or isinstance(self.delay, bool):
+                raise ConfigurationError(
+                    f"delay must be seconds or a timedelta, got {self.delay!r}"
+                )
+            if not math.isfinite(self.delay) or self.delay < 0:
+                raise ConfigurationError(
+                    f"delay must be a finite number of seconds >= 0, got {self.delay!r}; "
+                    "to run a job now, leave delay out"
+                )
+        if self.run_at is not None:
+            if not isinstance(self.run_at, dt.datetime):
+                raise ConfigurationError(f"run_at must be a datetime, got {self.run_at!r}")
+            if self.run_at.tzinfo is None:
+                raise ConfigurationError(
+                    f"run_at {self.run_at.isoformat()} has no timezone, so its instant is "
+                    "ambiguous; "
+                    "pass an aware datetime, e.g. datetime.now(timezone.utc) + timedelta(hours=1)"
+                )
+            if self.delay is not None:
+                raise ConfigurationError("pass either delay or run_at, not both")
+        if (
+            not isinstance(self.max_attempts, int)
+            or isinstance(self.max_attempts, bool)
+            or not 1 <= self.max_attempts <= 1000
+        ):
+            raise ConfigurationError(
+                f"max_attempts must be an integer from 1 to 1000, got {self.max_attempts!r}"
+            )
+        if self.fingerprint is not None and (
+            not isinstance(self.fingerprint, str) or not self.fingerprint
+        ):
+            raise ConfigurationError(
+                f"fingerprint must be a non-empty string, got {self.fingerprint!r}"
+            )
+        if self.on_conflict not in _ON_CONFLICT:
+            raise ConfigurationError(
+                f"on_conflict must be one of {', '.join(_ON_CONFLICT)}, got {self.on_conflict!r}"
+            )
+        if not isinstance(self.meta, dict):
+            raise ConfigurationError(f"meta must be a dict, got {type(self.meta).__name__}")
+
+    def merge(self, **changes: Any) -> EnqueueOptions:
+        """A copy with the given fields replaced; `None` values are ignored."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def check_queue(queue: object) -> None:
+    """Raise ConfigurationError unless `queue` is a usable queue name."""
+    if not isinstance(queue, str) or not queue or len(queue) > 128:
+        raise ConfigurationError(
+            f"queue name must be a non-empty string of at most 128 characters, got {queue!r}"
+        )
+    if "\x00" in queue:
+        raise ConfigurationError(f"queue name {queue!r} contains a NUL character")
+
+
+def check_priority(priority: object) -> None:
+    """Raise ConfigurationError unless `priority` is 0 (critical) to 4 (bulk)."""
+    if not isinstance(priority, int) or isinstance(priority, bool) or not 0 <= priority <= 4:
+        raise ConfigurationError(
+            f"priority must be an integer from 0 (critical) to 4 (bulk), got {priority!r}; "
+            "use pgjobs.Priority.HIGH and friends"
+        )

@@ -1,0 +1,144 @@
+"""Task arguments to and from JSON, with the checks that keep PostgreSQL's jsonb happy."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from pgjobs.errors import ArgumentsError
+
+#: Default ceiling on one job's serialised arguments. Large payloads belong in
+#: your own tables; pass their ids instead.
+DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
+
+_ENCODER = json.JSONEncoder(allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+
+
+_NUL = "which PostgreSQL jsonb cannot store; strip it, or base64-encode binary data"
+
+#: The deepest nesting of lists and objects accepted. PostgreSQL parses jsonb
+#: recursively and Python's json module too; far below either limit, and far
+#: above any sane payload.
+MAX_DEPTH = 100
+
+#: Floats from this magnitude up are written by Python with an exponent
+#: (1e+16), which jsonb stores as an exact integer: the handler would get an
+#: int, and for most of them not even the same number (1.5e300 comes back as
+#: 15 followed by 299 zeros, not the float's binary value).
+_FLOAT_AS_INT = 1e16
+
+
+def _check(value: Any, path: str, depth: int = 0) -> None:
+    """Refuse what jsonb would reject (NUL characters) or silently change.
+
+    Silent changes: non-str keys (JSON has only strings), huge floats (they
+    come back as ints). Depth is capped, so that no recursion limit is met
+    here, in PostgreSQL or in the worker.
+    """
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ArgumentsError(f"argument {path} contains a NUL character (\\x00), {_NUL}")
+    elif isinstance(value, float):
+        if math.isfinite(value) and abs(value) >= _FLOAT_AS_INT:
+            raise ArgumentsError(
+                f"argument {path} is the float {value!r}, which PostgreSQL jsonb stores as an "
+                "integer, so the handler would not get the same value back. Pass an int if an "
+                "integer is meant, or the float as a string (repr(x), then float(x))."
+            )
+    elif isinstance(value, dict | list | tuple):
+        if depth >= MAX_DEPTH:
+            raise ArgumentsError(
+                f"argument {path} is nested more than {MAX_DEPTH} levels deep; "
+                "flatten it, or store it in your own table and pass its id"
+            )
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    raise ArgumentsError(
+                        f"argument {path} has a non-string key {key!r} ({type(key).__name__}); "
+                        "JSON objects only have string keys, so it would not come back as it "
+                        "went in. Convert the keys to strings before enqueueing."
+                    )
+                if "\x00" in key:
+                    raise ArgumentsError(f"argument {path} has a key with a NUL character, {_NUL}")
+                _check(item, f"{path}[{key!r}]", depth + 1)
+        else:
+            for index, item in enumerate(value):
+                _check(item, f"{path}[{index}]", depth + 1)
+
+
+def _encode(value: Any, what: str) -> str:
+    try:
+        text = _ENCODER.encode(value)
+        # A lone surrogate (from a bad decode with errors="surrogateescape")
+        # passes the encoder but is not UTF-8, so PostgreSQL could not take it.
+        text.encode()
+    except UnicodeEncodeError as exc:
+        raise ArgumentsError(
+            f"{what} contain a string that is not valid Unicode ({exc.reason}: "
+            f"{exc.object[exc.start : exc.end]!r}); decode bytes properly, or base64-encode them"
+        ) from None
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise ArgumentsError(
+            f"{what} are not JSON-serialisable: {exc}. "
+            "Pass plain JSON values (str, int, float, bool, None, list, dict with str keys), "
+            "for example an id instead of an object."
+        ) from None
+    return text
+
+
+def dump_args(args: dict[str, Any], *, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> str:
+    """Serialise a job's keyword arguments to the JSON text stored in `jobs.args`.
+
+    Args:
+        args: the arguments by parameter name.
+        max_bytes: the largest accepted payload, in UTF-8 bytes.
+
+    Returns:
+        Compact JSON text.
+
+    Raises:
+        ArgumentsError: the arguments are not JSON (sets, objects, NaN), hold a
+            NUL character or a lone surrogate (which jsonb cannot store), have
+            non-string keys or floats of 1e16 and more (which would not come
+            back as they went in), nest deeper than MAX_DEPTH, or are larger
+            than `max_bytes`.
+    """
+    for name, value in args.items():
+        _check(value, name)
+    text = _encode(args, "task arguments")
+    size = len(text.encode())
+    if size > max_bytes:
+        raise ArgumentsError(
+            f"task arguments are {size} bytes of JSON, over the limit of {max_bytes}; "
+            "store large data in your own table and pass its id, "
+            "or raise App(max_payload_bytes=...)."
+        )
+    return text
+
+
+def dump_json(value: Any, what: str) -> str:
+    """Serialise `meta` or a task's result, with the checks of `dump_args`; `what` names it.
+
+    Raises:
+        ArgumentsError: the value is not JSON, or would not come back from jsonb as it went in.
+    """
+    _check(value, what)
+    return _encode(value, what)
+
+
+def scrub_nul(value: Any) -> Any:
+    """`value` with every NUL character in its strings written as the text `\\x00`.
+
+    For text meant for people that pgjobs stores itself, such as an error's
+    message and traceback: a handler's exception may quote binary data, and
+    jsonb would refuse the whole batch of outcomes over one NUL.
+    """
+    if isinstance(value, str):
+        return value.replace("\x00", "\\x00")
+    if isinstance(value, dict):
+        return {scrub_nul(k): scrub_nul(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [scrub_nul(v) for v in value]
+    return value

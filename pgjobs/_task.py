@@ -1,0 +1,213 @@
+"""Task: a registered function, with a typed enqueue that keeps its signature."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import inspect
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+
+from pgjobs import _enqueue
+from pgjobs._enqueue import JobSpec
+from pgjobs._options import EnqueueOptions, OnConflict
+from pgjobs._retry import RetryPolicy
+from pgjobs._serde import dump_args
+from pgjobs.errors import ArgumentsError, ConfigurationError
+
+if TYPE_CHECKING:
+    from pgjobs._app import App
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def bind_arguments(signature: inspect.Signature, args: Any, kwargs: Any) -> dict[str, Any]:
+    """Map a call's arguments to parameter names, as they are stored in `jobs.args`.
+
+    Defaults are not filled in: they are applied when the job runs, with the
+    code deployed then.
+
+    Raises:
+        ArgumentsError: the arguments do not fit the signature.
+    """
+    try:
+        bound = signature.bind(*args, **kwargs)
+    except TypeError as exc:
+        raise ArgumentsError(
+            f"arguments do not match the task's signature {signature}: {exc}"
+        ) from None
+    return dict(bound.arguments)
+
+
+def call_arguments(
+    signature: inspect.Signature, stored: dict[str, Any]
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """Turn stored arguments back into `(args, kwargs)` for the handler (the inverse of bind).
+
+    Raises:
+        ArgumentsError: a stored name is not a parameter, or a required one is missing.
+    """
+    unknown = sorted(set(stored) - set(signature.parameters))
+    if unknown:
+        raise ArgumentsError(
+            f"stored arguments {unknown} are not parameters of {signature}; "
+            "the job was enqueued for a different version of the task"
+        )
+    ordered = {name: stored[name] for name in signature.parameters if name in stored}
+    bound = inspect.BoundArguments(signature, ordered)  # type: ignore[arg-type,unused-ignore]
+    try:
+        signature.bind(*bound.args, **bound.kwargs)
+    except TypeError as exc:
+        raise ArgumentsError(f"stored arguments do not match {signature}: {exc}") from None
+    return bound.args, bound.kwargs
+
+
+@dataclass(frozen=True, slots=True)
+class TaskConfig:
+    """How a task runs: the parts of @app.task that are not enqueue defaults."""
+
+    timeout: float | None
+    retry: RetryPolicy
+    keep_result: bool
+
+
+class Task(Generic[P, R]):
+    """A function registered with `@app.task`. Calling it runs it here and now;
+    `enqueue` queues it for a worker, with the same typed arguments."""
+
+    def __init__(
+        self,
+        app: App,
+        fn: Callable[P, R],
+        name: str,
+        defaults: EnqueueOptions,
+        config: TaskConfig,
+    ) -> None:
+        self.app = app
+        self.fn = fn
+        self.name = name
+        self.defaults = defaults
+        self.config = config
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self.signature = inspect.signature(fn)
+        functools.update_wrapper(self, fn)
+
+    def __repr__(self) -> str:
+        return f"<pgjobs.Task {self.name!r} queue={self.defaults.queue!r}>"
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        return self.fn(*args, **kwargs)
+
+    def options(
+        self,
+        *,
+        queue: str | None = None,
+        priority: int | None = None,
+        delay: float | dt.timedelta | None = None,
+        run_at: dt.datetime | None = None,
+        max_attempts: int | None = None,
+        fingerprint: str | None = None,
+        on_conflict: OnConflict | None = None,
+        meta: dict[str, Any] | None = None,
+        conn: object = None,
+    ) -> Call[P, R]:
+        """Per-call options, checked now. `conn` enqueues in the caller's transaction.
+
+        Args:
+            queue: the queue to put the job on (default: the task's).
+            priority: 0 (critical) to 4 (bulk); lower runs first.
+            delay: seconds (or a timedelta) to wait before the job may run.
+            run_at: an aware datetime before which the job may not run.
+            max_attempts: attempts before the job is `failed`.
+            fingerprint: dedup key among active (queued or running) jobs.
+            on_conflict: what a duplicate fingerprint does: "raise"
+                (DuplicateJobError), "skip" (enqueue returns None) or
+                "return" (enqueue returns the existing job's id).
+            meta: JSON metadata stored with the job (trace ids, tags).
+            conn: a psycopg Connection/AsyncConnection or a SQLAlchemy
+                Session/Connection (sync or async). The job is written in its
+                open transaction: visible at commit, gone at rollback.
+
+        Raises:
+            ConfigurationError: an option is out of range.
+        """
+        if isinstance(delay, dt.timedelta):
+            delay = delay.total_seconds()
+        options = self.defaults.merge(
+            queue=queue,
+            priority=priority,
+            delay=delay,
+            run_at=run_at,
+            max_attempts=max_attempts,
+            fingerprint=fingerprint,
+            on_conflict=on_conflict,
+            meta=meta,
+        )
+        return Call(self, options, conn)
+
+    def job(self, *args: P.args, **kwargs: P.kwargs) -> JobSpec:
+        """A job for `app.enqueue_many`, with the task's default options."""
+        return Call(self, self.defaults, None).job(*args, **kwargs)
+
+    def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> int | None:
+        """Queue a run on the App's pool, in its own transaction; returns the job id."""
+        return Call(self, self.defaults, None).enqueue(*args, **kwargs)
+
+    async def enqueue_async(self, *args: P.args, **kwargs: P.kwargs) -> int | None:
+        """Async twin of `enqueue`, on the App's async pool."""
+        return await Call(self, self.defaults, None).enqueue_async(*args, **kwargs)
+
+
+class Call(Generic[P, R]):
+    """A task with per-call options applied: `task.options(...)`."""
+
+    __slots__ = ("conn", "options", "task")
+
+    def __init__(self, task: Task[P, R], options: EnqueueOptions, conn: object) -> None:
+        self.task = task
+        self.options = options
+        self.conn = conn
+
+    def job(self, *args: P.args, **kwargs: P.kwargs) -> JobSpec:
+        """The job these arguments make, checked and serialised, not yet written."""
+        arguments = bind_arguments(self.task.signature, args, kwargs)
+        payload = dump_args(arguments, max_bytes=self.task.app.max_payload_bytes)
+        return JobSpec(self.task.name, payload, self.options)
+
+    def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> int | None:
+        """Write the job; see `Task.options` for where and what it returns."""
+        spec = self.job(*args, **kwargs)
+        if self.conn is None:
+            return self.task.app.enqueue_spec(spec)
+        return _enqueue.enqueue_sync(self.conn, spec)
+
+    async def enqueue_async(self, *args: P.args, **kwargs: P.kwargs) -> int | None:
+        """Async twin of `enqueue`."""
+        spec = self.job(*args, **kwargs)
+        if self.conn is None:
+            return await self.task.app.enqueue_spec_async(spec)
+        return await _enqueue.enqueue_async(self.conn, spec)
+
+
+def task_name(fn: Callable[..., Any]) -> str:
+    """The default task name: `module.qualname`, as the worker will import it."""
+    module = getattr(fn, "__module__", None)
+    qualname = getattr(fn, "__qualname__", None)
+    if not module or not qualname or "<" in qualname:
+        raise ConfigurationError(
+            f"cannot derive a task name for {fn!r}; pass @app.task(name='...')"
+        )
+    if module == "__main__":
+        # A script run directly: the worker will import it under its real name.
+        spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+        if spec is None or not spec.name:
+            raise ConfigurationError(
+                f"cannot derive a stable task name for {qualname!r} defined in a script run "
+                "as __main__ (a worker would import it under another name); "
+                "pass @app.task(name='...')"
+            )
+        module = spec.name
+    return f"{module}.{qualname}"

@@ -1,0 +1,78 @@
+"""Exceptions raised by pgjobs; each message says what was wrong and what to do."""
+
+from __future__ import annotations
+
+__all__ = [
+    "ArgumentsError",
+    "ConfigurationError",
+    "DatabaseUnavailableError",
+    "DuplicateJobError",
+    "HandlerExitError",
+    "InvalidTransitionError",
+    "JobNotFoundError",
+    "PgjobsError",
+    "SchemaVersionError",
+    "TaskTimeoutError",
+    "UnknownTaskError",
+]
+
+
+class PgjobsError(Exception):
+    """Base class of every error pgjobs raises on purpose."""
+
+
+class ConfigurationError(PgjobsError, ValueError):
+    """The configuration is unusable: a malformed DSN, a bad option value."""
+
+
+class DatabaseUnavailableError(PgjobsError):
+    """PostgreSQL could not be reached or refused the connection."""
+
+
+class SchemaVersionError(PgjobsError):
+    """The pgjobs schema is missing, older or newer than this code expects."""
+
+
+class UnknownTaskError(PgjobsError, LookupError):
+    """A task name that the App has not registered."""
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        self.name = name
+        self.known = sorted(known)
+        listing = ", ".join(self.known) if self.known else "(none)"
+        super().__init__(
+            f"unknown task {name!r}; registered tasks: {listing}. "
+            "Register it with @app.task, or check the name for a typo."
+        )
+
+
+class ArgumentsError(PgjobsError, TypeError):
+    """Task arguments that cannot be stored as JSON, or do not fit the signature."""
+
+
+class DuplicateJobError(PgjobsError):
+    """An active (queued or running) job already holds this fingerprint."""
+
+    def __init__(self, fingerprint: str, existing_id: int | None) -> None:
+        self.fingerprint = fingerprint
+        self.existing_id = existing_id
+        super().__init__(
+            f"an active job (id {existing_id}) already has fingerprint {fingerprint!r}; "
+            "pass on_conflict='skip' or on_conflict='return' to accept duplicates quietly."
+        )
+
+
+class JobNotFoundError(PgjobsError, LookupError):
+    """No job has this id."""
+
+
+class InvalidTransitionError(PgjobsError):
+    """The job is not in a state that allows this action (for example, retrying a running job)."""
+
+
+class TaskTimeoutError(PgjobsError, TimeoutError):
+    """A handler ran past its task's timeout."""
+
+
+class HandlerExitError(PgjobsError):
+    """A handler called sys.exit() or raised KeyboardInterrupt: the job fails, the worker lives."""

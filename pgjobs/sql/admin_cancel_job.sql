@@ -1,0 +1,2 @@
+-- Cancel one queued job (see pgjobs.cancel).
+SELECT pgjobs.cancel(CAST(:id AS bigint))

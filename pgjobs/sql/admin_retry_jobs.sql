@@ -1,0 +1,44 @@
+-- Retry every job that matches, in one statement: the same change as
+-- pgjobs.retry (back in line now with a fresh budget of attempts, the error
+-- history kept), then one wake-up per queue touched, not one per job.
+-- Returns one row per queue with the number of jobs retried there.
+--
+-- Fingerprints stay unique among active jobs: a job whose fingerprint an
+-- active job holds is skipped, and of several matching jobs sharing one
+-- fingerprint only the newest is retried. Without this, one such row would
+-- make the whole statement fail on the unique index.
+--
+-- The wake-up is in the select list on purpose: a volatile call there runs
+-- once per output row, whereas an unreferenced CTE would never run at all.
+WITH candidates AS (
+    SELECT j.id, j.fingerprint
+    FROM pgjobs.jobs AS j
+    WHERE j.status = CAST(:status AS pgjobs.job_status)
+      AND j.status IN ('failed', 'cancelled')
+      AND (CAST(:queue AS text) IS NULL OR j.queue = CAST(:queue AS text))
+      AND (CAST(:task AS text) IS NULL OR j.task = CAST(:task AS text))
+      AND (j.fingerprint IS NULL OR NOT EXISTS (
+          SELECT 1 FROM pgjobs.jobs AS active
+          WHERE active.fingerprint = j.fingerprint AND active.status IN ('queued', 'running')
+      ))
+), chosen AS (
+    SELECT id FROM candidates WHERE fingerprint IS NULL
+    UNION ALL
+    (SELECT DISTINCT ON (fingerprint) id
+     FROM candidates
+     WHERE fingerprint IS NOT NULL
+     ORDER BY fingerprint, id DESC)
+), retried AS (
+    UPDATE pgjobs.jobs AS j
+       SET status = 'queued', run_at = now(), attempts = 0, finished_at = NULL, worker_id = NULL
+      FROM chosen
+     WHERE j.id = chosen.id
+       -- Re-checked after any row lock wait: skip a job changed meanwhile.
+       AND j.status = CAST(:status AS pgjobs.job_status)
+    RETURNING j.queue
+), per_queue AS (
+    SELECT queue, count(*) AS jobs FROM retried GROUP BY queue
+)
+SELECT queue, jobs, pgjobs.wake(queue) IS NOT NULL AS notified
+FROM per_queue
+ORDER BY queue

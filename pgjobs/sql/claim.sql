@@ -1,0 +1,47 @@
+-- Claim up to :limit runnable jobs for one worker, in priority order.
+--
+-- Each queue is searched on its own (the LATERAL subquery), with `queue = q`
+-- an equality: only then can the fetch index (queue, priority, run_at, id)
+-- hand rows over already in claim order, so a claim reads about :limit index
+-- entries however long the queue is. `queue = ANY(array)` looked equivalent,
+-- but the planner cannot keep index order across several array elements: it
+-- read and sorted every queued row on each claim (5 ms at 10,000 queued,
+-- growing with the backlog).
+--
+-- Paused queues are removed from the list before the index is searched.
+-- With several queues, up to :limit rows per queue are locked and the best
+-- :limit of them claimed; the other locks end with this statement.
+--
+-- The locking subquery sits behind a MATERIALIZED CTE on purpose: it is an
+-- optimisation fence, so the planner can never turn it into a join that locks
+-- more rows than it claims (a known trap with UPDATE ... WHERE id IN
+-- (SELECT ... LIMIT n FOR UPDATE)). FOR NO KEY UPDATE is enough, because the
+-- key is not changed, and does not block foreign keys pointing at jobs.
+WITH claimable AS MATERIALIZED (
+    SELECT c.id
+    FROM (
+        SELECT unnest(CAST(:queues AS text[]))
+        EXCEPT
+        SELECT name FROM pgjobs.queues WHERE paused
+    ) AS q (name),
+    LATERAL (
+        SELECT id, priority, run_at
+        FROM pgjobs.jobs
+        WHERE status = 'queued'
+          AND queue = q.name
+          AND run_at <= now()
+        ORDER BY priority, run_at, id
+        LIMIT CAST(:limit AS integer)
+        FOR NO KEY UPDATE SKIP LOCKED
+    ) AS c
+    ORDER BY c.priority, c.run_at, c.id
+    LIMIT CAST(:limit AS integer)
+)
+UPDATE pgjobs.jobs AS j
+SET status = 'running',
+    attempts = j.attempts + 1,
+    worker_id = CAST(:worker_id AS bigint),
+    started_at = now()
+FROM claimable
+WHERE j.id = claimable.id
+RETURNING j.id, j.queue, j.task, j.args, j.priority, j.attempts, j.max_attempts, j.meta

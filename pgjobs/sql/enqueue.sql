@@ -1,0 +1,13 @@
+-- Enqueue one job through the SQL API, in the caller's transaction.
+-- A delay is added to the database clock, never to the client's.
+SELECT pgjobs.enqueue(
+    task         => CAST(:task AS text),
+    args         => CAST(:args AS jsonb),
+    queue        => CAST(:queue AS text),
+    priority     => CAST(:priority AS integer),
+    run_at       => coalesce(CAST(:run_at AS timestamptz),
+                             now() + make_interval(secs => CAST(:delay AS double precision))),
+    fingerprint  => CAST(:fingerprint AS text),
+    max_attempts => CAST(:max_attempts AS integer),
+    meta         => CAST(:meta AS jsonb)
+)

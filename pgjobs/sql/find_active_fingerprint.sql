@@ -1,0 +1,3 @@
+-- The active job holding a fingerprint, after an enqueue found it taken.
+SELECT id FROM pgjobs.jobs
+WHERE fingerprint = CAST(:fingerprint AS text) AND status IN ('queued', 'running')

@@ -1,0 +1,10 @@
+-- A worker announces itself; its id marks the jobs it claims.
+INSERT INTO pgjobs.workers (id, host, pid, queues, concurrency, meta)
+OVERRIDING SYSTEM VALUE
+VALUES (
+    coalesce(CAST(:id AS bigint), nextval(pg_get_serial_sequence('pgjobs.workers', 'id'))),
+    CAST(:host AS text), CAST(:pid AS integer), CAST(:queues AS text[]),
+    CAST(:concurrency AS integer), CAST(:meta AS jsonb)
+)
+ON CONFLICT (id) DO UPDATE SET last_seen_at = now()
+RETURNING id

@@ -1,0 +1,57 @@
+"""Helpers for your tests: run the jobs your code enqueued, in-process, until none are due."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import psycopg
+
+from pgjobs._app import App
+from pgjobs.worker import Worker, WorkerConfig
+
+_DUE = """
+SELECT count(*) FROM pgjobs.jobs
+WHERE queue = ANY(%s) AND (status = 'running' OR (status = 'queued' AND run_at <= now()))
+"""
+
+
+# A timeout argument is this helper's whole contract, so ASYNC109 does not apply.
+async def drain_async(app: App, *, timeout: float = 60.0, **config: Any) -> Worker:  # noqa: ASYNC109
+    """Run a worker in this event loop until no job of its queues is due or running.
+
+    Jobs scheduled for later (a delay, a retry backoff) are left queued.
+    Keyword arguments are WorkerConfig fields; `queues` defaults to every
+    queue the App's tasks use, plus "default".
+
+    Returns:
+        The stopped Worker (its `completed` counts the jobs it ran).
+
+    Raises:
+        TimeoutError: jobs were still due after `timeout` seconds.
+    """
+    config.setdefault(
+        "queues", tuple(sorted({t.defaults.queue for t in app.tasks.values()} | {"default"}))
+    )
+    config.setdefault("poll_interval", 0.05)
+    worker = Worker(app, WorkerConfig(**config))
+    run = asyncio.create_task(worker.run())
+    queues = list(worker.config.queues)
+    try:
+        async with asyncio.timeout(timeout):
+            async with await psycopg.AsyncConnection.connect(app.dsn, autocommit=True) as conn:
+                while not run.done():
+                    await asyncio.sleep(0.05)
+                    cur = await conn.execute(_DUE, (queues,))
+                    row = await cur.fetchone()
+                    if row is not None and row[0] == 0 and worker.worker_id is not None:
+                        break
+    finally:
+        worker.request_stop()
+        await run
+    return worker
+
+
+def drain(app: App, *, timeout: float = 60.0, **config: Any) -> Worker:
+    """Blocking twin of `drain_async`, for synchronous tests."""
+    return asyncio.run(drain_async(app, timeout=timeout, **config))

@@ -1,0 +1,329 @@
+"""The HTTP JSON API under /api/v1, and /healthz; described by _openapi.SPEC."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from pgjobs import _admin, _migrate
+from pgjobs._admin import JobSummary
+from pgjobs.errors import UnknownTaskError
+from pgjobs.web import _auth, _http, _queries
+from pgjobs.web._app import ApiResponse, Dashboard, as_http_error, read_body
+from pgjobs.web._auth import Principal
+from pgjobs.web._http import HttpError
+
+
+def _dash(request: Request) -> Dashboard:
+    dash: Dashboard = request.app.state.dashboard
+    return dash
+
+
+def summary_json(job: JobSummary) -> dict[str, Any]:
+    """One line of a jobs list."""
+    return {
+        "id": job.id,
+        "queue": job.queue,
+        "task": job.task,
+        "state": job.state,
+        "status": job.status,
+        "priority": job.priority,
+        "attempts": job.attempts,
+        "max_attempts": job.max_attempts,
+        "run_at": job.run_at,
+        "created_at": job.created_at,
+        "last_error_type": job.last_error_type,
+    }
+
+
+async def list_page(dash: Dashboard, query: _http.JobQuery) -> tuple[list[JobSummary], str | None]:
+    """One page of jobs for a parsed query, and the cursor of the next page."""
+    async with dash.db.connection() as conn:
+        if query.fingerprint is not None:
+            jobs = await _queries.jobs_by_fingerprint(
+                conn, query.fingerprint, limit=query.limit, before_id=query.before_id
+            )
+        elif query.status in _admin.DERIVED_STATES:
+            jobs = await _queries.jobs_in_derived_state(conn, query.filter)
+        else:
+            jobs = await _admin.list_jobs_async(conn, query.filter)
+    following = _http.encode_cursor(jobs[-1].id) if len(jobs) == query.limit else None
+    return jobs, following
+
+
+# -- health ----------------------------------------------------------------
+
+
+async def healthz(request: Request) -> Response:
+    """200 when the database answers and its schema is the one this code needs."""
+    dash = _dash(request)
+    try:
+        async with dash.db.connection() as conn:
+            revision = await _queries.schema_revision(conn)
+        _migrate.check_revision(revision)
+    except Exception as exc:
+        error = as_http_error(exc)
+        if error is None:
+            raise
+        body = {"status": "unavailable", **error.body()}
+        return ApiResponse(body, status_code=503)
+    return ApiResponse({"status": "ok", "database": "ok", "schema_revision": revision})
+
+
+# -- jobs ------------------------------------------------------------------
+
+
+async def list_jobs(request: Request) -> Response:
+    """GET /jobs: newest first, filtered, one keyset page."""
+    dash = _dash(request)
+    dash.require(request)
+    query = _http.job_query(request.query_params)
+    jobs, following = await list_page(dash, query)
+    return ApiResponse({"jobs": [summary_json(j) for j in jobs], "next_cursor": following})
+
+
+async def submit_job(request: Request) -> Response:
+    """POST /jobs: enqueue a job of a task the App knows."""
+    dash = _dash(request)
+    who = _admin_request(request)
+    body = _http.parse_json_object(await read_body(request))
+    sub = _http.submission(body)
+    if sub.task not in dash.app.tasks:
+        raise UnknownTaskError(sub.task, list(dash.app.tasks))
+    spec = dash.app.job(
+        sub.task,
+        sub.args,
+        queue=sub.queue,
+        priority=sub.priority,
+        delay=sub.delay,
+        run_at=sub.run_at,
+        max_attempts=sub.max_attempts,
+        fingerprint=sub.fingerprint,
+        meta={"submitted_by": who.name, "via": "pgjobs-dashboard"},
+    )
+    async with dash.db.connection() as conn:
+        job_id = await _admin.enqueue_async(conn, spec)
+        assert job_id is not None  # on_conflict "raise" never returns None
+        detail = await _admin.get_job_async(conn, job_id)
+    dash.action(who, "job.submit", job_id=job_id, task=sub.task, queue=detail.job.queue)
+    return ApiResponse(dash.job_json(detail, who), status_code=201)
+
+
+async def get_job(request: Request) -> Response:
+    """GET /jobs/{id}."""
+    dash = _dash(request)
+    who = dash.require(request)
+    job_id = _http.job_id(request.path_params["id"])
+    async with dash.db.connection() as conn:
+        detail = await _admin.get_job_async(conn, job_id)
+    return ApiResponse(dash.job_json(detail, who))
+
+
+async def retry_job(request: Request) -> Response:
+    """POST /jobs/{id}/retry."""
+    return await _job_action(request, "retry")
+
+
+async def cancel_job(request: Request) -> Response:
+    """POST /jobs/{id}/cancel."""
+    return await _job_action(request, "cancel")
+
+
+async def _job_action(request: Request, action: str) -> Response:
+    dash = _dash(request)
+    who = _admin_request(request)
+    job_id = _http.job_id(request.path_params["id"])
+    await read_body(request)
+    async with dash.db.connection() as conn:
+        if action == "retry":
+            await _admin.retry_job_async(conn, job_id)
+        else:
+            await _admin.cancel_job_async(conn, job_id)
+        detail = await _admin.get_job_async(conn, job_id)
+    dash.action(who, f"job.{action}", job_id=job_id, task=detail.job.task)
+    return ApiResponse(dash.job_json(detail, who))
+
+
+async def delete_job(request: Request) -> Response:
+    """DELETE /jobs/{id}: remove a job that is not running."""
+    dash = _dash(request)
+    who = _admin_request(request)
+    job_id = _http.job_id(request.path_params["id"])
+    async with dash.db.connection() as conn:
+        await _queries.delete_job(conn, job_id)
+    dash.action(who, "job.delete", job_id=job_id)
+    return ApiResponse({"deleted": job_id})
+
+
+async def bulk_retry(request: Request) -> Response:
+    """POST /jobs/retry-failed: retry every failed job of a task and/or queue."""
+    dash = _dash(request)
+    who = _admin_request(request)
+    queue, task = _bulk_filters(await read_body(request))
+    async with dash.db.connection() as conn:
+        result = await _admin.retry_jobs_async(conn, status="failed", queue=queue, task=task)
+    dash.action(who, "jobs.retry_failed", queue=queue, task=task, jobs=result.total)
+    return ApiResponse({"jobs": result.total, "per_queue": result.per_queue})
+
+
+async def bulk_cancel(request: Request) -> Response:
+    """POST /jobs/cancel-queued: cancel every queued job of a queue and/or task."""
+    dash = _dash(request)
+    who = _admin_request(request)
+    queue, task = _bulk_filters(await read_body(request))
+    async with dash.db.connection() as conn:
+        result = await _admin.cancel_jobs_async(conn, queue=queue, task=task)
+    dash.action(who, "jobs.cancel_queued", queue=queue, task=task, jobs=result.total)
+    return ApiResponse({"jobs": result.total, "per_queue": result.per_queue})
+
+
+def _bulk_filters(body: bytes) -> tuple[str | None, str | None]:
+    data = _http.parse_json_object(body)
+    unknown = sorted(set(data) - {"queue", "task"})
+    if unknown:
+        raise HttpError(422, f"unknown field(s) {', '.join(unknown)}; allowed: queue, task")
+    try:
+        queue = _http.text_field(data.get("queue"), "queue", max_length=128)
+        task = _http.text_field(data.get("task"), "task")
+    except HttpError as exc:
+        raise HttpError(422, exc.message) from None
+    if queue is None and task is None:
+        raise HttpError(
+            422, "give a queue and/or a task, so a bulk action never hits every job by accident"
+        )
+    return queue, task
+
+
+def _admin_request(request: Request) -> Principal:
+    _auth.check_origin(request)
+    return _dash(request).require(request, "admin")
+
+
+# -- stats, queues, workers, schedules -------------------------------------
+
+
+async def stats(request: Request) -> Response:
+    """GET /stats: queues, workers, the leader and the last hour's throughput."""
+    dash = _dash(request)
+    dash.require(request)
+    async with dash.db.connection() as conn:
+        queues = await _queries.queues(conn)
+        workers = await _queries.workers(conn)
+        leader = await _queries.leader(conn, workers)
+        minutes = await _queries.throughput(conn)
+    live = sum(1 for w in workers if w["heartbeat_age"] <= dash.stale_after)
+    return ApiResponse(
+        {
+            "queues": [q.as_json() for q in queues],
+            "workers": {"live": live, "registered": len(workers)},
+            "leader": leader.as_json(),
+            "throughput": [
+                {"minute": m.at, "succeeded": m.succeeded, "failed": m.failed} for m in minutes
+            ],
+        }
+    )
+
+
+async def list_queues(request: Request) -> Response:
+    """GET /queues."""
+    dash = _dash(request)
+    dash.require(request)
+    async with dash.db.connection() as conn:
+        queues = await _queries.queues(conn)
+    return ApiResponse({"queues": [q.as_json() for q in queues]})
+
+
+async def pause_queue(request: Request) -> Response:
+    """POST /queues/{name}/pause."""
+    return await _set_paused(request, True)
+
+
+async def resume_queue(request: Request) -> Response:
+    """POST /queues/{name}/resume."""
+    return await _set_paused(request, False)
+
+
+async def _set_paused(request: Request, paused: bool) -> Response:
+    dash = _dash(request)
+    who = _admin_request(request)
+    name = queue_name(request.path_params["name"])
+    await read_body(request)
+    async with dash.db.connection() as conn:
+        await _queries.set_paused(conn, name, paused)
+    dash.action(who, "queue.pause" if paused else "queue.resume", queue=name)
+    return ApiResponse({"name": name, "paused": paused})
+
+
+def queue_name(text: str) -> str:
+    """A queue name from a path segment."""
+    name = _http.text_field(text, "queue name", max_length=128)
+    if name is None:
+        raise _http.bad_request("the queue name is empty")
+    return name
+
+
+async def list_workers(request: Request) -> Response:
+    """GET /workers."""
+    dash = _dash(request)
+    dash.require(request)
+    async with dash.db.connection() as conn:
+        workers = await _queries.workers(conn)
+        leader = await _queries.leader(conn, workers)
+    for w in workers:
+        w["alive"] = w["heartbeat_age"] <= dash.stale_after
+    return ApiResponse({"workers": workers, "leader": leader.as_json()})
+
+
+async def list_schedules(request: Request) -> Response:
+    """GET /schedules: empty with available false before the cron schema exists."""
+    dash = _dash(request)
+    found = await dash.schedules(dash.require(request))
+    return ApiResponse({"available": found is not None, "schedules": found or []})
+
+
+async def run_schedule(request: Request) -> Response:
+    """POST /schedules/{name}/run: enqueue one job of the schedule now."""
+    dash = _dash(request)
+    who = _admin_request(request)
+    name = _http.text_field(request.path_params["name"], "schedule name", max_length=200)
+    if name is None:
+        raise _http.bad_request("the schedule name is empty")
+    await read_body(request)
+    async with dash.db.connection() as conn:
+        job_id = await _queries.run_schedule_now(conn, name, who.name)
+    dash.action(who, "schedule.run_now", schedule=name, job_id=job_id)
+    if job_id is None:
+        raise HttpError(409, f"schedule {name!r}: an active job already holds its fingerprint")
+    return ApiResponse({"schedule": name, "job_id": job_id}, status_code=201)
+
+
+async def openapi(request: Request) -> Response:
+    """GET /openapi.json."""
+    from pgjobs.web._openapi import spec
+
+    return ApiResponse(spec(str(request.url_for("healthz")).removesuffix("/healthz")))
+
+
+def routes() -> list[BaseRoute]:
+    """The API's routes, relative to /api/v1."""
+    return [
+        Route("/openapi.json", openapi, name="openapi"),
+        Route("/jobs", list_jobs, methods=["GET"], name="api_jobs"),
+        Route("/jobs", submit_job, methods=["POST"]),
+        Route("/jobs/retry-failed", bulk_retry, methods=["POST"]),
+        Route("/jobs/cancel-queued", bulk_cancel, methods=["POST"]),
+        Route("/jobs/{id}", get_job, methods=["GET"]),
+        Route("/jobs/{id}", delete_job, methods=["DELETE"]),
+        Route("/jobs/{id}/retry", retry_job, methods=["POST"]),
+        Route("/jobs/{id}/cancel", cancel_job, methods=["POST"]),
+        Route("/stats", stats, methods=["GET"]),
+        Route("/queues", list_queues, methods=["GET"]),
+        Route("/queues/{name:path}/pause", pause_queue, methods=["POST"]),
+        Route("/queues/{name:path}/resume", resume_queue, methods=["POST"]),
+        Route("/workers", list_workers, methods=["GET"]),
+        Route("/schedules", list_schedules, methods=["GET"]),
+        Route("/schedules/{name:path}/run", run_schedule, methods=["POST"]),
+    ]

@@ -1,0 +1,156 @@
+"""Time each dashboard page and API call on a million-row jobs table (a benchmark, not a test).
+
+    python -m pgjobs.web._bench --dsn postgresql://postgres@127.0.0.1/postgres
+
+It creates (or reuses, with --reuse) the database `pgjobs_web_bench` on that
+server, fills pgjobs.jobs with --rows jobs spread over 30 days (mostly
+succeeded, some failed with tracebacks, a backlog of queued and scheduled
+ones), serves the dashboard in-process on loopback, and reports the median and
+95th percentile of each request over --repeat runs after a warm-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import psycopg
+from psycopg.conninfo import make_conninfo
+
+from pgjobs import App, _migrate
+from pgjobs.web import create_app
+from pgjobs.web._cli import serve_in_thread
+from pgjobs.web._db import query
+
+TOKEN = "bench-admin-token-0123456789"  # noqa: S105 - a throwaway token for loopback
+
+
+def prepare(server_dsn: str, name: str, rows: int, reuse: bool) -> str:
+    """The bench database's DSN, created and filled unless `reuse` finds it filled."""
+    dsn = make_conninfo(server_dsn, dbname=name)
+    with psycopg.connect(server_dsn, autocommit=True) as admin:
+        exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if exists and not reuse:
+            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        if not exists or not reuse:
+            admin.execute(f'CREATE DATABASE "{name}"')
+    _migrate.upgrade(dsn)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        found = conn.execute("SELECT count(*) FROM pgjobs.jobs").fetchone()
+        if found and found[0] >= rows:
+            print(f"reusing {found[0]:,} jobs in {name}", file=sys.stderr)
+        else:
+            started = time.perf_counter()
+            conn.execute("TRUNCATE pgjobs.jobs RESTART IDENTITY")
+            conn.execute(query("bench_fill"), {"rows": rows})
+            print(f"filled {rows:,} jobs in {time.perf_counter() - started:.1f}s", file=sys.stderr)
+            conn.execute("VACUUM ANALYZE pgjobs.jobs")
+        conn.execute(query("bench_workers"))
+    return dsn
+
+
+def measure(call: Callable[[], httpx.Response], repeat: int) -> tuple[float, float, int]:
+    """Median and p95 milliseconds of `call`, and its last status."""
+    call()  # warm-up: prepared statements, pool, templates
+    times = []
+    status = 0
+    for _ in range(repeat):
+        started = time.perf_counter()
+        status = call().status_code
+        times.append((time.perf_counter() - started) * 1000)
+    times.sort()
+    return statistics.median(times), times[min(len(times) - 1, int(len(times) * 0.95))], status
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print one line per page or call."""
+    parser = argparse.ArgumentParser(prog="python -m pgjobs.web._bench", description=__doc__)
+    parser.add_argument("--dsn", required=True, help="a server where a database may be created")
+    parser.add_argument("--database", default="pgjobs_web_bench")
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--reuse", action="store_true", help="keep an already filled database")
+    args = parser.parse_args(argv)
+
+    dsn = prepare(args.dsn, args.database, args.rows, args.reuse)
+    app = App(dsn)
+    for name in (f"task_{i}" for i in range(12)):
+        app.task(name=name)(_noop)
+    server = serve_in_thread(create_app(app, tokens=f"admin:{TOKEN}", refresh_seconds=0))
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    html = {**auth, "Accept": "text/html"}
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute("SELECT max(id) FROM pgjobs.jobs").fetchone()
+        top = int(row[0]) if row and row[0] else 1
+        failed_ids = [
+            int(r[0])
+            for r in conn.execute(
+                "SELECT id FROM pgjobs.jobs WHERE status = 'failed' ORDER BY id DESC LIMIT %s",
+                (args.repeat * 4 + 4,),
+            )
+        ]
+    with httpx.Client(base_url=server.url.rstrip("/"), timeout=60) as client:
+        deep = client.get("/api/v1/jobs", params={"limit": "50"}, headers=auth).json()
+        cursor = deep["next_cursor"]
+        mid = f"{top // 2}"
+        retry_ids = iter(failed_ids)
+
+        def get(path: str, headers: dict[str, str] = auth, **params: str) -> Callable[[], Any]:
+            return lambda: client.get(path, params=params, headers=headers)
+
+        def retry() -> httpx.Response:
+            return client.post(f"/api/v1/jobs/{next(retry_ids)}/retry", headers=auth)
+
+        def submit() -> httpx.Response:
+            return client.post("/api/v1/jobs", json={"task": "task_1", "args": {}}, headers=auth)
+
+        cases: list[tuple[str, Callable[[], Any]]] = [
+            ("page  /  (overview)", get("/", html)),
+            ("page  /jobs", get("/jobs", html)),
+            ("page  /jobs?status=failed", get("/jobs", html, status="failed")),
+            ("page  /jobs?queue=q3&task=task_3", get("/jobs", html, queue="q3", task="task_3")),
+            ("page  /jobs?status=queued&queue=q1", get("/jobs", html, status="queued", queue="q1")),
+            ("page  /jobs?cursor=(page 2)", get("/jobs", html, cursor=cursor or "")),
+            ("page  /jobs?q=<fingerprint>", get("/jobs", html, q="fp-500000")),
+            ("page  /jobs/<id>", get(f"/jobs/{mid}", html)),
+            ("page  /jobs/<failed id>", get(f"/jobs/{failed_ids[-1]}", html)),
+            ("page  /queues", get("/queues", html)),
+            ("page  /workers", get("/workers", html)),
+            ("page  /schedules", get("/schedules", html)),
+            ("GET   /healthz", get("/healthz")),
+            ("GET   /api/v1/jobs", get("/api/v1/jobs")),
+            ("GET   /api/v1/jobs?status=failed", get("/api/v1/jobs", status="failed")),
+            ("GET   /api/v1/jobs?task=task_7", get("/api/v1/jobs", task="task_7")),
+            ("GET   /api/v1/jobs?status=scheduled", get("/api/v1/jobs", status="scheduled")),
+            ("GET   /api/v1/jobs?cursor=(page 2)", get("/api/v1/jobs", cursor=cursor or "")),
+            ("GET   /api/v1/jobs?fingerprint=", get("/api/v1/jobs", fingerprint="fp-500000")),
+            ("GET   /api/v1/jobs/<id>", get(f"/api/v1/jobs/{mid}")),
+            ("GET   /api/v1/stats", get("/api/v1/stats")),
+            ("GET   /api/v1/queues", get("/api/v1/queues")),
+            ("GET   /api/v1/workers", get("/api/v1/workers")),
+            ("GET   /api/v1/schedules", get("/api/v1/schedules")),
+            ("POST  /api/v1/jobs (submit)", submit),
+            ("POST  /api/v1/jobs/<id>/retry", retry),
+        ]
+        print(f"{'request':42} {'median ms':>10} {'p95 ms':>8} status")
+        worst = 0.0
+        for label, call in cases:
+            median, p95, status = measure(call, args.repeat)
+            worst = max(worst, median)
+            print(f"{label:42} {median:10.1f} {p95:8.1f} {status}")
+    server.stop()
+    print(f"slowest median: {worst:.1f} ms (target < 200 ms)")
+    return 0
+
+
+def _noop() -> None:
+    """A stand-in task, so submissions pass the App's task check."""
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,180 @@
+"""`python -m pgjobs dashboard module:app`: serve the dashboard and API with uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from pgjobs import _cli, _dsn
+from pgjobs.errors import ConfigurationError, PgjobsError
+
+DEFAULT_BIND = "127.0.0.1:8080"
+
+
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register the `dashboard` command."""
+    p = sub.add_parser(
+        "dashboard",
+        help="serve the web dashboard and HTTP API",
+        description="Serve the pgjobs web dashboard and HTTP JSON API (pip install "
+        "'pgjobs[web]'). Tokens come from $PGJOBS_DASHBOARD_TOKENS ('admin:TOKEN1,"
+        "viewer:TOKEN2') or --tokens-file. Without tokens it serves loopback only.",
+    )
+    p.add_argument("app", help="the App whose tasks may be submitted, as module:attribute")
+    _cli.add_dsn(p)
+    p.add_argument(
+        "--bind",
+        default=DEFAULT_BIND,
+        help=f"HOST:PORT to listen on (default {DEFAULT_BIND}, loopback only)",
+    )
+    p.add_argument(
+        "--tokens-file",
+        help="a file of role:TOKEN lines (default: $PGJOBS_DASHBOARD_TOKENS_FILE)",
+    )
+    p.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow a non-loopback --bind without tokens: anyone who reaches it is admin",
+    )
+    p.add_argument(
+        "--refresh",
+        type=float,
+        default=5.0,
+        help="seconds between live refreshes of a page (0: off; default 5)",
+    )
+    p.add_argument(
+        "--root-path",
+        default="",
+        help="the path prefix a reverse proxy serves the dashboard under (e.g. /pgjobs)",
+    )
+    p.set_defaults(handler=run)
+
+
+def parse_bind(text: str) -> tuple[str, int]:
+    """HOST:PORT, [IPv6]:PORT, or a bare port (on 127.0.0.1).
+
+    Raises:
+        ConfigurationError: not one of those.
+    """
+    host, _, port = text.rpartition(":")
+    if not _:
+        host, port = "127.0.0.1", text
+    host = host.strip("[]") or "127.0.0.1"
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigurationError(
+            f"--bind {text!r} is not HOST:PORT with a port from 1 to 65535; e.g. 127.0.0.1:8080"
+        )
+    return host, int(port)
+
+
+def check_exposure(host: str, has_tokens: bool, insecure: bool) -> None:
+    """Refuse to serve beyond loopback with no tokens, unless the operator insists.
+
+    Raises:
+        ConfigurationError: a non-loopback host, no tokens, and no --insecure.
+    """
+    from pgjobs.web._auth import is_loopback
+
+    if has_tokens or insecure or is_loopback(host):
+        return
+    raise ConfigurationError(
+        f"refusing to serve the dashboard on {host} without tokens: anyone who can reach "
+        "it could retry, cancel and submit jobs. Set PGJOBS_DASHBOARD_TOKENS="
+        "'admin:TOKEN,viewer:TOKEN' (or --tokens-file), bind to 127.0.0.1, or pass "
+        "--insecure if a proxy in front already authenticates."
+    )
+
+
+@dataclass
+class Server:
+    """A dashboard served in a background thread (for the demo and tests)."""
+
+    url: str
+    _server: Any
+    _thread: threading.Thread
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Ask uvicorn to exit and wait for its thread."""
+        self._server.should_exit = True
+        self._thread.join(timeout)
+
+
+def build(args: argparse.Namespace) -> tuple[Any, str, int]:
+    """The ASGI app and the address, from the command's arguments."""
+    try:
+        import uvicorn  # noqa: F401
+
+        from pgjobs.web import create_app
+        from pgjobs.web._auth import load_tokens
+    except ModuleNotFoundError as exc:
+        raise PgjobsError(
+            f"the dashboard needs {exc.name}, which is not installed; "
+            "install it with: pip install 'pgjobs[web]'"
+        ) from None
+    from pgjobs._loader import load_app
+
+    host, port = parse_bind(args.bind)
+    tokens = load_tokens(tokens_file=args.tokens_file)
+    check_exposure(host, bool(tokens), args.insecure)
+    app = load_app(args.app)
+    dsn = _dsn.require(args.dsn) if args.dsn else app.dsn
+    web = create_app(
+        app,
+        dsn=dsn,
+        tokens_file=args.tokens_file,
+        insecure=args.insecure,
+        refresh_seconds=args.refresh,
+    )
+    return web, host, port
+
+
+def url_for(host: str, port: int, root_path: str = "") -> str:
+    """The address to print for people."""
+    shown = f"[{host}]" if ":" in host else host
+    if host in ("0.0.0.0", "::"):  # noqa: S104 - only naming the wildcard, not binding
+        shown = "127.0.0.1"
+    return f"http://{shown}:{port}{root_path}/"
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve until interrupted."""
+    import uvicorn
+
+    web, host, port = build(args)
+    print(f"pgjobs dashboard on {url_for(host, port, args.root_path)}", file=sys.stderr, flush=True)
+    uvicorn.run(
+        web,
+        host=host,
+        port=port,
+        root_path=args.root_path,
+        log_level=os.environ.get("PGJOBS_DASHBOARD_LOG_LEVEL", "warning"),
+        proxy_headers=False,
+        server_header=False,
+    )
+    return 0
+
+
+def serve_in_thread(web: Any, host: str = "127.0.0.1", port: int = 0) -> Server:
+    """Serve an ASGI app from `create_app` in a daemon thread; port 0 picks a free one.
+
+    Raises:
+        PgjobsError: uvicorn did not start within 10 seconds.
+    """
+    import uvicorn
+
+    config = uvicorn.Config(web, host=host, port=port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="pgjobs-dashboard", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise PgjobsError(f"the dashboard could not listen on {host}:{port}")
+        time.sleep(0.02)
+    bound = server.servers[0].sockets[0].getsockname()[1]
+    return Server(url_for(host, int(bound)), server, thread)

@@ -1,0 +1,111 @@
+"""The dashboard's connection pool: opened on first use, one per event loop, autocommit."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import importlib.resources
+from collections.abc import AsyncIterator
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from pgjobs import _dsn
+from pgjobs._sql import _PLACEHOLDER
+from pgjobs.errors import DatabaseUnavailableError
+
+AsyncConn = psycopg.AsyncConnection[dict[str, Any]]
+
+
+@functools.cache
+def query(name: str) -> str:
+    """The dashboard query `name` (pgjobs/web/sql/NAME.sql), with psycopg placeholders."""
+    resource = importlib.resources.files("pgjobs.web") / "sql" / f"{name}.sql"
+    text = resource.read_text(encoding="utf-8")
+    return _PLACEHOLDER.sub(r"%(\1)s", text.replace("%", "%%"))
+
+
+class Database:
+    """Connections for the dashboard, from a small pool of its own.
+
+    The pool opens lazily on the first request, so the dashboard works when
+    mounted inside another ASGI app (whose lifespan may never reach it) and
+    when the database is down at start-up (pages then answer 503 until it is
+    back). Each event loop gets its own pool, as psycopg pools are bound to
+    the loop that opened them.
+
+    Connections are autocommit: every dashboard statement is its own
+    transaction, and none is held open between requests. A statement timeout
+    bounds any query, so a slow one answers 503 instead of piling up.
+
+    Args:
+        dsn: where to connect.
+        max_size: the most connections the pool opens.
+        statement_timeout: milliseconds a dashboard query may run.
+        connect_timeout: seconds a request waits for a connection.
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        max_size: int = 4,
+        statement_timeout: int = 5000,
+        connect_timeout: float = 5.0,
+    ) -> None:
+        self.dsn = dsn
+        self.max_size = max_size
+        self.statement_timeout = statement_timeout
+        self.connect_timeout = connect_timeout
+        self._pools: dict[asyncio.AbstractEventLoop, AsyncConnectionPool[AsyncConn]] = {}
+
+    async def _pool(self) -> AsyncConnectionPool[AsyncConn]:
+        loop = asyncio.get_running_loop()
+        pool = self._pools.get(loop)
+        if pool is None:
+            pool = AsyncConnectionPool(
+                self.dsn,
+                min_size=1,
+                max_size=self.max_size,
+                open=False,
+                timeout=self.connect_timeout,
+                kwargs={
+                    "autocommit": True,
+                    "row_factory": dict_row,
+                    "application_name": "pgjobs-dashboard",
+                    "options": f"-c statement_timeout={int(self.statement_timeout)}",
+                    "connect_timeout": max(1, int(self.connect_timeout)),
+                },
+            )
+            # A dead server must not make the first request hang: open without
+            # waiting, and let the request's own timeout say it is unreachable.
+            await pool.open(wait=False)
+            self._pools[loop] = pool
+        return pool
+
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[AsyncConn]:
+        """A pooled autocommit connection.
+
+        Raises:
+            DatabaseUnavailableError: no connection within `connect_timeout`.
+        """
+        pool = await self._pool()
+        try:
+            async with pool.connection() as conn:
+                yield conn
+        except PoolTimeout:
+            raise DatabaseUnavailableError(
+                f"PostgreSQL at {_dsn.redact(self.dsn)} did not give a connection within "
+                f"{self.connect_timeout:g}s; check that it is running and reachable"
+            ) from None
+
+    async def close(self) -> None:
+        """Close every pool."""
+        pools, self._pools = self._pools, {}
+        for pool in pools.values():
+            with contextlib.suppress(Exception):
+                await pool.close()

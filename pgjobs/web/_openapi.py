@@ -1,0 +1,410 @@
+"""The OpenAPI 3.1 description of the HTTP API, written by hand next to the handlers in _api."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pgjobs._admin import STATES
+from pgjobs.web._http import MAX_PAGE
+
+_TS = {"type": "string", "format": "date-time"}
+_TS_NULL = {"type": ["string", "null"], "format": "date-time"}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    text = {
+        400: "Malformed input (a filter, cursor, id or JSON body)",
+        401: "No or unknown token",
+        403: "A viewer asked for an admin action, or a cross-site request",
+        404: "No such job, schedule or endpoint (a name with a line break matches no route)",
+        409: "The job's state does not allow it",
+        413: "The body is too large",
+        422: "The body is JSON but not a valid request",
+        503: "The database is unreachable or its schema is not current",
+    }
+    common = (400, 401, 403, 503)
+    return {str(s): _json(_ref("Error"), text[s]) for s in sorted({*common, *statuses})}
+
+
+_JOB_ID = {
+    "name": "id",
+    "in": "path",
+    "required": True,
+    "description": "A job id",
+    "schema": {"type": "string", "pattern": "^[0-9]+$"},
+}
+_QUEUE = {
+    "name": "name",
+    "in": "path",
+    "required": True,
+    "description": "A queue name",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 128},
+}
+
+_SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["status", "message"],
+                "properties": {
+                    "status": {"type": "integer"},
+                    "message": {"type": "string"},
+                    "known_tasks": {"type": "array", "items": {"type": "string"}},
+                    "allowed": {"type": "array", "items": {"type": "string"}},
+                    "existing_id": {"type": ["integer", "null"]},
+                },
+            }
+        },
+    },
+    "JobSummary": {
+        "type": "object",
+        "required": ["id", "queue", "task", "state", "status", "priority", "attempts"],
+        "properties": {
+            "id": {"type": "integer"},
+            "queue": {"type": "string"},
+            "task": {"type": "string"},
+            "state": {"type": "string", "enum": list(STATES)},
+            "status": {"type": "string"},
+            "priority": {"type": "integer", "minimum": 0, "maximum": 4},
+            "attempts": {"type": "integer"},
+            "max_attempts": {"type": "integer"},
+            "run_at": _TS,
+            "created_at": _TS,
+            "last_error_type": {"type": ["string", "null"]},
+        },
+    },
+    "Job": {
+        "type": "object",
+        "required": ["id", "queue", "task", "state", "status", "args", "errors"],
+        "properties": {
+            "id": {"type": "integer"},
+            "queue": {"type": "string"},
+            "task": {"type": "string"},
+            "state": {"type": "string", "enum": list(STATES)},
+            "status": {
+                "type": "string",
+                "enum": ["queued", "running", "succeeded", "failed", "cancelled"],
+            },
+            "priority": {"type": "integer"},
+            "args": {
+                "type": "object",
+                "description": "Secret-looking keys are '[redacted]' for viewers",
+            },
+            "attempts": {"type": "integer"},
+            "max_attempts": {"type": "integer"},
+            "fingerprint": {"type": ["string", "null"]},
+            "worker_id": {"type": ["integer", "null"]},
+            "run_at": _TS,
+            "created_at": _TS,
+            "started_at": _TS_NULL,
+            "finished_at": _TS_NULL,
+            "errors": {
+                "type": "array",
+                "description": "One per failed attempt: attempt, at, type, message, traceback",
+                "items": {"type": "object"},
+            },
+            "result": {},
+            "meta": {"type": "object"},
+        },
+    },
+    "JobList": {
+        "type": "object",
+        "required": ["jobs", "next_cursor"],
+        "properties": {
+            "jobs": {"type": "array", "items": _ref("JobSummary")},
+            "next_cursor": {
+                "type": ["string", "null"],
+                "description": "Pass as ?cursor= for the next page; null on the last page",
+            },
+        },
+    },
+    "Submission": {
+        "type": "object",
+        "required": ["task"],
+        "additionalProperties": False,
+        "properties": {
+            "task": {"type": "string", "description": "A task the dashboard's App registers"},
+            "args": {"type": "object", "description": "The task's arguments by name"},
+            "queue": {"type": "string", "description": "Default: the task's queue"},
+            "priority": {"type": "integer", "minimum": 0, "maximum": 4},
+            "delay": {"type": "number", "minimum": 0, "description": "Seconds from now"},
+            "run_at": {"type": "string", "format": "date-time"},
+            "fingerprint": {"type": "string", "description": "Unique among active jobs"},
+            "max_attempts": {"type": "integer", "minimum": 1, "maximum": 1000},
+        },
+    },
+    "BulkFilter": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {"queue": {"type": "string"}, "task": {"type": "string"}},
+    },
+    "BulkResult": {
+        "type": "object",
+        "required": ["jobs", "per_queue"],
+        "properties": {
+            "jobs": {"type": "integer"},
+            "per_queue": {"type": "object", "additionalProperties": {"type": "integer"}},
+        },
+    },
+    "Count": {
+        "type": "object",
+        "required": ["value", "kind"],
+        "properties": {
+            "value": {"type": "integer"},
+            "kind": {"type": "string", "enum": ["exact", "at_least", "estimate"]},
+        },
+    },
+    "Queue": {
+        "type": "object",
+        "required": ["name", "paused", "available", "scheduled", "running"],
+        "properties": {
+            "name": {"type": "string"},
+            "paused": {"type": "boolean"},
+            "available": {"type": "integer"},
+            "scheduled": {"type": "integer"},
+            "running": {"type": "integer"},
+            "oldest_available_seconds": {"type": ["number", "null"]},
+            "succeeded": _ref("Count"),
+            "failed": _ref("Count"),
+            "cancelled": _ref("Count"),
+        },
+    },
+    "Leader": {
+        "type": "object",
+        "required": ["known", "elected"],
+        "properties": {
+            "known": {"type": "boolean"},
+            "elected": {"type": "boolean"},
+            "backend_pid": {"type": ["integer", "null"]},
+            "worker_pid": {"type": ["integer", "null"]},
+            "worker_id": {"type": ["integer", "null"]},
+            "host": {"type": ["string", "null"]},
+        },
+    },
+}
+
+
+def spec(server_url: str = "") -> dict[str, Any]:
+    """The OpenAPI document; `server_url` is where the dashboard is served."""
+    admin: list[dict[str, list[str]]] = [{"bearer": []}]
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "pgjobs HTTP API",
+            "version": "1",
+            "description": (
+                "Submit, inspect, retry and cancel pgjobs jobs over HTTP. Authenticate with "
+                "`Authorization: Bearer TOKEN`; viewer tokens read, admin tokens also act."
+            ),
+        },
+        "servers": [{"url": server_url or "/"}],
+        "security": [{"bearer": []}],
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": _SCHEMAS,
+        },
+        "paths": {
+            "/healthz": {
+                "get": {
+                    "summary": "The database is reachable and its schema current",
+                    "security": [],
+                    "responses": {
+                        "200": _json({"type": "object"}, "Healthy"),
+                        "503": _json({"type": "object"}, "Unhealthy, with the reason"),
+                    },
+                }
+            },
+            "/api/v1/jobs": {
+                "get": {
+                    "summary": "List jobs, newest first (keyset pages)",
+                    "parameters": [
+                        {
+                            "name": "status",
+                            "in": "query",
+                            "schema": {"type": "string", "enum": list(STATES)},
+                        },
+                        {"name": "queue", "in": "query", "schema": {"type": "string"}},
+                        {"name": "task", "in": "query", "schema": {"type": "string"}},
+                        {"name": "fingerprint", "in": "query", "schema": {"type": "string"}},
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE},
+                        },
+                        {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+                    ],
+                    "responses": {"200": _json(_ref("JobList"), "A page"), **_errors()},
+                },
+                "post": {
+                    "summary": "Submit a job (admin)",
+                    "security": admin,
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("Submission")}},
+                    },
+                    "responses": {
+                        "201": _json(_ref("Job"), "The new job"),
+                        **_errors(409, 413, 422),
+                    },
+                },
+            },
+            "/api/v1/jobs/retry-failed": {
+                "post": {
+                    "summary": "Retry every failed job of a task and/or queue (admin)",
+                    "security": admin,
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("BulkFilter")}},
+                    },
+                    "responses": {"200": _json(_ref("BulkResult"), "Done"), **_errors(413, 422)},
+                }
+            },
+            "/api/v1/jobs/cancel-queued": {
+                "post": {
+                    "summary": "Cancel every queued job of a queue and/or task (admin)",
+                    "security": admin,
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("BulkFilter")}},
+                    },
+                    "responses": {"200": _json(_ref("BulkResult"), "Done"), **_errors(413, 422)},
+                }
+            },
+            "/api/v1/jobs/{id}": {
+                "parameters": [_JOB_ID],
+                "get": {
+                    "summary": "One job with its errors and result",
+                    "responses": {"200": _json(_ref("Job"), "The job"), **_errors(404)},
+                },
+                "delete": {
+                    "summary": "Delete a job that is not running (admin)",
+                    "security": admin,
+                    "responses": {
+                        "200": _json(
+                            {"type": "object", "properties": {"deleted": {"type": "integer"}}},
+                            "Deleted",
+                        ),
+                        **_errors(404, 409),
+                    },
+                },
+            },
+            "/api/v1/jobs/{id}/retry": {
+                "parameters": [_JOB_ID],
+                "post": {
+                    "summary": "Put a failed, cancelled or queued job back in line now (admin)",
+                    "security": admin,
+                    "responses": {
+                        "200": _json(_ref("Job"), "The job"),
+                        **_errors(404, 409, 413),
+                    },
+                },
+            },
+            "/api/v1/jobs/{id}/cancel": {
+                "parameters": [_JOB_ID],
+                "post": {
+                    "summary": "Cancel a queued job (admin)",
+                    "security": admin,
+                    "responses": {
+                        "200": _json(_ref("Job"), "The job"),
+                        **_errors(404, 409, 413),
+                    },
+                },
+            },
+            "/api/v1/stats": {
+                "get": {
+                    "summary": "Queues, workers, the leader, and the last hour's throughput",
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "required": ["queues", "workers", "leader", "throughput"],
+                                "properties": {
+                                    "queues": {"type": "array", "items": _ref("Queue")},
+                                    "workers": {"type": "object"},
+                                    "leader": _ref("Leader"),
+                                    "throughput": {"type": "array", "items": {"type": "object"}},
+                                },
+                            },
+                            "Stats",
+                        ),
+                        **_errors(),
+                    },
+                }
+            },
+            "/api/v1/queues": {
+                "get": {
+                    "summary": "Every queue with its counts and whether it is paused",
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "properties": {"queues": {"type": "array", "items": _ref("Queue")}},
+                            },
+                            "Queues",
+                        ),
+                        **_errors(),
+                    },
+                }
+            },
+            "/api/v1/queues/{name}/pause": {
+                "parameters": [_QUEUE],
+                "post": {
+                    "summary": "Stop workers claiming from a queue (admin)",
+                    "security": admin,
+                    "responses": {"200": _json({"type": "object"}, "Paused"), **_errors(404, 413)},
+                },
+            },
+            "/api/v1/queues/{name}/resume": {
+                "parameters": [_QUEUE],
+                "post": {
+                    "summary": "Let workers claim from a queue again (admin)",
+                    "security": admin,
+                    "responses": {
+                        "200": _json({"type": "object"}, "Resumed"),
+                        **_errors(404, 413),
+                    },
+                },
+            },
+            "/api/v1/workers": {
+                "get": {
+                    "summary": "Registered workers and the leader",
+                    "responses": {"200": _json({"type": "object"}, "Workers"), **_errors()},
+                }
+            },
+            "/api/v1/schedules": {
+                "get": {
+                    "summary": "Cron schedules (available is false without the cron schema)",
+                    "responses": {"200": _json({"type": "object"}, "Schedules"), **_errors()},
+                }
+            },
+            "/api/v1/schedules/{name}/run": {
+                "parameters": [
+                    {
+                        "name": "name",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+                    }
+                ],
+                "post": {
+                    "summary": "Enqueue one job of a schedule now (admin)",
+                    "security": admin,
+                    "responses": {
+                        "201": _json({"type": "object"}, "Enqueued"),
+                        **_errors(404, 409, 413),
+                    },
+                },
+            },
+        },
+    }

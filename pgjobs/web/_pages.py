@@ -1,0 +1,445 @@
+"""Server-rendered pages: overview, jobs, job detail, queues, workers, schedules, login."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from pgjobs import _admin
+from pgjobs.errors import JobNotFoundError
+from pgjobs.web import _api, _auth, _http, _queries
+from pgjobs.web._app import Dashboard, read_body, utc
+from pgjobs.web._auth import Principal
+from pgjobs.web._http import HttpError
+
+#: Outcome messages a redirect may ask for (`?done=CODE&n=N`): fixed texts, so
+#: a crafted link cannot make the page say anything else.
+_DONE = {
+    "retried": "Job put back in line.",
+    "cancelled": "Job cancelled.",
+    "deleted": "Job deleted.",
+    "bulk_retried": "Failed jobs retried: {n}.",
+    "bulk_cancelled": "Queued jobs cancelled: {n}.",
+    "paused": "Queue paused: workers stop claiming from it.",
+    "resumed": "Queue resumed.",
+    "ran": "Schedule enqueued as job {n}.",
+    "logged_out": "Logged out.",
+    "not_found": "No job with that id.",
+}
+
+
+def _dash(request: Request) -> Dashboard:
+    dash: Dashboard = request.app.state.dashboard
+    return dash
+
+
+def _flash(request: Request) -> str | None:
+    template = _DONE.get(request.query_params.get("done", ""))
+    n = request.query_params.get("n", "")
+    return template.format(n=n if n.isdigit() else "?") if template else None
+
+
+def render(
+    request: Request,
+    template: str,
+    who: Principal | None,
+    nav: str,
+    status_code: int = 200,
+    **context: Any,
+) -> Response:
+    """A page, with the CSRF cookie set if the browser has none yet."""
+    dash = _dash(request)
+    csrf = request.cookies.get(_auth.CSRF_COOKIE) or _auth.new_csrf_token()
+    response = dash.templates.TemplateResponse(
+        request,
+        template,
+        {
+            "dash": dash,
+            "who": who,
+            "csrf": csrf,
+            "nav": nav,
+            "flash": _flash(request),
+            **context,
+        },
+        status_code=status_code,
+    )
+    if request.cookies.get(_auth.CSRF_COOKIE) != csrf:
+        response.set_cookie(
+            _auth.CSRF_COOKIE,
+            csrf,
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+            path=request.scope.get("root_path", "") or "/",
+        )
+    return response
+
+
+def _redirect(request: Request, name: str, done: str, n: object = "", **params: Any) -> Response:
+    url = request.url_for(name, **params).include_query_params(done=done, n=n)
+    return RedirectResponse(str(url), status_code=303)
+
+
+async def _form(request: Request, who_role: str = "admin") -> tuple[Principal, FormData]:
+    """An admin's form POST: authenticated, same-origin, with a matching CSRF token."""
+    dash = _dash(request)
+    body = await read_body(request)
+    del body  # read once under the size limit; request.form() reuses it
+    form = await request.form()
+    _auth.check_csrf(request, form.get(_auth.CSRF_FIELD))
+    who = dash.require(request, who_role)
+    return who, form
+
+
+def _confirmed(form: FormData) -> bool:
+    return form.get("confirm") == "yes"
+
+
+def _confirm_page(
+    request: Request, who: Principal, form: FormData, question: str, action: str
+) -> Response:
+    hidden = {k: v for k, v in form.items() if k not in (_auth.CSRF_FIELD, "confirm")}
+    return render(
+        request,
+        "confirm.html",
+        who,
+        "",
+        question=question,
+        action=action,
+        hidden=hidden,
+    )
+
+
+# -- overview --------------------------------------------------------------
+
+
+async def overview(request: Request) -> Response:
+    """Queues, throughput, workers and the leader."""
+    dash = _dash(request)
+    who = dash.require(request)
+    async with dash.db.connection() as conn:
+        queues = await _queries.queues(conn)
+        minutes = await _queries.throughput(conn)
+        workers = await _queries.workers(conn)
+        leader = await _queries.leader(conn, workers)
+    live = [w for w in workers if w["heartbeat_age"] <= dash.stale_after]
+    return render(
+        request,
+        "overview.html",
+        who,
+        "overview",
+        queues=queues,
+        chart=_chart(minutes),
+        workers=live,
+        registered=len(workers),
+        leader=leader,
+    )
+
+
+def _chart(minutes: list[_queries.Minute]) -> dict[str, Any]:
+    """Bar geometry for the per-minute SVG chart (succeeded stacked on failed)."""
+    height = 120
+    top = max([m.succeeded + m.failed for m in minutes] + [1])
+    bars = []
+    for i, m in enumerate(minutes):
+        failed_h = m.failed / top * height
+        ok_h = m.succeeded / top * height
+        bars.append(
+            {
+                "x": i * 10,
+                "failed_y": height - failed_h,
+                "failed_h": failed_h,
+                "ok_y": height - failed_h - ok_h,
+                "ok_h": ok_h,
+                "label": f"{utc(m.at) or m.at:%H:%M} UTC: "
+                f"{m.succeeded} succeeded, {m.failed} failed",
+            }
+        )
+    return {
+        "bars": bars,
+        "height": height,
+        "width": len(minutes) * 10,
+        "top": top,
+        "succeeded": sum(m.succeeded for m in minutes),
+        "failed": sum(m.failed for m in minutes),
+        "start": minutes[0].at if minutes else None,
+    }
+
+
+# -- jobs ------------------------------------------------------------------
+
+
+async def jobs(request: Request) -> Response:
+    """The filtered, paged jobs list, with bulk actions."""
+    dash = _dash(request)
+    who = dash.require(request)
+    params = dict(request.query_params)
+    search = _http.text_field(params.pop("q", None), "search", max_length=1000)
+    if search is not None:
+        if search.isdigit():
+            job_id = _http.job_id(search)
+            async with dash.db.connection() as conn:
+                try:
+                    await _admin.get_job_async(conn, job_id)
+                except JobNotFoundError:
+                    return _redirect(request, "jobs", "not_found")
+            return RedirectResponse(str(request.url_for("job", id=str(job_id))), status_code=303)
+        params["fingerprint"] = search
+    query = _http.job_query(params)
+    page, following = await _api.list_page(dash, query)
+    async with dash.db.connection() as conn:
+        count = await _queries.count_jobs(conn, query.filter) if query.fingerprint is None else None
+        queue_names = [q.name for q in await _queries.queues(conn)]
+        task_names = sorted(set(dash.app.tasks) | set(await _queries.task_names(conn)))
+    base = request.url_for("jobs")
+    return render(
+        request,
+        "jobs.html",
+        who,
+        "jobs",
+        query=query,
+        jobs=page,
+        count=count,
+        states=_admin.STATES,
+        queue_names=queue_names,
+        task_names=task_names,
+        next_url=str(base.include_query_params(**query.links(), cursor=following))
+        if following
+        else None,
+        first_url=str(base.include_query_params(**query.links())) if query.before_id else None,
+    )
+
+
+async def job(request: Request) -> Response:
+    """One job: args, meta, result, errors with tracebacks, timeline, actions."""
+    dash = _dash(request)
+    who = dash.require(request)
+    job_id = _http.job_id(request.path_params["id"])
+    async with dash.db.connection() as conn:
+        detail = await _admin.get_job_async(conn, job_id)
+    data = dash.job_json(detail, who)
+    timeline: list[tuple[str, Any]] = [
+        ("created", detail.job.created_at),
+        ("due", detail.job.run_at),
+    ]
+    if detail.job.started_at:
+        timeline.append(("last started", detail.job.started_at))
+    for error in detail.job.errors:
+        at = utc(error.get("at"))
+        timeline.append((f"attempt {error.get('attempt', '?')} failed", at))
+    if detail.job.finished_at:
+        timeline.append((detail.job.status.value, detail.job.finished_at))
+    # Stable: at equal times, the order above (created, due, started, ...) stands.
+    timeline.sort(key=lambda item: item[1] or dt.datetime.max.replace(tzinfo=dt.UTC))
+    return render(
+        request,
+        "job.html",
+        who,
+        "jobs",
+        job=data,
+        timeline=timeline,
+        pretty=lambda v: json.dumps(v, indent=2, ensure_ascii=False, default=str),
+        can_retry=detail.job.status.value in ("failed", "cancelled", "queued"),
+        can_cancel=detail.job.status.value == "queued",
+        can_delete=detail.job.status.value != "running",
+    )
+
+
+async def job_action(request: Request) -> Response:
+    """POST /jobs/{id}/{action}: retry, cancel or delete, after a confirmation."""
+    dash = _dash(request)
+    who, form = await _form(request)
+    job_id = _http.job_id(request.path_params["id"])
+    action = request.path_params["action"]
+    if action not in ("retry", "cancel", "delete"):
+        raise HttpError(404, f"unknown action {action[:30]!r}; use retry, cancel or delete")
+    if not _confirmed(form):
+        return _confirm_page(
+            request, who, form, f"{action.capitalize()} job {job_id}?", request.url.path
+        )
+    async with dash.db.connection() as conn:
+        if action == "retry":
+            await _admin.retry_job_async(conn, job_id)
+        elif action == "cancel":
+            await _admin.cancel_job_async(conn, job_id)
+        else:
+            await _queries.delete_job(conn, job_id)
+    dash.action(who, f"job.{action}", job_id=job_id)
+    if action == "delete":
+        return _redirect(request, "jobs", "deleted")
+    return _redirect(
+        request, "job", "retried" if action == "retry" else "cancelled", id=str(job_id)
+    )
+
+
+async def bulk(request: Request) -> Response:
+    """POST /jobs/bulk/{action}: retry a task's failed jobs, or cancel a queue's queued jobs."""
+    dash = _dash(request)
+    who, form = await _form(request)
+    action = request.path_params["action"]
+    task = _http.text_field(form.get("task"), "task")
+    queue = _http.text_field(form.get("queue"), "queue", max_length=128)
+    if action == "retry-failed":
+        if task is None:
+            raise _http.bad_request("choose the task whose failed jobs to retry")
+        question = f"Retry every failed job of task {task}" + (
+            f" in queue {queue}?" if queue else "?"
+        )
+    elif action == "cancel-queued":
+        if queue is None:
+            raise _http.bad_request("choose the queue whose queued jobs to cancel")
+        question = f"Cancel every queued job of queue {queue}" + (
+            f" for task {task}?" if task else "?"
+        )
+    else:
+        raise HttpError(404, "unknown bulk action; use retry-failed or cancel-queued")
+    if not _confirmed(form):
+        return _confirm_page(request, who, form, question, request.url.path)
+    async with dash.db.connection() as conn:
+        if action == "retry-failed":
+            result = await _admin.retry_jobs_async(conn, status="failed", queue=queue, task=task)
+        else:
+            result = await _admin.cancel_jobs_async(conn, queue=queue, task=task)
+    name = "jobs.retry_failed" if action == "retry-failed" else "jobs.cancel_queued"
+    dash.action(who, name, queue=queue, task=task, jobs=result.total)
+    done = "bulk_retried" if action == "retry-failed" else "bulk_cancelled"
+    return _redirect(request, "jobs", done, result.total)
+
+
+# -- queues, workers, schedules --------------------------------------------
+
+
+async def queues(request: Request) -> Response:
+    """Queues with pause and resume."""
+    dash = _dash(request)
+    who = dash.require(request)
+    async with dash.db.connection() as conn:
+        found = await _queries.queues(conn)
+    return render(request, "queues.html", who, "queues", queues=found)
+
+
+async def queue_action(request: Request) -> Response:
+    """POST /queues/{name}/{pause|resume}."""
+    dash = _dash(request)
+    who, _ = await _form(request)
+    name = _api.queue_name(request.path_params["name"])
+    action = request.path_params["action"]
+    if action not in ("pause", "resume"):
+        raise HttpError(404, "unknown queue action; use pause or resume")
+    async with dash.db.connection() as conn:
+        await _queries.set_paused(conn, name, action == "pause")
+    dash.action(who, f"queue.{action}", queue=name)
+    return _redirect(request, "queues", "paused" if action == "pause" else "resumed")
+
+
+async def workers(request: Request) -> Response:
+    """Workers: host, pid, queues, heartbeat age, running jobs."""
+    dash = _dash(request)
+    who = dash.require(request)
+    async with dash.db.connection() as conn:
+        found = await _queries.workers(conn)
+        leader = await _queries.leader(conn, found)
+    return render(request, "workers.html", who, "workers", workers=found, leader=leader)
+
+
+async def schedules(request: Request) -> Response:
+    """Schedules, or a note when the cron schema is not there."""
+    dash = _dash(request)
+    who = dash.require(request)
+    found = await dash.schedules(who)
+    return render(request, "schedules.html", who, "schedules", schedules=found)
+
+
+async def schedule_run(request: Request) -> Response:
+    """POST /schedules/{name}/run."""
+    dash = _dash(request)
+    who, form = await _form(request)
+    name = _http.text_field(request.path_params["name"], "schedule name", max_length=200) or ""
+    if not _confirmed(form):
+        return _confirm_page(request, who, form, f"Run schedule {name} now?", request.url.path)
+    async with dash.db.connection() as conn:
+        job_id = await _queries.run_schedule_now(conn, name, who.name)
+    dash.action(who, "schedule.run_now", schedule=name, job_id=job_id)
+    if job_id is None:
+        raise HttpError(409, f"schedule {name!r}: an active job already holds its fingerprint")
+    return _redirect(request, "schedules", "ran", job_id)
+
+
+# -- login -----------------------------------------------------------------
+
+
+async def login(request: Request) -> Response:
+    """GET: the login form. POST: check the token and set the session cookie."""
+    dash = _dash(request)
+    next_url = _safe_next(request, request.query_params.get("next"))
+    if request.method == "GET":
+        return render(request, "login.html", None, "", next_url=next_url, failed=False)
+    await read_body(request)
+    form = await request.form()
+    _auth.check_csrf(request, form.get(_auth.CSRF_FIELD))
+    secret = form.get("token")
+    value = dash.auth.session_value(secret) if isinstance(secret, str) and secret else None
+    if value is None:
+        dash.log.warning(
+            "dashboard.login_failed", client=request.client.host if request.client else None
+        )
+        return render(request, "login.html", None, "", 401, next_url=next_url, failed=True)
+    who = dash.auth.from_token(str(secret))
+    assert who is not None
+    dash.log.info("dashboard.login", who=who.name, role=who.role)
+    target = _safe_next(request, form.get("next") if isinstance(form.get("next"), str) else None)
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(
+        _auth.SESSION_COOKIE,
+        value,
+        max_age=_auth.SESSION_MAX_AGE,
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+        path=request.scope.get("root_path", "") or "/",
+    )
+    return response
+
+
+async def logout(request: Request) -> Response:
+    """POST: forget the session cookie."""
+    await read_body(request)
+    form = await request.form()
+    _auth.check_csrf(request, form.get(_auth.CSRF_FIELD))
+    response = _redirect(request, "login", "logged_out")
+    response.delete_cookie(_auth.SESSION_COOKIE, path=request.scope.get("root_path", "") or "/")
+    return response
+
+
+def _safe_next(request: Request, target: object) -> str:
+    """Only a path inside the dashboard: never an open redirect."""
+    root = str(request.url_for("overview"))
+    if isinstance(target, str) and target.startswith("/") and not target.startswith("//"):
+        prefix = request.scope.get("root_path", "")
+        if target.startswith(prefix or "/") and "\\" not in target:
+            return target
+    return root
+
+
+def routes() -> list[BaseRoute]:
+    """The pages' routes."""
+    return [
+        Route("/", overview, name="overview"),
+        Route("/jobs", jobs, name="jobs"),
+        Route("/jobs/bulk/{action}", bulk, methods=["POST"], name="bulk"),
+        Route("/jobs/{id}", job, name="job"),
+        Route("/jobs/{id}/{action}", job_action, methods=["POST"], name="job_action"),
+        Route("/queues", queues, name="queues"),
+        Route("/queues/{name:path}/{action}", queue_action, methods=["POST"], name="queue_action"),
+        Route("/workers", workers, name="workers"),
+        Route("/schedules", schedules, name="schedules"),
+        Route("/schedules/{name:path}/run", schedule_run, methods=["POST"], name="schedule_run"),
+        Route("/login", login, methods=["GET", "POST"], name="login"),
+        Route("/logout", logout, methods=["POST"], name="logout"),
+    ]

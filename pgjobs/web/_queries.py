@@ -1,0 +1,340 @@
+"""What the dashboard reads and writes, on one autocommit connection per call.
+
+Nothing here counts the whole jobs table on a large database. Active jobs
+(queued, running) are counted exactly through the partial indexes, whose size
+follows the backlog. Finished jobs are counted exactly only while the table is
+small (SMALL_TABLE_BYTES); beyond that the planner's estimate is shown,
+flagged as such.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+
+from pgjobs import _admin
+from pgjobs.errors import InvalidTransitionError, JobNotFoundError
+from pgjobs.web._db import AsyncConn, query
+
+_LEADER_KEY: int | None
+try:  # the leader lock arrived with the cron work; older cores have none
+    from pgjobs._locks import LEADER_LOCK_KEY as _LEADER_KEY
+except ImportError:  # pragma: no cover - depends on the core's version
+    _LEADER_KEY = None
+
+#: Below this size on disk, counting pgjobs.jobs exactly is cheap enough for
+#: every refresh (a few thousand pages); above it, counts are estimates.
+SMALL_TABLE_BYTES = 16 * 1024 * 1024
+
+#: The most jobs a bounded count counts before it says "N+".
+COUNT_CAP = 10_000
+
+_LEADER_APP = re.compile(r"pgjobs-leader pid=(\d+)")
+
+
+async def _all(conn: AsyncConn, name: str, params: dict[str, Any] | None = None) -> list[Any]:
+    cur = await conn.execute(query(name), params or {})
+    return await cur.fetchall()
+
+
+async def _one(conn: AsyncConn, name: str, params: dict[str, Any] | None = None) -> Any:
+    rows = await _all(conn, name, params)
+    return rows[0] if rows else None
+
+
+# -- sizes and counts ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Count:
+    """A number of jobs: exact, at least `value` (capped), or a planner estimate."""
+
+    value: int
+    kind: str = "exact"  # "exact", "at_least" or "estimate"
+
+    def as_json(self) -> dict[str, Any]:
+        """The API's form."""
+        return {"value": self.value, "kind": self.kind}
+
+    def __str__(self) -> str:
+        text = f"{self.value:,}"
+        if self.kind == "at_least":
+            return f"{text}+"
+        if self.kind == "estimate":
+            return f"≈{text}"
+        return text
+
+
+async def table_is_small(conn: AsyncConn) -> bool:
+    """Whether pgjobs.jobs is small enough to count exactly."""
+    row = await _one(conn, "table_size")
+    return row is not None and int(row["bytes"]) <= SMALL_TABLE_BYTES
+
+
+async def estimate(
+    conn: AsyncConn, *, status: str | None, queue: str | None, task: str | None
+) -> int:
+    """The planner's estimate of the jobs matching the filters (derived states as queued)."""
+    stored = status if status in _STORED else ("queued" if status else None)
+    row = await _one(conn, "estimate_jobs", {"status": stored, "queue": queue, "task": task})
+    plan = row["QUERY PLAN"] if row else None
+    if isinstance(plan, str):
+        plan = json.loads(plan)
+    try:
+        return int(plan[0]["Plan"]["Plan Rows"]) if plan else 0
+    except (KeyError, IndexError, TypeError, ValueError):
+        return 0
+
+
+_STORED = ("queued", "running", "succeeded", "failed", "cancelled")
+
+
+async def count_jobs(conn: AsyncConn, where: _admin.JobFilter) -> Count:
+    """How many jobs match: exact up to COUNT_CAP on a small table, else an estimate."""
+    if await table_is_small(conn):
+        params = {**where.params(), "cap": COUNT_CAP + 1}
+        params.pop("limit")
+        params.pop("before_id")
+        row = await _one(conn, "count_jobs_bounded", params)
+        value = int(row["jobs"]) if row else 0
+        if value > COUNT_CAP:
+            return Count(COUNT_CAP, "at_least")
+        return Count(value)
+    value = await estimate(conn, status=where.status, queue=where.queue, task=where.task)
+    return Count(value, "estimate")
+
+
+# -- overview --------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class QueueRow:
+    """One queue on the overview and queues pages."""
+
+    name: str
+    paused: bool = False
+    available: int = 0
+    scheduled: int = 0
+    running: int = 0
+    oldest_available_seconds: float | None = None
+    succeeded: Count = field(default_factory=lambda: Count(0))
+    failed: Count = field(default_factory=lambda: Count(0))
+    cancelled: Count = field(default_factory=lambda: Count(0))
+
+    def as_json(self) -> dict[str, Any]:
+        """The API's form."""
+        return {
+            "name": self.name,
+            "paused": self.paused,
+            "available": self.available,
+            "scheduled": self.scheduled,
+            "running": self.running,
+            "oldest_available_seconds": self.oldest_available_seconds,
+            "succeeded": self.succeeded.as_json(),
+            "failed": self.failed.as_json(),
+            "cancelled": self.cancelled.as_json(),
+        }
+
+
+async def queues(conn: AsyncConn) -> list[QueueRow]:
+    """Every known queue with its counts (see the module docstring for exactness)."""
+    rows: dict[str, QueueRow] = {}
+
+    def row(name: str) -> QueueRow:
+        if name not in rows:
+            rows[name] = QueueRow(name)
+        return rows[name]
+
+    for r in await _all(conn, "queue_settings"):
+        row(r["name"]).paused = bool(r["paused"])
+    for r in await _all(conn, "queue_active"):
+        q = row(r["queue"])
+        q.available, q.scheduled, q.running = (
+            int(r["available"]),
+            int(r["scheduled"]),
+            int(r["running"]),
+        )
+        q.oldest_available_seconds = r["oldest_available_seconds"]
+    if await table_is_small(conn):
+        for r in await _all(conn, "queue_finished_exact"):
+            q = row(r["queue"])
+            q.succeeded, q.failed, q.cancelled = (
+                Count(int(r["succeeded"])),
+                Count(int(r["failed"])),
+                Count(int(r["cancelled"])),
+            )
+    else:
+        for r in await _all(conn, "queue_names"):
+            if r["queue"] is not None:
+                row(r["queue"])
+        for q in rows.values():
+            for status in ("succeeded", "failed", "cancelled"):
+                value = await estimate(conn, status=status, queue=q.name, task=None)
+                setattr(q, status, Count(value, "estimate"))
+    return sorted(rows.values(), key=lambda q: q.name)
+
+
+@dataclass(frozen=True, slots=True)
+class Minute:
+    """Jobs finished in one minute."""
+
+    at: dt.datetime
+    succeeded: int
+    failed: int
+
+
+async def throughput(conn: AsyncConn, minutes: int = 60) -> list[Minute]:
+    """Succeeded and failed jobs per minute, oldest first, one entry per minute (zeros too)."""
+    rows = await _all(conn, "throughput", {"minutes": minutes})
+    return [Minute(r["minute"], int(r["succeeded"]), int(r["failed"])) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class Leader:
+    """Who leads: `known` is False when it cannot be told (no lock support, no privilege)."""
+
+    known: bool
+    backend_pid: int | None = None
+    worker_pid: int | None = None
+    worker_id: int | None = None
+    host: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """The API's form."""
+        return {
+            "known": self.known,
+            "elected": self.backend_pid is not None,
+            "backend_pid": self.backend_pid,
+            "worker_pid": self.worker_pid,
+            "worker_id": self.worker_id,
+            "host": self.host,
+        }
+
+    def __str__(self) -> str:
+        if not self.known:
+            return "unknown"
+        if self.backend_pid is None:
+            return "none elected"
+        if self.worker_id is not None:
+            return f"worker {self.worker_id} ({self.host}, pid {self.worker_pid})"
+        if self.worker_pid is not None:
+            return f"pid {self.worker_pid}"
+        return f"backend pid {self.backend_pid}"
+
+
+async def leader(conn: AsyncConn, workers_: list[dict[str, Any]]) -> Leader:
+    """The current leader, matched to a worker row when possible."""
+    if _LEADER_KEY is None:
+        return Leader(known=False)
+    params = {"classid": (_LEADER_KEY >> 32) & 0xFFFFFFFF, "objid": _LEADER_KEY & 0xFFFFFFFF}
+    try:
+        row = await _one(conn, "leader", params)
+    except psycopg.errors.InsufficientPrivilege:
+        return Leader(known=False)
+    if row is None:
+        return Leader(known=True)
+    match = _LEADER_APP.fullmatch(row["application_name"] or "")
+    if match is None:
+        return Leader(known=True, backend_pid=int(row["backend_pid"]))
+    pid = int(match.group(1))
+    for w in workers_:
+        if w["pid"] == pid:
+            return Leader(True, int(row["backend_pid"]), pid, int(w["id"]), str(w["host"]))
+    return Leader(True, int(row["backend_pid"]), pid)
+
+
+async def workers(conn: AsyncConn) -> list[dict[str, Any]]:
+    """Registered workers, freshest first, with the ids of the jobs they run."""
+    return list(await _all(conn, "workers"))
+
+
+# -- jobs ------------------------------------------------------------------
+
+
+async def jobs_by_fingerprint(
+    conn: AsyncConn, fingerprint: str, *, limit: int, before_id: int | None
+) -> list[_admin.JobSummary]:
+    """Jobs with this fingerprint, newest first."""
+    rows = await _all(
+        conn,
+        "jobs_by_fingerprint",
+        {"fingerprint": fingerprint, "limit": limit, "before_id": before_id},
+    )
+    return [_admin.JobSummary.from_row(r) for r in rows]
+
+
+async def jobs_in_derived_state(
+    conn: AsyncConn, where: _admin.JobFilter
+) -> list[_admin.JobSummary]:
+    """A page of scheduled or retrying jobs, read through the fetch index."""
+    params = where.params()
+    rows = await _all(conn, f"jobs_list_{params.pop('state')}", params)
+    return [_admin.JobSummary.from_row(r) for r in rows]
+
+
+async def delete_job(conn: AsyncConn, job_id: int) -> None:
+    """Delete a job that is not running.
+
+    Raises:
+        JobNotFoundError: no job has this id.
+        InvalidTransitionError: the job is running.
+    """
+    row = await _one(conn, "job_delete", {"id": job_id})
+    if row is not None and row["deleted_id"] is not None:
+        return
+    if row is None or row["status"] is None:
+        raise JobNotFoundError(f"no job with id {job_id}")
+    raise InvalidTransitionError(
+        f"job {job_id} is running, and its worker would still record its outcome; "
+        "delete it once it has finished"
+    )
+
+
+async def task_names(conn: AsyncConn) -> list[str]:
+    """Common task names from the planner's statistics."""
+    return sorted({r["task"] for r in await _all(conn, "known_tasks") if r["task"]})
+
+
+# -- queues and schedules --------------------------------------------------
+
+
+async def set_paused(conn: AsyncConn, queue: str, paused: bool) -> None:
+    """Pause or resume a queue (creating its settings row if needed)."""
+    await _all(conn, "queue_set_paused", {"queue": queue, "paused": paused})
+
+
+async def schedules(conn: AsyncConn) -> list[dict[str, Any]] | None:
+    """Every schedule, or None when this database has no schedules table."""
+    row = await _one(conn, "schedules_present")
+    if not row or not row["present"]:
+        return None
+    return list(await _all(conn, "schedules"))
+
+
+async def run_schedule_now(conn: AsyncConn, name: str, who: str) -> int | None:
+    """Enqueue one job of a schedule now; returns its id (None: fingerprint held).
+
+    Raises:
+        JobNotFoundError: no schedule has this name (or no schedules table).
+    """
+    present = await _one(conn, "schedules_present")
+    row = None
+    if present and present["present"]:
+        row = await _one(conn, "schedule_run_now", {"name": name, "who": who})
+    if row is None:
+        raise JobNotFoundError(f"no schedule named {name!r}; see the schedules page")
+    return int(row["job_id"]) if row["job_id"] is not None else None
+
+
+async def schema_revision(conn: AsyncConn) -> str | None:
+    """The database's pgjobs schema revision, or None without a schema."""
+    try:
+        row = await _one(conn, "schema_revision")
+    except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName):
+        return None
+    return str(row["version_num"]) if row else None

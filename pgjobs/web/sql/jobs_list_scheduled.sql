@@ -1,0 +1,24 @@
+-- Jobs in the derived state scheduled: queued with a future run_at. The same page as
+-- pgjobs/sql/admin_list_jobs.sql, but the state is spelled out on the stored
+-- columns with a constant status = 'queued', so that even a generic plan can
+-- read the small partial index jobs_fetch_idx instead of walking every row of
+-- the primary key (the job_states view's CASE hides that from the planner).
+SELECT id,
+       queue,
+       task,
+       'scheduled' AS state,
+       CAST(status AS text) AS status,
+       priority,
+       attempts,
+       max_attempts,
+       run_at,
+       created_at,
+       CAST(NULL AS text) AS last_error_type
+FROM pgjobs.jobs
+WHERE status = 'queued'
+  AND run_at > now()
+  AND (CAST(:queue AS text) IS NULL OR queue = CAST(:queue AS text))
+  AND (CAST(:task AS text) IS NULL OR task = CAST(:task AS text))
+  AND (CAST(:before_id AS bigint) IS NULL OR id < CAST(:before_id AS bigint))
+ORDER BY id DESC
+LIMIT CAST(:limit AS integer)

@@ -1,0 +1,100 @@
+"""Worker settings, checked up front (pure)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pgjobs._options import check_queue
+from pgjobs.errors import ConfigurationError
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerConfig:
+    """How a worker runs. Durations are in seconds.
+
+    Attributes:
+        queues: the queues to claim from.
+        concurrency: jobs run at once (async tasks plus threads).
+        listen: wake on LISTEN/NOTIFY; False is poll-only mode, for a
+            transaction-pooling PgBouncer.
+        poll_interval: the fallback poll when no notification arrives.
+        heartbeat_interval: how often the worker proves it is alive.
+        stale_after: a worker silent this long is dead; its jobs are rescued.
+        rescue_interval: how often the rescuer runs (with ±20% jitter).
+        grace_period: how long a graceful stop waits for running jobs.
+        complete_batch: outcomes written per statement at most.
+        complete_interval: the longest an outcome waits to be written.
+        leader_interval: how often a worker that is not the leader tries to
+            become it; a dead leader is replaced within about this long.
+        leader_dsn: the connection for the leader's session advisory lock,
+            when `dsn` goes through a transaction-pooling PgBouncer: a direct
+            or session-pooled address. Poll-only workers (listen=False)
+            without it elect no leader: each runs the leader's duties itself,
+            which stays safe (see pgjobs/worker/_leader.py).
+        cron_grace: how late a tick may fire and still count as on time.
+            Older missed ticks fire only within their schedule's backfill.
+        prune_interval: how often the pruner runs (with ±20% jitter).
+        prune_batch: jobs deleted per statement at most.
+        retention_succeeded: seconds a succeeded job is kept; None keeps it.
+        retention_cancelled: seconds a cancelled job is kept; None keeps it.
+        retention_failed: seconds a failed (dead-lettered) job is kept; None keeps it.
+    """
+
+    queues: tuple[str, ...] = ("default",)
+    concurrency: int = 10
+    listen: bool = True
+    poll_interval: float = 1.0
+    heartbeat_interval: float = 5.0
+    stale_after: float = 30.0
+    rescue_interval: float = 10.0
+    grace_period: float = 30.0
+    complete_batch: int = 200
+    complete_interval: float = 0.005
+    # -- leader, cron and maintenance (pgjobs/worker/_leader.py) --
+    leader_interval: float = 5.0
+    leader_dsn: str | None = None
+    cron_grace: float = 10.0
+    prune_interval: float = 60.0
+    prune_batch: int = 1000
+    retention_succeeded: float | None = 86_400.0
+    retention_cancelled: float | None = 86_400.0
+    retention_failed: float | None = 7 * 86_400.0
+    host_tags: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.queues:
+            raise ConfigurationError("a worker needs at least one queue")
+        for queue in self.queues:
+            check_queue(queue)
+        if not 1 <= self.concurrency <= 10_000:
+            raise ConfigurationError(f"concurrency must be 1 to 10000, got {self.concurrency}")
+        for name in (
+            "poll_interval",
+            "heartbeat_interval",
+            "stale_after",
+            "rescue_interval",
+            "complete_interval",
+        ):
+            value = getattr(self, name)
+            if not value > 0:
+                raise ConfigurationError(f"{name} must be > 0 seconds, got {value}")
+        if self.grace_period < 0:
+            raise ConfigurationError(f"grace_period must be >= 0, got {self.grace_period}")
+        if self.stale_after <= self.heartbeat_interval:
+            raise ConfigurationError(
+                f"stale_after ({self.stale_after}s) must exceed heartbeat_interval "
+                f"({self.heartbeat_interval}s), or live workers would be declared dead"
+            )
+        # -- leader, cron and maintenance --
+        for name in ("leader_interval", "cron_grace", "prune_interval"):
+            value = getattr(self, name)
+            if not value > 0:
+                raise ConfigurationError(f"{name} must be > 0 seconds, got {value}")
+        if not 1 <= self.prune_batch <= 100_000:
+            raise ConfigurationError(f"prune_batch must be 1 to 100000, got {self.prune_batch}")
+        for name in ("retention_succeeded", "retention_cancelled", "retention_failed"):
+            value = getattr(self, name)
+            if value is not None and not value >= 0:
+                raise ConfigurationError(
+                    f"{name} must be >= 0 seconds, or None to keep those jobs; got {value}"
+                )

@@ -1,0 +1,153 @@
+"""Executor: runs one claimed job's handler and turns what happened into an Outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import dataclasses
+import functools
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from pgjobs._log import get_logger
+from pgjobs._serde import dump_json, scrub_nul
+from pgjobs._task import Task, call_arguments
+from pgjobs.errors import ArgumentsError, HandlerExitError, TaskTimeoutError, UnknownTaskError
+from pgjobs.worker import _outcome
+from pgjobs.worker._outcome import ClaimedJob, Outcome
+
+
+def _shield_exit(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    # SystemExit escaping a thread or an asyncio task would stop the whole
+    # worker (asyncio re-raises it out of the event loop). Turn it into an
+    # ordinary failure of this one job.
+    try:
+        return fn(*args, **kwargs)
+    except (SystemExit, KeyboardInterrupt) as exc:
+        raise HandlerExitError(f"the handler raised {type(exc).__name__}({exc})") from exc
+
+
+async def _shield_exit_async(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    try:
+        return await fn(*args, **kwargs)
+    except (SystemExit, KeyboardInterrupt) as exc:
+        raise HandlerExitError(f"the handler raised {type(exc).__name__}({exc})") from exc
+
+
+#: Threads kept beyond `concurrency` at least, for handlers abandoned mid-run.
+SPARE_THREADS = 16
+
+
+class Executor:
+    """Runs handlers: async ones as tasks on the loop, sync ones in a thread pool."""
+
+    def __init__(self, tasks: Mapping[str, Task[Any, Any]], threads: int) -> None:
+        self.tasks = tasks
+        # A sync handler that overruns its timeout cannot be stopped: its job
+        # is recorded as failed and its slot freed, but its thread sleeps on.
+        # Spare threads keep such abandoned ones from starving the jobs that
+        # take their slots (the slots, not the pool, bound the concurrency;
+        # the pool only starts a thread when none is idle).
+        self.threads = ThreadPoolExecutor(
+            max_workers=threads + max(threads, SPARE_THREADS), thread_name_prefix="pgjobs-job"
+        )
+        #: Threads still running a handler whose job was given up on.
+        self.abandoned = 0
+        self._log = get_logger()
+
+    async def run(self, job: ClaimedJob) -> Outcome:
+        """Run `job` and return its outcome; never raises except CancelledError."""
+        log = self._log.bind(job_id=job.id, task=job.task, queue=job.queue, attempt=job.attempts)
+        task = self.tasks.get(job.task)
+        if task is None:
+            unknown = UnknownTaskError(job.task, list(self.tasks))
+            log.error("job.failed", error=str(unknown), retryable=False)
+            return _outcome.failed(job, unknown, None)
+        try:
+            args, kwargs = call_arguments(task.signature, job.args)
+        except ArgumentsError as exc:
+            log.error("job.failed", error=str(exc), retryable=False)
+            return _outcome.failed(job, exc, None)
+
+        log.debug("job.started")
+        started = time.perf_counter()
+        try:
+            result = await asyncio.wait_for(self._call(task, args, kwargs), task.config.timeout)
+        except TimeoutError:
+            limit = task.config.timeout
+            timeout = TaskTimeoutError(f"the handler ran past its timeout of {limit}s")
+            return self._failure(job, task, timeout, log, started)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the handler's own failure, whatever it is
+            return self._failure(job, task, exc, log, started)
+
+        result_json = None
+        if task.config.keep_result and result is not None:
+            try:
+                result_json = dump_json(result, "the task's return value")
+            except ArgumentsError as err:
+                log.warning("job.result_dropped", error=str(err))
+        log.debug("job.succeeded", duration=round(time.perf_counter() - started, 6))
+        return _outcome.succeeded(job, result_json)
+
+    def _call(self, task: Task[Any, Any], args: Any, kwargs: Any) -> Any:
+        if task.is_async:
+            return _shield_exit_async(task.fn, *args, **kwargs)
+        call = functools.partial(_shield_exit, task.fn, *args, **kwargs)
+        running = self.threads.submit(contextvars.copy_context().run, call)
+        waited = asyncio.wrap_future(running)
+        waited.add_done_callback(lambda w: self._given_up(w, running, task.name))
+        return waited
+
+    def _given_up(self, waited: asyncio.Future[Any], running: Future[Any], name: str) -> None:
+        """Count a thread whose handler still runs after its job was given up (timeout, stop)."""
+        if not waited.cancelled() or running.done():
+            return
+        self.abandoned += 1
+        self._log.warning(
+            "job.thread_abandoned",
+            task=name,
+            abandoned=self.abandoned,
+            note="a sync handler ignored its timeout or the stop; its thread runs on",
+        )
+        loop = asyncio.get_running_loop()
+        running.add_done_callback(lambda _: self._thread_returned(loop))
+
+    def _thread_returned(self, loop: asyncio.AbstractEventLoop) -> None:
+        # Called in the handler's own thread: count on the loop's thread.
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody counts any more
+            loop.call_soon_threadsafe(self._count_returned)
+
+    def _count_returned(self) -> None:
+        self.abandoned -= 1
+
+    def _failure(
+        self, job: ClaimedJob, task: Task[Any, Any], exc: BaseException, log: Any, started: float
+    ) -> Outcome:
+        try:
+            str(exc)
+        except Exception as broken:  # a handler's exception whose __str__ itself raises
+            exc = RuntimeError(
+                f"{type(exc).__name__} raised by the handler; its message could not be read "
+                f"({type(broken).__name__} in __str__)"
+            )
+        outcome = _outcome.failed(job, exc, task.config.retry)
+        # A NUL in the message would make jsonb refuse the whole batch of outcomes.
+        outcome = dataclasses.replace(outcome, error=scrub_nul(outcome.error))
+        duration = round(time.perf_counter() - started, 6)
+        error = f"{type(exc).__name__}: {exc}"[:500]
+        if outcome.status == "queued":
+            log.warning(
+                "job.retrying", error=error, retry_in=round(outcome.delay, 3), duration=duration
+            )
+        else:
+            log.error("job.failed", error=error, duration=duration, retryable=True)
+        return outcome
+
+    def shutdown(self) -> None:
+        """Stop accepting thread work; threads still running are left to finish alone."""
+        self.threads.shutdown(wait=False, cancel_futures=True)

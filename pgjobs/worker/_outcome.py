@@ -1,0 +1,92 @@
+"""What a finished run means for its job: succeed, retry later, or fail (pure)."""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+from pgjobs._retry import RetryPolicy
+
+_MAX_MESSAGE = 4_000
+_MAX_TRACEBACK = 16_000
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedJob:
+    """The fields of a claimed row that a run needs."""
+
+    id: int
+    queue: str
+    task: str
+    args: dict[str, Any]
+    priority: int
+    attempts: int  # this run's attempt number, counting from 1
+    max_attempts: int
+    meta: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One row of the completer's batch update (complete.sql)."""
+
+    job_id: int
+    attempt: int
+    status: str  # 'succeeded', 'queued' (retry) or 'failed'
+    delay: float  # seconds until the retry; 0 unless status is 'queued'
+    error: dict[str, Any] | None
+    result_json: str | None
+
+
+def succeeded(job: ClaimedJob, result_json: str | None) -> Outcome:
+    """The job ran to completion."""
+    return Outcome(job.id, job.attempts, "succeeded", 0.0, None, result_json)
+
+
+def error_entry(job: ClaimedJob, exc: BaseException) -> dict[str, Any]:
+    """The record appended to `jobs.errors` for a failed attempt (the time is added in SQL)."""
+    kind = type(exc)
+    name = (
+        kind.__qualname__
+        if kind.__module__ == "builtins"
+        else f"{kind.__module__}.{kind.__qualname__}"
+    )
+    trace = "".join(traceback.format_exception(exc))
+    if len(trace) > _MAX_TRACEBACK:
+        trace = "…" + trace[-_MAX_TRACEBACK:]
+    return {
+        "attempt": job.attempts,
+        "type": name,
+        "message": str(exc)[:_MAX_MESSAGE],
+        "traceback": trace,
+    }
+
+
+def failed(job: ClaimedJob, exc: BaseException, policy: RetryPolicy | None) -> Outcome:
+    """The run raised: retry after the policy's delay, or fail if no attempts remain.
+
+    Args:
+        job: the claimed job.
+        exc: what the handler raised (or the timeout, or the bad-arguments error).
+        policy: the task's backoff policy; None for errors that no retry can
+            fix (an unknown task, arguments that do not fit).
+    """
+    entry = error_entry(job, exc)
+    if policy is not None and job.attempts < job.max_attempts:
+        return Outcome(job.id, job.attempts, "queued", policy.delay(job.attempts), entry, None)
+    return Outcome(job.id, job.attempts, "failed", 0.0, entry, None)
+
+
+def batch_params(worker_id: int, outcomes: list[Outcome]) -> dict[str, Any]:
+    """Parameters for complete.sql: parallel arrays, one element per outcome."""
+    from pgjobs._serde import dump_json
+
+    return {
+        "worker_id": worker_id,
+        "ids": [o.job_id for o in outcomes],
+        "attempts": [o.attempt for o in outcomes],
+        "statuses": [o.status for o in outcomes],
+        "delays": [float(o.delay) for o in outcomes],
+        "errors": [None if o.error is None else dump_json(o.error, "error") for o in outcomes],
+        "results": [o.result_json for o in outcomes],
+    }

@@ -1,0 +1,53 @@
+"""Every script in examples/ runs end to end against a real PostgreSQL, twice in a row."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = sorted((REPO / "examples").glob("*.py"))
+
+#: A line each example prints when it did its job. A new example without an
+#: entry here must still exit 0 and print something.
+EXPECTED = {
+    "quickstart.py": "succeeded: 'Hello, pgjobs!'",
+    "psycopg_transaction.py": "after commit: 1 job for user",
+    "sqlalchemy_session.py": "after commit: 1 job for order",
+}
+ALSO_EXPECTED = {
+    "psycopg_transaction.py": "after rollback: 0 jobs for user",
+    "sqlalchemy_session.py": "after rollback: 0 jobs for order",
+}
+
+
+def test_examples_are_found() -> None:
+    names = {path.name for path in EXAMPLES}
+    assert set(EXPECTED) <= names
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.name)
+def test_example_runs(path: Path, dsn: str, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env["PGJOBS_DSN"] = dsn
+    # The second run meets the first one's jobs and tables: examples must not
+    # assume an empty pgjobs.jobs, nor create their tables only once.
+    for _ in range(2):
+        result = subprocess.run(
+            [sys.executable, str(path)],
+            env=env,
+            cwd=tmp_path,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert result.stdout.strip(), result.stderr
+        for expected in (EXPECTED.get(path.name), ALSO_EXPECTED.get(path.name)):
+            if expected is not None:
+                assert expected in result.stdout, result.stdout + result.stderr

@@ -1,0 +1,149 @@
+"""Leader election on a real PostgreSQL: one leader, and failover when its backend dies."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import psycopg
+
+from pgjobs._locks import LEADER_LOCK_KEY
+from pgjobs.worker._db import Outage
+from pgjobs.worker._leader import Duty, Leader
+
+#: What the tests allow for a failover: the documented "about one leader_interval",
+#: plus slack for a loaded CI machine.
+INTERVAL = 0.3
+FAILOVER_LIMIT = INTERVAL * 1.2 + 2.0
+
+HOLDER_SQL = (
+    "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1"
+    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    " AND classid::bigint = %s AND objid::bigint = %s"
+)
+
+
+def lock_holders(conn: psycopg.Connection[Any]) -> list[int]:
+    key = (LEADER_LOCK_KEY >> 32) & 0xFFFFFFFF, LEADER_LOCK_KEY & 0xFFFFFFFF
+    return [row[0] for row in conn.execute(HOLDER_SQL, key).fetchall()]
+
+
+class Candidate:
+    """A Leader whose only duty counts its runs."""
+
+    def __init__(self, dsn: str | None, name: str) -> None:
+        self.name = name
+        self.runs = 0
+        self.stop = asyncio.Event()
+
+        async def count() -> float:
+            self.runs += 1
+            return 0.05
+
+        self.leader = Leader(
+            dsn, [Duty("count", count, 0.05)], self.stop, Outage(), interval=INTERVAL
+        )
+        self.task = asyncio.create_task(self.leader.run())
+
+    async def close(self) -> None:
+        self.stop.set()
+        await asyncio.wait_for(self.task, 10)
+
+
+async def wait_for(predicate: Any, within: float) -> float:
+    started = time.monotonic()
+    while not predicate():
+        if time.monotonic() - started > within:
+            raise AssertionError(f"condition not met within {within}s")
+        await asyncio.sleep(0.01)
+    return time.monotonic() - started
+
+
+def test_exactly_one_leader_and_it_holds_the_lock(dsn: str, conn: psycopg.Connection[Any]) -> None:
+    async def main() -> None:
+        candidates = [Candidate(dsn, f"c{i}") for i in range(4)]
+        try:
+            await wait_for(lambda: any(c.leader.is_leader for c in candidates), 5)
+            await asyncio.sleep(INTERVAL * 4)  # let the others try, and fail, a few times
+            leaders = [c for c in candidates if c.leader.is_leader]
+            assert len(leaders) == 1
+            assert lock_holders(conn) == [leaders[0].leader.backend_pid]
+            assert leaders[0].runs > 5
+            assert all(c.runs == 0 for c in candidates if c is not leaders[0])
+        finally:
+            for c in candidates:
+                await c.close()
+        assert lock_holders(conn) == []  # stepping down frees the lock
+
+    asyncio.run(main())
+
+
+def test_new_leader_after_the_leaders_backend_is_terminated(
+    dsn: str, conn: psycopg.Connection[Any]
+) -> None:
+    async def main() -> list[float]:
+        candidates = [Candidate(dsn, f"c{i}") for i in range(3)]
+        failovers = []
+        try:
+            await wait_for(lambda: any(c.leader.is_leader for c in candidates), 5)
+            for _ in range(3):
+                (old,) = [c for c in candidates if c.leader.is_leader]
+                old_pid = old.leader.backend_pid
+                old_terms = sum(c.leader.terms for c in candidates)
+                conn.execute("SELECT pg_terminate_backend(%s)", (old_pid,))
+                # A new term begins (possibly the old process again, on a new backend).
+                took = await wait_for(
+                    lambda: (
+                        sum(c.leader.terms for c in candidates) > old_terms  # noqa: B023
+                        and any(c.leader.is_leader for c in candidates)
+                    ),
+                    FAILOVER_LIMIT,
+                )
+                failovers.append(took)
+                await asyncio.sleep(0.2)
+                (new,) = [c for c in candidates if c.leader.is_leader]
+                assert new.leader.backend_pid != old_pid
+                assert lock_holders(conn) == [new.leader.backend_pid]
+                runs = old.runs
+                if new is not old:
+                    await asyncio.sleep(0.3)
+                    assert old.runs == runs  # the deposed leader runs no duty
+        finally:
+            for c in candidates:
+                await c.close()
+        return failovers
+
+    failovers = asyncio.run(main())
+    print(f"failover times after pg_terminate_backend: {[round(f, 2) for f in failovers]} s")
+    assert max(failovers) < FAILOVER_LIMIT
+
+
+def test_a_stopping_leader_hands_over_at_once(dsn: str) -> None:
+    async def main() -> float:
+        first = Candidate(dsn, "first")
+        await wait_for(lambda: first.leader.is_leader, 5)
+        second = Candidate(dsn, "second")
+        try:
+            await asyncio.sleep(INTERVAL * 2)
+            assert not second.leader.is_leader
+            await first.close()
+            return await wait_for(lambda: second.leader.is_leader, FAILOVER_LIMIT)
+        finally:
+            await second.close()
+
+    assert asyncio.run(main()) < FAILOVER_LIMIT
+
+
+def test_lockless_leaders_all_run_their_duties() -> None:
+    async def main() -> None:
+        a, b = Candidate(None, "a"), Candidate(None, "b")
+        try:
+            await wait_for(lambda: a.runs > 3 and b.runs > 3, 5)
+            assert a.leader.is_leader
+            assert b.leader.is_leader
+        finally:
+            await a.close()
+            await b.close()
+
+    asyncio.run(main())

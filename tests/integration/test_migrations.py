@@ -1,0 +1,148 @@
+"""Migrations: idempotent, safe concurrently, printable for a DBA, and shipped in the wheel."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg.conninfo import make_conninfo
+
+from pgjobs import _migrate
+from tests.conftest import REPO
+
+
+@pytest.fixture
+def empty_db(server_dsn):
+    name = f"pgjobs_migrate_{secrets.token_hex(4)}"
+    with psycopg.connect(server_dsn, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    yield make_conninfo(server_dsn, dbname=name)
+    with psycopg.connect(server_dsn, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_migrate_twice_is_a_no_op(empty_db):
+    assert _migrate.upgrade(empty_db) == (None, _migrate.SCHEMA_REVISION)
+    assert _migrate.upgrade(empty_db) == (_migrate.SCHEMA_REVISION, _migrate.SCHEMA_REVISION)
+    with psycopg.connect(empty_db) as conn:
+        (table,) = conn.execute("SELECT to_regclass('pgjobs.alembic_version')::text").fetchone()
+        assert table == "pgjobs.alembic_version"
+        # The host application's own Alembic table is untouched.
+        assert conn.execute("SELECT to_regclass('public.alembic_version')").fetchone() == (None,)
+
+
+def test_concurrent_migrate_processes_wait_for_each_other(empty_db):
+    env = {**os.environ, "PGJOBS_DSN": empty_db, "PYTHONPATH": str(REPO)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "pgjobs", "migrate"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for _ in range(3)
+    ]
+    outputs = [proc.communicate(timeout=120) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0, 0], outputs
+    said = sorted("migrated from nothing" in out for out, _ in outputs)
+    # Exactly one migrator did the work; the others waited and found it done.
+    assert said == [False, False, True]
+
+
+def test_threads_of_one_process_can_migrate_at_once(empty_db):
+    with ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(lambda _: _migrate.upgrade(empty_db), range(3)))
+    current = _migrate.SCHEMA_REVISION
+    assert sorted(str(before) for before, _ in results) == [current, current, "None"]
+
+
+def test_offline_sql_is_the_ddl(capsys):
+    sql = _migrate.offline_sql()
+    assert "CREATE SCHEMA IF NOT EXISTS pgjobs" in sql
+    assert "CREATE TABLE pgjobs.jobs" in sql
+    assert "CREATE TABLE pgjobs.alembic_version" in sql
+    assert sql.rstrip().endswith("COMMIT;")
+
+
+def test_offline_sql_applies_cleanly_with_psql_semantics(empty_db):
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        conn.execute(_migrate.offline_sql().encode())
+        (version,) = conn.execute("SELECT version_num FROM pgjobs.alembic_version").fetchone()
+    assert version == _migrate.SCHEMA_REVISION
+
+
+def test_a_database_from_a_newer_pgjobs_is_refused(empty_db):
+    _migrate.upgrade(empty_db)
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        conn.execute("UPDATE pgjobs.alembic_version SET version_num = '9999'")
+    with pytest.raises(Exception, match="newer pgjobs"):
+        _migrate.upgrade(empty_db)
+
+
+@pytest.mark.slow
+def test_non_editable_wheel_ships_migrations_and_migrates(empty_db, tmp_path: Path):
+    wheels = tmp_path / "wheels"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(REPO)],
+        check=True,
+        timeout=300,
+    )
+    (wheel,) = wheels.glob("pgjobs-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "pgjobs/_migrations/env.py" in names
+    assert any(n.startswith("pgjobs/_migrations/versions/0001") for n in names)
+    assert "pgjobs/sql/claim.sql" in names
+    assert "pgjobs/py.typed" in names
+    target = tmp_path / "site"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "-q",
+            "--target",
+            str(target),
+            str(wheel),
+        ],
+        check=True,
+        timeout=300,
+    )
+    # Run from an unrelated directory, with the installed copy first on the path,
+    # so the repository's own migrations/ folder cannot be what is used.
+    env = {**os.environ, "PYTHONPATH": str(target), "PGJOBS_DSN": empty_db}
+    where = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import pgjobs, pgjobs._migrate as m; print(pgjobs.__file__);"
+            " print(m.migrations_dir())",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+        check=True,
+    ).stdout.split()
+    assert where[0].startswith(str(target))
+    assert where[1] == str(target / "pgjobs" / "_migrations")
+    result = subprocess.run(
+        [sys.executable, "-m", "pgjobs", "migrate"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"migrated from nothing to {_migrate.SCHEMA_REVISION}" in result.stdout

@@ -1,0 +1,48 @@
+"""Enqueue options are checked before anything touches the database."""
+
+import datetime as dt
+
+import pytest
+
+from pgjobs._options import EnqueueOptions
+from pgjobs.errors import ConfigurationError
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "needle"),
+    [
+        ({"priority": 5}, "priority must be an integer from 0"),
+        ({"priority": -1}, "priority"),
+        ({"priority": True}, "priority"),
+        ({"delay": -1}, "delay must be a finite number"),
+        ({"delay": float("inf")}, "delay"),
+        ({"run_at": dt.datetime(2030, 1, 1)}, "has no timezone"),
+        ({"run_at": dt.datetime.now(dt.UTC), "delay": 1}, "either delay or run_at"),
+        ({"max_attempts": 0}, "max_attempts"),
+        ({"queue": ""}, "queue name"),
+        ({"queue": "x" * 129}, "queue name"),
+        ({"fingerprint": ""}, "fingerprint"),
+        ({"on_conflict": "ignore"}, "on_conflict"),
+    ],
+)
+def test_bad_options_are_refused(kwargs, needle):
+    with pytest.raises(ConfigurationError, match=needle):
+        EnqueueOptions(**kwargs)
+
+
+def test_timedelta_delay_becomes_seconds_and_merge_ignores_none():
+    options = EnqueueOptions(delay=dt.timedelta(minutes=2))
+    assert options.delay == 120
+    merged = options.merge(queue="emails", priority=None)
+    assert merged.queue == "emails"
+    assert merged.priority == 2
+    assert merged.delay == 120
+
+
+@pytest.mark.parametrize("name", ["", "x" * 256, "a\x00b"])
+def test_unusable_task_names_fail_at_registration(name):
+    import pgjobs
+
+    app = pgjobs.App()
+    with pytest.raises(ConfigurationError, match="is not usable"):
+        app.task(name=name)(lambda: None)

@@ -1,0 +1,53 @@
+"""Arguments must survive the trip through jsonb, or be refused up front."""
+
+import json
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pgjobs._serde import dump_args
+from pgjobs.errors import ArgumentsError
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**53), max_value=2**53)
+    # Floats from 1e16 up are refused: jsonb would hand them back as integers.
+    | st.floats(allow_nan=False, allow_infinity=False).filter(lambda f: abs(f) < 1e16)
+    | st.text().filter(lambda s: "\x00" not in s),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(st.text().filter(lambda s: "\x00" not in s), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@given(st.dictionaries(st.text(min_size=1).filter(lambda s: "\x00" not in s), json_values))
+def test_json_values_round_trip(args):
+    assert json.loads(dump_args(args)) == args
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        ({"x": object()}, "not JSON-serialisable"),
+        ({"x": {1, 2}}, "not JSON-serialisable"),
+        ({"x": math.nan}, "not JSON-serialisable"),
+        ({"x": math.inf}, "not JSON-serialisable"),
+        ({"x": "a\x00b"}, "NUL"),
+        ({"x": {1: "a"}}, "non-string key"),
+        ({"x": [{"ok": {2: 3}}]}, "non-string key"),
+    ],
+)
+def test_bad_arguments_are_refused_with_a_reason(args, needle):
+    with pytest.raises(ArgumentsError, match=needle):
+        dump_args(args)
+
+
+def test_payload_size_limit():
+    dump_args({"x": "a" * 100}, max_bytes=200)
+    with pytest.raises(ArgumentsError, match="over the limit of 200"):
+        dump_args({"x": "é" * 100}, max_bytes=200)  # 200 bytes of UTF-8 plus the JSON around it

@@ -1,0 +1,462 @@
+"""The HTTP JSON API against a real database and a real server: behaviour, auth and bad input."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import psycopg
+import pytest
+
+pytest.importorskip("starlette", reason="the web extra is not installed: pip install 'pgjobs[web]'")
+httpx = pytest.importorskip("httpx", reason="the web extra is not installed")
+
+from tests.web.conftest import ADMIN, VIEWER, captured_logs, insert_job  # noqa: E402
+
+Conn = psycopg.Connection[Any]
+
+
+def submit(http: Any, **body: Any) -> Any:
+    return http.post("/api/v1/jobs", json=body, headers=ADMIN)
+
+
+# -- health ------------------------------------------------------------------
+
+
+def test_healthz_reports_database_and_schema(http: Any) -> None:
+    r = http.get("/healthz")
+    assert r.status_code == 200
+    assert r.json()["status"] == "ok"
+    assert r.json()["schema_revision"]
+
+
+def test_healthz_is_503_without_schema(serve: Any, server_dsn: str) -> None:
+    from psycopg.conninfo import make_conninfo
+
+    name = "pgjobs_web_empty"
+    with psycopg.connect(server_dsn, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        server = serve(dsn=make_conninfo(server_dsn, dbname=name))
+        r = httpx.get(server.url + "healthz", timeout=15)
+        assert r.status_code == 503
+        assert "pgjobs migrate" in r.json()["error"]["message"]
+        server.stop()
+    finally:
+        with psycopg.connect(server_dsn, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_unreachable_database_is_503_not_500(serve: Any) -> None:
+    server = serve(dsn="postgresql://nobody@127.0.0.1:1/nothing", connect_timeout=1)
+    assert httpx.get(server.url + "healthz", timeout=30).status_code == 503
+    r = httpx.get(server.url + "api/v1/jobs", headers=ADMIN, timeout=30)
+    assert r.status_code == 503
+    assert "did not give a connection" in r.json()["error"]["message"]
+
+
+# -- authentication ----------------------------------------------------------
+
+
+def test_no_token_is_401_with_a_challenge(http: Any) -> None:
+    r = http.get("/api/v1/jobs")
+    assert r.status_code == 401
+    assert r.headers["www-authenticate"] == "Bearer"
+    assert "Bearer TOKEN" in r.json()["error"]["message"]
+
+
+def test_unknown_token_is_401(http: Any) -> None:
+    r = http.get("/api/v1/jobs", headers={"Authorization": "Bearer not-a-configured-token"})
+    assert r.status_code == 401
+
+
+def test_viewer_reads_but_may_not_act(http: Any, conn: Conn) -> None:
+    job = insert_job(conn, status="failed")
+    assert http.get(f"/api/v1/jobs/{job}", headers=VIEWER).status_code == 200
+    for path in (f"/api/v1/jobs/{job}/retry", f"/api/v1/jobs/{job}/cancel"):
+        r = http.post(path, headers=VIEWER)
+        assert r.status_code == 403, path
+        assert "viewer" in r.json()["error"]["message"]
+    assert http.delete(f"/api/v1/jobs/{job}", headers=VIEWER).status_code == 403
+    assert submit_as(http, VIEWER).status_code == 403
+    assert http.post("/api/v1/queues/default/pause", headers=VIEWER).status_code == 403
+    status = conn.execute("SELECT status FROM pgjobs.jobs WHERE id = %s", (job,)).fetchone()
+    assert status == ("failed",)
+
+
+def submit_as(http: Any, headers: dict[str, str]) -> Any:
+    return http.post("/api/v1/jobs", json={"task": "noop"}, headers=headers)
+
+
+def test_without_tokens_loopback_is_admin_but_other_hosts_are_refused(serve: Any) -> None:
+    server = serve(tokens="")
+    ok = httpx.post(server.url + "api/v1/jobs", json={"task": "noop"}, timeout=15)
+    assert ok.status_code == 201
+    # A DNS-rebinding page reaches 127.0.0.1 under its own host name.
+    r = httpx.get(server.url + "api/v1/jobs", headers={"Host": "evil.example"}, timeout=15)
+    assert r.status_code == 403
+    assert "PGJOBS_DASHBOARD_TOKENS" in r.json()["error"]["message"]
+
+
+def test_cross_site_browser_posts_are_refused(http: Any, conn: Conn) -> None:
+    job = insert_job(conn, status="failed")
+    r = http.post(f"/api/v1/jobs/{job}/retry", headers={**ADMIN, "Origin": "https://evil.example"})
+    assert r.status_code == 403
+    r = http.post(f"/api/v1/jobs/{job}/retry", headers={**ADMIN, "Sec-Fetch-Site": "cross-site"})
+    assert r.status_code == 403
+
+
+# -- submitting --------------------------------------------------------------
+
+
+def test_submit_returns_the_job_and_logs_who(serve: Any, conn: Conn) -> None:
+    with captured_logs() as logs:
+        server = serve()
+        r = httpx.post(
+            server.url + "api/v1/jobs",
+            json={"task": "noop", "args": {"n": 7}, "queue": "q1", "priority": 1},
+            headers=ADMIN,
+            timeout=15,
+        )
+    assert r.status_code == 201, r.text
+    job = r.json()
+    assert (job["task"], job["args"], job["queue"], job["priority"]) == ("noop", {"n": 7}, "q1", 1)
+    assert job["state"] == "queued"
+    assert job["meta"]["submitted_by"] == "alice"
+    row = conn.execute("SELECT task, queue FROM pgjobs.jobs WHERE id = %s", (job["id"],))
+    assert row.fetchone() == ("noop", "q1")
+    actions = [e for e in logs if e["event"] == "dashboard.action"]
+    assert actions == [
+        {
+            "event": "dashboard.action",
+            "log_level": "info",
+            "who": "alice",
+            "via": "token",
+            "action": "job.submit",
+            "job_id": job["id"],
+            "task": "noop",
+            "queue": "q1",
+        }
+    ]
+
+
+def test_submit_unknown_task_is_422_with_the_known_tasks(http: Any) -> None:
+    r = submit(http, task="no_such_task")
+    assert r.status_code == 422
+    assert r.json()["error"]["known_tasks"] == ["fragile", "noop"]
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        ({"task": "noop", "args": {"bogus": 1}}, "bogus"),
+        ({"task": "noop", "args": [1]}, "args must be a JSON object"),
+        ({"task": "noop", "priority": 9}, "priority"),
+        ({"task": "noop", "priority": "high"}, "priority"),
+        ({"task": "noop", "delay": -1}, "delay"),
+        ({"task": "noop", "run_at": "tomorrow"}, "ISO 8601"),
+        ({"task": "noop", "run_at": "2030-01-01T00:00:00"}, "timezone"),
+        ({"task": "noop", "max_attempts": 0}, "max_attempts"),
+        ({"task": "noop", "queue": ""}, "queue"),
+        ({"task": "noop", "fingerprint": "a\u0000b"}, "NUL"),
+        ({"task": "noop", "surprise": True}, "unknown field"),
+        ({"args": {}}, "task is required"),
+    ],
+)
+def test_submit_bad_fields_are_422(http: Any, body: dict[str, Any], needle: str) -> None:
+    r = submit(http, **body)
+    assert r.status_code == 422, r.text
+    assert needle in r.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        (b"{not json", "not valid JSON"),
+        (b"[1, 2]", "must be a JSON object"),
+        (b"", "empty"),
+        (b"\xff\xfe", "not valid JSON"),
+        (b"[" * 100_000, "deeply"),
+    ],
+)
+def test_submit_bad_json_is_400(http: Any, content: bytes, needle: str) -> None:
+    headers = {**ADMIN, "Content-Type": "application/json"}
+    r = http.post("/api/v1/jobs", content=content, headers=headers)
+    assert r.status_code == 400, r.text
+    assert needle in r.json()["error"]["message"]
+
+
+def test_oversized_body_is_413(http: Any) -> None:
+    big = json.dumps({"task": "noop", "args": {"n": "x" * 300_000}}).encode()
+    r = http.post(
+        "/api/v1/jobs", content=big, headers={**ADMIN, "Content-Type": "application/json"}
+    )
+    assert r.status_code == 413
+
+    def chunks() -> Any:  # no Content-Length: the limit still holds while streaming
+        for _ in range(40):
+            yield b"x" * 10_000
+
+    r = http.post("/api/v1/jobs", content=chunks(), headers=ADMIN)
+    assert r.status_code == 413
+
+
+def test_submit_with_delay_is_scheduled_and_run_at_is_kept(http: Any) -> None:
+    assert submit(http, task="noop", delay=3600).json()["state"] == "scheduled"
+    r = submit(http, task="noop", run_at="2031-05-06T07:08:09Z")
+    assert r.json()["run_at"].startswith("2031-05-06T07:08:09")
+
+
+def test_duplicate_fingerprint_is_409_with_the_holder(http: Any) -> None:
+    first = submit(http, task="noop", fingerprint="once").json()
+    r = submit(http, task="noop", fingerprint="once")
+    assert r.status_code == 409
+    assert r.json()["error"]["existing_id"] == first["id"]
+
+
+# -- reading -----------------------------------------------------------------
+
+
+def test_list_filters_and_keyset_pages(http: Any, conn: Conn) -> None:
+    ids = [insert_job(conn, status="failed", queue="a") for _ in range(7)]
+    insert_job(conn, status="succeeded", queue="a")
+    insert_job(conn, status="failed", queue="b", task="noop")
+    seen: list[int] = []
+    cursor = None
+    while True:
+        params = {"status": "failed", "queue": "a", "limit": "3"}
+        if cursor:
+            params["cursor"] = cursor
+        page = http.get("/api/v1/jobs", params=params, headers=VIEWER).json()
+        seen += [j["id"] for j in page["jobs"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == sorted(ids, reverse=True)
+    tasks = http.get("/api/v1/jobs", params={"task": "noop"}, headers=VIEWER).json()["jobs"]
+    assert [j["queue"] for j in tasks] == ["b"]
+
+
+def test_find_by_fingerprint(http: Any, conn: Conn) -> None:
+    job = insert_job(conn, status="succeeded", fingerprint="order-42")
+    insert_job(conn, status="succeeded", fingerprint="order-43")
+    r = http.get("/api/v1/jobs", params={"fingerprint": "order-42"}, headers=VIEWER)
+    assert [j["id"] for j in r.json()["jobs"]] == [job]
+
+
+@pytest.mark.parametrize(
+    ("params", "needle"),
+    [
+        ({"status": "exploded"}, "unknown status"),
+        ({"limit": "0"}, "limit"),
+        ({"limit": "100000000000000000000"}, "limit"),
+        ({"limit": "ten"}, "limit"),
+        ({"cursor": "garbage!"}, "cursor"),
+        ({"cursor": "cGdqb2JzMTotNQ"}, "cursor"),  # pgjobs1:-5
+        ({"queue": "a\u0000"}, "NUL"),
+        ({"task": "t" * 300}, "longer"),
+    ],
+)
+def test_malformed_filters_are_400(http: Any, params: dict[str, str], needle: str) -> None:
+    r = http.get("/api/v1/jobs", params=params, headers=VIEWER)
+    assert r.status_code == 400, r.text
+    assert needle in r.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/api/v1/jobs/123456", 404),
+        ("/api/v1/jobs/abc", 400),
+        ("/api/v1/jobs/-1", 400),
+        ("/api/v1/jobs/0", 400),
+        ("/api/v1/jobs/99999999999999999999999", 400),
+        ("/api/v1/nothing-here", 404),
+    ],
+)
+def test_bad_ids_are_4xx_json(http: Any, path: str, status: int) -> None:
+    r = http.get(path, headers=VIEWER)
+    assert r.status_code == status
+    assert r.json()["error"]["message"]
+
+
+def test_job_detail_has_errors_and_result(http: Any, conn: Conn) -> None:
+    errors = json.dumps(
+        [{"attempt": 1, "type": "RuntimeError", "message": "boom", "traceback": "Traceback..."}]
+    )
+    job = insert_job(conn, status="failed", errors=errors, result='{"partial": true}')
+    body = http.get(f"/api/v1/jobs/{job}", headers=VIEWER).json()
+    assert body["errors"][0]["type"] == "RuntimeError"
+    assert body["result"] == {"partial": True}
+
+
+def test_secret_looking_args_are_redacted_for_viewers_only(http: Any) -> None:
+    args = {"key": "k", "password": "hunter2"}
+    job = submit(http, task="fragile", args=args).json()
+    as_viewer = http.get(f"/api/v1/jobs/{job['id']}", headers=VIEWER).json()
+    assert as_viewer["args"] == {"key": "k", "password": "[redacted]"}
+    as_admin = http.get(f"/api/v1/jobs/{job['id']}", headers=ADMIN).json()
+    assert as_admin["args"] == args
+
+
+def test_redaction_is_configurable_and_nested(serve: Any, conn: Conn) -> None:
+    server = serve(redact_keys=["card"])
+    job = insert_job(
+        conn, args=json.dumps({"key": "k", "billing": {"Card-Number": "4242"}, "password": "p"})
+    )
+    r = httpx.get(f"{server.url}api/v1/jobs/{job}", headers=VIEWER, timeout=15)
+    assert r.json()["args"] == {
+        "key": "k",
+        "billing": {"Card-Number": "[redacted]"},
+        "password": "p",
+    }
+
+
+# -- acting ------------------------------------------------------------------
+
+
+def test_retry_cancel_delete_transitions(http: Any, conn: Conn) -> None:
+    failed = insert_job(conn, status="failed")
+    r = http.post(f"/api/v1/jobs/{failed}/retry", headers=ADMIN)
+    assert (r.status_code, r.json()["status"]) == (200, "queued")
+    r = http.post(f"/api/v1/jobs/{failed}/cancel", headers=ADMIN)
+    assert (r.status_code, r.json()["status"]) == (200, "cancelled")
+    r = http.post(f"/api/v1/jobs/{failed}/cancel", headers=ADMIN)
+    assert r.status_code == 409
+    assert "only queued jobs" in r.json()["error"]["message"]
+    assert http.delete(f"/api/v1/jobs/{failed}", headers=ADMIN).json() == {"deleted": failed}
+    assert http.get(f"/api/v1/jobs/{failed}", headers=ADMIN).status_code == 404
+    assert http.post(f"/api/v1/jobs/{failed}/retry", headers=ADMIN).status_code == 404
+
+
+def test_running_jobs_cannot_be_retried_cancelled_or_deleted(http: Any, conn: Conn) -> None:
+    running = insert_job(conn, status="running")
+    for method, path in (
+        ("POST", f"/api/v1/jobs/{running}/retry"),
+        ("POST", f"/api/v1/jobs/{running}/cancel"),
+        ("DELETE", f"/api/v1/jobs/{running}"),
+    ):
+        assert http.request(method, path, headers=ADMIN).status_code == 409, path
+
+
+def test_bulk_retry_failed_of_a_task_and_cancel_queued_of_a_queue(http: Any, conn: Conn) -> None:
+    for _ in range(3):
+        insert_job(conn, status="failed", task="fragile")
+    other = insert_job(conn, status="failed", task="noop")
+    r = http.post("/api/v1/jobs/retry-failed", json={"task": "fragile"}, headers=ADMIN)
+    assert r.json() == {"jobs": 3, "per_queue": {"default": 3}}
+    assert conn.execute("SELECT status FROM pgjobs.jobs WHERE id = %s", (other,)).fetchone() == (
+        "failed",
+    )
+    r = http.post("/api/v1/jobs/cancel-queued", json={"queue": "default"}, headers=ADMIN)
+    assert r.json()["jobs"] == 3
+    r = http.post("/api/v1/jobs/cancel-queued", json={}, headers=ADMIN)
+    assert r.status_code == 422
+
+
+def test_pause_and_resume_a_queue(http: Any, conn: Conn) -> None:
+    assert http.post("/api/v1/queues/mail/pause", headers=ADMIN).json() == {
+        "name": "mail",
+        "paused": True,
+    }
+    assert conn.execute("SELECT paused FROM pgjobs.queues WHERE name = 'mail'").fetchone() == (
+        True,
+    )
+    queues = http.get("/api/v1/queues", headers=VIEWER).json()["queues"]
+    assert {"name": "mail", "paused": True}.items() <= queues[0].items()
+    http.post("/api/v1/queues/mail/resume", headers=ADMIN)
+    assert conn.execute("SELECT paused FROM pgjobs.queues WHERE name = 'mail'").fetchone() == (
+        False,
+    )
+
+
+def test_stats_count_and_chart_recent_outcomes(http: Any, conn: Conn) -> None:
+    insert_job(conn, status="succeeded")
+    insert_job(conn, status="failed")
+    insert_job(conn, status="queued", queue="other")
+    stats = http.get("/api/v1/stats", headers=VIEWER).json()
+    by_name = {q["name"]: q for q in stats["queues"]}
+    assert by_name["default"]["succeeded"] == {"value": 1, "kind": "exact"}
+    assert by_name["other"]["available"] == 1
+    assert len(stats["throughput"]) == 60
+    last = stats["throughput"][-1]
+    assert (last["succeeded"], last["failed"]) == (1, 1)
+    assert stats["leader"]["known"] is True
+
+
+def test_schedules_list_and_run_now(http: Any, conn: Conn) -> None:
+    conn.execute(
+        "INSERT INTO pgjobs.schedules (name, expression, task, args, queue)"
+        " VALUES ('nightly', '0 3 * * *', 'noop', '{\"n\": 5}', 'cron')"
+    )
+    body = http.get("/api/v1/schedules", headers=VIEWER).json()
+    assert body["available"] is True
+    assert body["schedules"][0]["expression"] == "0 3 * * *"
+    r = http.post("/api/v1/schedules/nightly/run", headers=ADMIN)
+    assert r.status_code == 201
+    job = http.get(f"/api/v1/jobs/{r.json()['job_id']}", headers=ADMIN).json()
+    assert (job["task"], job["args"], job["queue"]) == ("noop", {"n": 5}, "cron")
+    assert job["meta"] == {"schedule": "nightly", "run_now_by": "alice"}
+    assert http.post("/api/v1/schedules/nope/run", headers=ADMIN).status_code == 404
+
+
+def test_openapi_lists_every_route(http: Any) -> None:
+    spec = http.get("/api/v1/openapi.json").json()
+    assert spec["openapi"].startswith("3.1")
+    assert set(spec["paths"]) == {
+        "/healthz",
+        "/api/v1/jobs",
+        "/api/v1/jobs/retry-failed",
+        "/api/v1/jobs/cancel-queued",
+        "/api/v1/jobs/{id}",
+        "/api/v1/jobs/{id}/retry",
+        "/api/v1/jobs/{id}/cancel",
+        "/api/v1/stats",
+        "/api/v1/queues",
+        "/api/v1/queues/{name}/pause",
+        "/api/v1/queues/{name}/resume",
+        "/api/v1/workers",
+        "/api/v1/schedules",
+        "/api/v1/schedules/{name}/run",
+    }
+
+
+def test_large_tables_show_estimates_not_counts(http: Any, conn: Conn, monkeypatch: Any) -> None:
+    from pgjobs.web import _queries
+
+    monkeypatch.setattr(_queries, "SMALL_TABLE_BYTES", -1)  # as if the table were huge
+    for _ in range(3):
+        insert_job(conn, status="succeeded", queue="big")
+    conn.execute("ANALYZE pgjobs.jobs")
+    queues = http.get("/api/v1/queues", headers=VIEWER).json()["queues"]
+    big = next(q for q in queues if q["name"] == "big")  # found through pg_stats, not a scan
+    assert big["succeeded"]["kind"] == "estimate"
+    assert big["succeeded"]["value"] >= 1
+    page = http.get("/jobs", headers={**VIEWER, "Accept": "text/html"}).text
+    assert "(planner estimate)" in page
+
+
+def test_a_database_without_the_schema_is_503_everywhere(serve: Any, server_dsn: str) -> None:
+    from psycopg.conninfo import make_conninfo
+
+    name = "pgjobs_web_noschema"
+    with psycopg.connect(server_dsn, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        server = serve(dsn=make_conninfo(server_dsn, dbname=name))
+        for method, path in (
+            ("GET", "api/v1/jobs"),
+            ("GET", "api/v1/stats"),
+            ("GET", "api/v1/workers"),
+            ("POST", "api/v1/queues/q/pause"),
+            ("POST", "api/v1/jobs/1/retry"),
+        ):
+            r = httpx.request(method, server.url + path, headers=ADMIN, timeout=15)
+            assert r.status_code == 503, path
+            assert "pgjobs migrate" in r.json()["error"]["message"], path
+        server.stop()
+    finally:
+        with psycopg.connect(server_dsn, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

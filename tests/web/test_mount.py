@@ -1,0 +1,55 @@
+"""The documented factory mounts the dashboard inside another ASGI app, under a prefix."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+import pytest
+
+pytest.importorskip("starlette", reason="the web extra is not installed: pip install 'pgjobs[web]'")
+
+from tests.web.conftest import ADMIN, ADMIN_TOKEN
+
+
+def test_mounted_under_a_prefix_in_a_host_starlette_app(dsn: str) -> None:
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Mount, Route
+
+    import pgjobs.web
+    from pgjobs.web._cli import serve_in_thread
+    from tests.web.app import app as jobs_app
+
+    jobs_app.dsn = dsn
+
+    async def home(request: Any) -> PlainTextResponse:
+        return PlainTextResponse("the host app")
+
+    dashboard = pgjobs.web.create_app(jobs_app, dsn=dsn, tokens=f"admin:{ADMIN_TOKEN}")
+    host = Starlette(routes=[Route("/", home), Mount("/pgjobs", app=dashboard)])
+    server = serve_in_thread(host)
+    try:
+        base = server.url.rstrip("/")
+        with httpx.Client(base_url=base, timeout=15) as client:
+            assert client.get("/").text == "the host app"
+            assert client.get("/pgjobs/healthz").status_code == 200
+            submitted = client.post(
+                "/pgjobs/api/v1/jobs", json={"task": "noop", "args": {"n": 7}}, headers=ADMIN
+            )
+            assert submitted.status_code == 201, submitted.text
+            job_id = submitted.json()["id"]
+            shown = client.get(f"/pgjobs/api/v1/jobs/{job_id}", headers=ADMIN)
+            assert shown.json()["args"] == {"n": 7}
+            page = client.get("/pgjobs/", headers=ADMIN)
+            assert page.status_code == 200
+            # Every link and asset points under the prefix, not at the host's root.
+            links = re.findall(r'(?:href|src|action)="([^"]+)"', page.text)
+            assert f"{base}/pgjobs/jobs" in links
+            assert f"{base}/pgjobs/static/style.css" in links
+            local = [u for u in links if u.startswith(base)]
+            assert local
+            assert all(u.startswith(f"{base}/pgjobs/") for u in local), local
+    finally:
+        server.stop()

@@ -1,0 +1,134 @@
+"""Pages over real HTTP: login, CSRF on form posts, confirmations, bulk actions, bad input."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+pytest.importorskip("starlette", reason="the web extra is not installed: pip install 'pgjobs[web]'")
+httpx = pytest.importorskip("httpx", reason="the web extra is not installed")
+
+from tests.web.conftest import ADMIN_TOKEN, VIEWER_TOKEN, insert_job  # noqa: E402
+
+HTML = {"Accept": "text/html"}
+
+
+@contextlib.contextmanager
+def logged_in(server: Any, token: str) -> Iterator[Any]:
+    """A client holding the session cookie of a login with `token`."""
+    with httpx.Client(base_url=server.url.rstrip("/"), headers=HTML, timeout=15) as client:
+        csrf = _csrf(client.get("/login").text)
+        r = client.post("/login", data={"token": token, "csrf_token": csrf, "next": "/jobs"})
+        assert r.status_code == 303
+        assert r.headers["location"] == "/jobs"
+        yield client
+
+
+def _csrf(page: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert found is not None
+    return found.group(1)
+
+
+def test_pages_need_a_login_and_a_bad_token_is_refused(server: Any, http: Any) -> None:
+    r = http.get("/jobs", headers=HTML)
+    assert r.status_code == 303
+    assert r.headers["location"].endswith("/login?next=%2Fjobs")
+    csrf = _csrf(http.get("/login").text)
+    r = http.post("/login", data={"token": "wrong-token-0123456789", "csrf_token": csrf})
+    assert r.status_code == 401
+    assert "not configured" in r.text
+
+
+def test_form_posts_need_the_csrf_token_and_a_confirmation(server: Any, conn: Any) -> None:
+    job = insert_job(conn, status="failed")
+    with logged_in(server, ADMIN_TOKEN) as client:
+        page = client.get(f"/jobs/{job}").text
+        assert "Traceback" not in page  # no errors recorded on this row
+        csrf = _csrf(page)
+        r = client.post(f"/jobs/{job}/retry", data={"confirm": "yes"})
+        assert r.status_code == 403
+        r = client.post(
+            f"/jobs/{job}/retry",
+            data={"csrf_token": csrf, "confirm": "yes"},
+            headers={"Origin": "https://evil.example"},
+        )
+        assert r.status_code == 403
+        r = client.post(f"/jobs/{job}/retry", data={"csrf_token": csrf})
+        assert r.status_code == 200
+        assert f"Retry job {job}?" in r.text  # the confirmation page, nothing done yet
+        assert conn.execute("SELECT status FROM pgjobs.jobs WHERE id = %s", (job,)).fetchone() == (
+            "failed",
+        )
+        r = client.post(f"/jobs/{job}/retry", data={"csrf_token": csrf, "confirm": "yes"})
+        assert r.status_code == 303
+        assert "done=retried" in r.headers["location"]
+    assert conn.execute("SELECT status FROM pgjobs.jobs WHERE id = %s", (job,)).fetchone() == (
+        "queued",
+    )
+
+
+def test_bulk_retry_and_cancel_from_the_jobs_page(server: Any, conn: Any) -> None:
+    for _ in range(2):
+        insert_job(conn, status="failed", task="fragile")
+    with logged_in(server, ADMIN_TOKEN) as client:
+        csrf = _csrf(client.get("/jobs").text)
+        form = {"csrf_token": csrf, "confirm": "yes", "task": "fragile", "queue": ""}
+        r = client.post("/jobs/bulk/retry-failed", data=form)
+        assert "done=bulk_retried&n=2" in r.headers["location"]
+        assert "Failed jobs retried: 2." in client.get(r.headers["location"]).text
+        form = {"csrf_token": csrf, "confirm": "yes", "queue": "default"}
+        r = client.post("/jobs/bulk/cancel-queued", data=form)
+        assert "n=2" in r.headers["location"]
+
+
+def test_viewer_sees_disabled_actions_and_is_refused(server: Any, conn: Any) -> None:
+    job = insert_job(conn, status="failed")
+    with logged_in(server, VIEWER_TOKEN) as client:
+        page = client.get(f"/jobs/{job}").text
+        assert 'disabled title="admin only"' in page
+        r = client.post(f"/jobs/{job}/retry", data={"csrf_token": _csrf(page), "confirm": "yes"})
+        assert r.status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/jobs/123456", 404),
+        ("/jobs/abc", 400),
+        ("/jobs?status=bogus", 400),
+        ("/jobs?cursor=%%%", 400),
+        ("/jobs?q=999999", 303),
+        ("/no-such-page", 404),
+    ],
+)
+def test_bad_page_input_is_4xx_html(server: Any, path: str, status: int) -> None:
+    with logged_in(server, VIEWER_TOKEN) as client:
+        r = client.get(path)
+        assert r.status_code == status
+        if status != 303:
+            assert 'id="error-message"' in r.text
+
+
+def test_every_page_renders_with_data(server: Any, conn: Any) -> None:
+    insert_job(conn, status="failed", queue="mail")
+    insert_job(conn, status="queued", queue="mail", run_at="2099-01-01T00:00:00Z")
+    conn.execute("INSERT INTO pgjobs.queues (name, paused) VALUES ('mail', true)")
+    conn.execute(
+        "INSERT INTO pgjobs.schedules (name, expression, task) VALUES ('tick', '* * * * *', 'noop')"
+    )
+    with logged_in(server, ADMIN_TOKEN) as client:
+        for path, needle in (
+            ("/", "paused"),
+            ("/jobs?status=scheduled", "scheduled"),
+            ("/queues", "Resume"),
+            ("/workers", "No workers registered"),
+            ("/schedules", "Run now"),
+        ):
+            r = client.get(path)
+            assert r.status_code == 200, path
+            assert needle in r.text, path

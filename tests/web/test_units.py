@@ -1,0 +1,80 @@
+"""The dashboard's pure parts: tokens, redaction, cursors, submissions, bind addresses."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("starlette", reason="the web extra is not installed: pip install 'pgjobs[web]'")
+
+from pgjobs.errors import ConfigurationError
+from pgjobs.web import _auth, _http
+from pgjobs.web._cli import check_exposure, parse_bind
+
+
+def test_tokens_parse_roles_and_names() -> None:
+    tokens = _auth.parse_tokens("admin:" + "a" * 16 + ", ci=viewer:" + "v" * 20 + "\n# note\n")
+    assert [(t.role, t.secret) for t in tokens] == [("admin", "a" * 16), ("viewer", "v" * 20)]
+    assert tokens[0].name.startswith("admin:")
+    assert "a" * 16 not in tokens[0].name
+    assert tokens[1].name == "ci"
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [("root:" + "x" * 20, "role"), ("admin:short", "shorter"), ("justatoken" * 3, "role")],
+)
+def test_bad_tokens_are_refused(text: str, needle: str) -> None:
+    with pytest.raises(ConfigurationError, match=needle):
+        _auth.parse_tokens(text)
+
+
+def test_tokens_file_and_environment(tmp_path: object) -> None:
+    from pathlib import Path
+
+    assert isinstance(tmp_path, Path)
+    path = tmp_path / "tokens"
+    path.write_text("viewer:" + "f" * 16 + "\n")
+    env = {_auth.TOKENS_ENV: "admin:" + "e" * 16, _auth.TOKENS_FILE_ENV: str(path)}
+    assert [t.role for t in _auth.load_tokens(environ=env)] == ["admin", "viewer"]
+    with pytest.raises(ConfigurationError, match="cannot read"):
+        _auth.load_tokens(tokens_file=tmp_path / "missing", environ={})
+
+
+def test_redaction_matches_key_substrings_at_any_depth() -> None:
+    value = {"user": "u", "DB_Password": "p", "nested": [{"x-api-key": "k", "ok": 1}]}
+    assert _auth.redact(value, _auth.DEFAULT_REDACT_KEYS) == {
+        "user": "u",
+        "DB_Password": "[redacted]",
+        "nested": [{"x-api-key": "[redacted]", "ok": 1}],
+    }
+
+
+def test_cursor_round_trip_and_garbage() -> None:
+    assert _http.decode_cursor(_http.encode_cursor(12345)) == 12345
+    assert _http.decode_cursor(None) is None
+    for bad in ("%%%", "MTIz", "x" * 100, _http.encode_cursor(1)[:-2]):
+        with pytest.raises(_http.HttpError) as caught:
+            _http.decode_cursor(bad)
+        assert caught.value.status == 400
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [("127.0.0.1", True), ("::1", True), ("[::1]", True), ("localhost", True),
+     ("127.9.9.9", True), ("0.0.0.0", False), ("10.0.0.1", False), ("example.com", False)],
+)  # fmt: skip
+def test_loopback(host: str, loopback: bool) -> None:
+    assert _auth.is_loopback(host) is loopback
+
+
+def test_bind_parsing_and_exposure() -> None:
+    assert parse_bind("127.0.0.1:8080") == ("127.0.0.1", 8080)
+    assert parse_bind("[::1]:9000") == ("::1", 9000)
+    assert parse_bind("8081") == ("127.0.0.1", 8081)
+    with pytest.raises(ConfigurationError, match="HOST:PORT"):
+        parse_bind("127.0.0.1:http")
+    check_exposure("127.0.0.1", has_tokens=False, insecure=False)
+    check_exposure("0.0.0.0", has_tokens=True, insecure=False)
+    check_exposure("0.0.0.0", has_tokens=False, insecure=True)
+    with pytest.raises(ConfigurationError, match="--insecure"):
+        check_exposure("0.0.0.0", has_tokens=False, insecure=False)
