@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -11,6 +13,14 @@ from psycopg_pool import AsyncConnectionPool
 from pgjobs.worker._db import CONNECTION_ERRORS, Outage, backoff, fetch, sleep_or_stop
 from pgjobs.worker._dedicated import DedicatedConnection
 from pgjobs.worker._outcome import ClaimedJob
+
+#: How often, at most, a busy fetcher goes back to the start of each queue
+#: (see `Fetcher.claim`): the longest a job placed before its position, such
+#: as a more urgent one, waits while the queue stays busy.
+RESCAN_INTERVAL = 0.5
+
+# A position before every job: priorities start at 0 and ids at 1.
+_START = (-1, dt.datetime(1, 1, 1, tzinfo=dt.UTC), 0)
 
 
 class Slots:
@@ -72,6 +82,9 @@ class Fetcher:
         self.awaiting = False
         #: Claim statements run, for the benchmark and the tests.
         self.claims = 0
+        # Per queue, the (priority, run_at, id) of the last job claimed from it.
+        self._after: dict[str, tuple[int, dt.datetime, int]] = {}
+        self._rescan_at = 0.0
         # Claims go over a connection of their own: one round trip each, with
         # synchronous_commit off. A claim that a server crash loses only puts
         # its jobs back in the queue, as if they had never been claimed, which
@@ -82,12 +95,41 @@ class Fetcher:
         self._claimer = DedicatedConnection(pool.conninfo, synchronous_commit=False)
 
     async def claim(self, limit: int) -> list[ClaimedJob]:
-        """Claim up to `limit` jobs in one statement (claim.sql)."""
+        """Claim up to `limit` jobs in one statement (claim.sql).
+
+        Each queue's search starts after the last job claimed from it, so a
+        claim reads about `limit` index entries even when a long transaction
+        keeps the entries of every job claimed since from being removed. Jobs
+        that belong before that position (a more urgent job enqueued during
+        a backlog, a job given back by a worker) are found by going back to
+        the start: after a claim that found fewer jobs than it asked for, and
+        at least every RESCAN_INTERVAL seconds.
+        """
         self.claims += 1
+        now = time.monotonic()
+        if now >= self._rescan_at:
+            self._after.clear()
+            self._rescan_at = now + RESCAN_INTERVAL
+        starts = [self._after.get(queue, _START) for queue in self.queues]
         rows = await self._claimer.fetch(
-            "claim", {"queues": self.queues, "limit": limit, "worker_id": self.worker_id}
+            "claim",
+            {
+                "queues": self.queues,
+                "after_priorities": [start[0] for start in starts],
+                "after_run_ats": [start[1] for start in starts],
+                "after_ids": [start[2] for start in starts],
+                "limit": limit,
+                "worker_id": self.worker_id,
+            },
         )
-        return [ClaimedJob(*row) for row in rows]
+        if len(rows) < limit:
+            self._after.clear()
+        else:
+            for row in rows:
+                position = (row[4], row[8], row[0])  # priority, run_at, id
+                if position > self._after.get(row[1], _START):
+                    self._after[row[1]] = position
+        return [ClaimedJob(*row[:8]) for row in rows]
 
     async def _set_awaiting(self, awaiting: bool) -> None:
         await fetch(self.pool, "set_awaiting", {"worker_id": self.worker_id, "awaiting": awaiting})

@@ -1,0 +1,113 @@
+"""The claim: where each queue's search starts, and when it goes back to the start."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from psycopg_pool import AsyncConnectionPool
+
+import pgjobs
+from pgjobs.worker import _fetcher
+from pgjobs.worker._db import Outage
+from pgjobs.worker._fetcher import Fetcher, Slots
+
+
+@pytest.fixture
+def app(dsn):
+    application = pgjobs.App(dsn)
+    yield application
+    application.close()
+
+
+def _claims(dsn: str, conn: Any, queues: tuple[str, ...], plan: list[Any]) -> list[list[int]]:
+    """Run `plan` on one fetcher: an int claims that many; a callable runs between claims."""
+    (worker_id,) = conn.execute(
+        "INSERT INTO pgjobs.workers (host, pid, queues, concurrency)"
+        " VALUES ('test', 1, %s, 10) RETURNING id",
+        (list(queues),),
+    ).fetchone()
+
+    async def run() -> list[list[int]]:
+        async with AsyncConnectionPool(dsn, min_size=1, open=False) as pool:
+            fetcher = Fetcher(
+                pool,
+                worker_id,
+                queues,
+                Slots(10),
+                asyncio.Event(),
+                asyncio.Event(),
+                Outage(),
+                lambda job: None,
+                listen=False,
+                poll_interval=1,
+            )
+            got: list[list[int]] = []
+            try:
+                for step in plan:
+                    if callable(step):
+                        step(fetcher)
+                    else:
+                        got.append([job.id for job in await fetcher.claim(step)])
+            finally:
+                await fetcher._claimer.close()
+            return got
+
+    return asyncio.run(run())
+
+
+def test_a_busy_fetcher_resumes_after_its_last_claim_and_comes_back_for_urgent_jobs(
+    app, conn, dsn, monkeypatch
+):
+    @app.task(name="bulk", priority=pgjobs.Priority.LOW)
+    def bulk(n: int) -> None:
+        pass
+
+    app.enqueue_many([bulk.job(n) for n in range(30)])  # ids 1..30
+    monkeypatch.setattr(_fetcher, "RESCAN_INTERVAL", 3600.0)
+
+    def urgent(_fetcher: Fetcher) -> None:  # id 31, placed before every queued job
+        bulk.options(priority=pgjobs.Priority.CRITICAL).enqueue(99)
+
+    def rescan_due(fetcher: Fetcher) -> None:
+        fetcher._rescan_at = 0.0
+
+    got = _claims(dsn, conn, ("default",), [10, urgent, 10, rescan_due, 5, 100, 5])
+    assert got[0] == list(range(1, 11))
+    # The second claim starts after job 10, where the urgent job is not.
+    assert got[1] == list(range(11, 21))
+    # Going back to the start finds it first.
+    assert got[2] == [31, 21, 22, 23, 24]
+    # A claim that finds fewer jobs than it asks for sends the next one back
+    # to the start too; nothing is left behind.
+    assert got[3] == list(range(25, 31))
+    assert got[4] == []
+    (left,) = conn.execute("SELECT count(*) FROM pgjobs.jobs WHERE status = 'queued'").fetchone()
+    assert left == 0
+
+
+def test_positions_are_kept_per_queue_and_paused_queues_are_skipped(app, conn, dsn, monkeypatch):
+    @app.task(name="a_job", queue="a")
+    def a_job(n: int) -> None:
+        pass
+
+    @app.task(name="b_job", queue="b")
+    def b_job(n: int) -> None:
+        pass
+
+    app.enqueue_many([a_job.job(n) for n in range(4)])  # ids 1..4
+    app.enqueue_many([b_job.job(n) for n in range(4)])  # ids 5..8
+    monkeypatch.setattr(_fetcher, "RESCAN_INTERVAL", 3600.0)
+
+    def pause_a(_fetcher: Fetcher) -> None:
+        conn.execute("INSERT INTO pgjobs.queues (name, paused) VALUES ('a', true)")
+
+    def resume_a(_fetcher: Fetcher) -> None:
+        conn.execute("UPDATE pgjobs.queues SET paused = false WHERE name = 'a'")
+
+    got = _claims(dsn, conn, ("a", "b"), [2, pause_a, 3, resume_a, 3])
+    # Same priority, so the older jobs of queue a come first.
+    assert got[0] == [1, 2]
+    assert got[1] == [5, 6, 7]
+    assert got[2] == [3, 4, 8]
