@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 
 import psycopg
 import pytest
@@ -182,3 +183,84 @@ def test_notify_only_when_a_worker_awaits_work(dsn, conn):
         assert [n.payload for n in received] == ["emails"]  # once per queue per transaction
         welcome.options(delay=60).enqueue(2)  # not due: nobody is woken
         assert list(listener.notifies(timeout=0.3)) == []
+
+
+def _mixed_batch(tag: str) -> list[pgjobs.JobSpec]:
+    """Jobs with every option a bulk enqueue must carry; `tag` picks the path."""
+    at = dt.datetime(2030, 1, 2, 3, 4, 5, 678901, tzinfo=dt.UTC)
+    specs = [
+        welcome.job(0),
+        welcome.options(queue="other", priority=0).job(1),
+        welcome.options(delay=90.5).job(2),
+        welcome.options(run_at=at, max_attempts=9).job(3),
+        welcome.options(meta={"trace": "t-1", "n": [1, 2]}).job(4),
+        welcome.options(queue="other", delay=5).job(5),
+    ]
+    if tag == "insert":  # a fingerprint makes it take INSERT ... ON CONFLICT
+        specs.append(welcome.options(fingerprint="only-on-insert").job(6))
+    return specs
+
+
+_ROWS = """
+SELECT (args->>'user_id')::int, task, queue, priority, max_attempts, meta,
+       CASE WHEN run_at > '2029-01-01' THEN run_at::text ELSE (run_at - created_at)::text END,
+       status, attempts, errors
+FROM pgjobs.jobs WHERE (args->>'user_id')::int < 6 ORDER BY 1
+"""
+
+
+@pytest.mark.parametrize("path", ["copy", "insert", "copy-async", "sqlalchemy"])
+def test_every_bulk_path_writes_the_same_rows_and_returns_ids_in_order(dsn, conn, path):
+    # SQLAlchemy always takes the INSERT; psycopg takes COPY unless a job has a fingerprint.
+    specs = _mixed_batch("insert" if path == "insert" else "copy")
+    if path == "copy-async":
+
+        async def main() -> list[int]:
+            async with await psycopg.AsyncConnection.connect(dsn) as caller:
+                ids = await app.enqueue_many_async(specs, conn=caller)
+                await caller.commit()
+                return ids
+
+        ids = asyncio.run(main())
+    elif path == "sqlalchemy":
+        engine = sa.create_engine("postgresql+psycopg://", creator=lambda: psycopg.connect(dsn))
+        with Session(engine) as session, session.begin():
+            ids = app.enqueue_many(specs, conn=session)
+        engine.dispose()
+    else:
+        with psycopg.connect(dsn) as caller:
+            ids = app.enqueue_many(specs, conn=caller)
+    by_id = dict(conn.execute("SELECT id, (args->>'user_id')::int FROM pgjobs.jobs").fetchall())
+    assert [by_id[i] for i in ids] == list(range(len(specs)))
+    assert conn.execute(_ROWS).fetchall() == [
+        (0, "welcome", "emails", 2, 5, {}, "00:00:00", "queued", 0, []),
+        (1, "welcome", "other", 0, 5, {}, "00:00:00", "queued", 0, []),
+        (2, "welcome", "emails", 2, 5, {}, "00:01:30.5", "queued", 0, []),
+        (3, "welcome", "emails", 2, 9, {}, "2030-01-02 03:04:05.678901+00", "queued", 0, []),
+        (4, "welcome", "emails", 2, 5, {"trace": "t-1", "n": [1, 2]}, "00:00:00", "queued", 0, []),
+        (5, "welcome", "other", 2, 5, {}, "00:00:05", "queued", 0, []),
+    ]
+
+
+def test_bulk_copy_wakes_only_queues_with_a_job_due_now(dsn, conn):
+    conn.execute(
+        "INSERT INTO pgjobs.workers (host, pid, queues, concurrency, awaiting_work)"
+        " VALUES ('h', 1, ARRAY['emails', 'other', 'later'], 1, true)"
+    )
+    past = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+    with psycopg.connect(dsn, autocommit=True) as listener:
+        listener.execute("LISTEN pgjobs")
+        with psycopg.connect(dsn) as caller:
+            app.enqueue_many(
+                [
+                    welcome.options(delay=60).job(1),
+                    welcome.options(delay=0).job(2),
+                    welcome.options(queue="other", run_at=past).job(3),
+                    welcome.options(queue="later", delay=30).job(4),
+                    welcome.options(queue="later", run_at=past + dt.timedelta(days=9999)).job(5),
+                ],
+                conn=caller,
+            )
+            assert list(listener.notifies(timeout=0.2)) == []  # nothing before the commit
+        received = sorted(n.payload for n in listener.notifies(timeout=0.5))
+    assert received == ["emails", "other"]

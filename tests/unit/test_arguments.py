@@ -3,8 +3,10 @@
 import inspect
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from pgjobs._task import bind_arguments, call_arguments
+from pgjobs._task import Binder, bind_arguments, call_arguments
 from pgjobs.errors import ArgumentsError
 
 
@@ -45,3 +47,28 @@ def test_stored_arguments_from_another_version_are_refused():
         call_arguments(inspect.signature(new), {"a": 1, "b": 2, "legacy": 3})
     with pytest.raises(ArgumentsError, match="missing a required argument"):
         call_arguments(inspect.signature(new), {"a": 1})
+
+
+def _simple(a, b, c=3, *, d, e=5):
+    return a, b, c, d, e
+
+
+def _no_params():
+    return None
+
+
+@pytest.mark.parametrize("fn", [_simple, _no_params, handler])
+@given(
+    args=st.lists(st.integers(), max_size=5).map(tuple),
+    kwargs=st.dictionaries(st.sampled_from("abcdexz"), st.integers(), max_size=6),
+)
+def test_the_fast_binder_agrees_with_signature_bind(fn, args, kwargs):
+    """Same mapping for every call that fits, and an ArgumentsError for every one that does not."""
+    sig = inspect.signature(fn)
+    try:
+        expected = bind_arguments(sig, args, kwargs)
+    except ArgumentsError:
+        with pytest.raises(ArgumentsError):
+            Binder(sig)(args, kwargs)
+    else:
+        assert Binder(sig)(args, kwargs) == expected
