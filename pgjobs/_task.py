@@ -58,6 +58,19 @@ class Binder:
                 return bound
         return bind_arguments(self.signature, args, kwargs)
 
+    def call(self, stored: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """`(args, kwargs)` for the handler; see `call_arguments`.
+
+        For a simple signature every parameter can be passed by name, so
+        stored arguments that name only parameters and every required one
+        are the keyword arguments as they are. This runs for every job a
+        worker starts; `call_arguments` cost 10% of a no-op drain.
+        """
+        keys = stored.keys()
+        if self.simple and keys <= self.names and self.required <= keys:
+            return (), stored
+        return call_arguments(self.signature, stored)
+
 
 def bind_arguments(signature: inspect.Signature, args: Any, kwargs: Any) -> dict[str, Any]:
     """Map a call's arguments to parameter names, as they are stored in `jobs.args`.

@@ -23,7 +23,8 @@ WITH inserted AS (
         CAST(:metas AS jsonb[])
     ) WITH ORDINALITY AS u (t, a, q, p, r, d, f, m, x, n)
     ORDER BY n
-    ON CONFLICT (fingerprint) WHERE status IN ('queued', 'running') DO NOTHING
+    ON CONFLICT (fingerprint) WHERE status IN ('queued', 'running') AND fingerprint IS NOT NULL
+        DO NOTHING
     RETURNING id, queue, run_at
 ),
 woken AS (

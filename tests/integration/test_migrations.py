@@ -146,3 +146,55 @@ def test_non_editable_wheel_ships_migrations_and_migrates(empty_db, tmp_path: Pa
     )
     assert result.returncode == 0, result.stderr
     assert f"migrated from nothing to {_migrate.SCHEMA_REVISION}" in result.stdout
+
+
+def _fingerprint_index(conn) -> str:
+    (definition,) = conn.execute(
+        "SELECT pg_get_indexdef('pgjobs.jobs_fingerprint_active_idx'::regclass)"
+    ).fetchone()
+    return definition
+
+
+def _dedups(conn) -> list[object]:
+    """Enqueue the same fingerprint twice and a job without one, through both SQL functions."""
+    return [
+        conn.execute("SELECT pgjobs.enqueue('t', fingerprint => 'fp')").fetchone()[0] is not None,
+        conn.execute("SELECT pgjobs.enqueue('t', fingerprint => 'fp')").fetchone()[0],
+        conn.execute(
+            "SELECT count(*) FROM pgjobs.enqueue_many("
+            " ARRAY['t', 't', 't'], ARRAY['{}', '{}', '{}']::jsonb[], ARRAY['q', 'q', 'q'],"
+            " ARRAY[2, 2, 2], ARRAY[NULL, NULL, NULL]::timestamptz[], ARRAY['fp', NULL, NULL],"
+            " ARRAY[3, 3, 3], ARRAY['{}', '{}', '{}']::jsonb[])"
+        ).fetchone()[0],
+    ]
+
+
+def test_0004_leaves_jobs_without_a_fingerprint_out_of_the_dedup_index_and_back(empty_db):
+    from alembic import command
+    from sqlalchemy import create_engine
+
+    _migrate.upgrade(empty_db, "0003")
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        assert "fingerprint IS NOT NULL" not in _fingerprint_index(conn)
+        assert _dedups(conn) == [True, None, 2]
+        conn.execute("TRUNCATE pgjobs.jobs")
+    assert _migrate.upgrade(empty_db) == ("0003", "0004")
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        assert _fingerprint_index(conn).endswith(
+            "WHERE ((status = ANY (ARRAY['queued'::pgjobs.job_status, "
+            "'running'::pgjobs.job_status])) AND (fingerprint IS NOT NULL))"
+        )
+        # The functions' ON CONFLICT finds the new index: dedup works as before.
+        assert _dedups(conn) == [True, None, 2]
+        conn.execute("TRUNCATE pgjobs.jobs")
+    engine = create_engine("postgresql+psycopg://", creator=lambda: psycopg.connect(empty_db))
+    try:
+        with engine.begin() as connection:
+            config = _migrate._config()
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0003")
+    finally:
+        engine.dispose()
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        assert "fingerprint IS NOT NULL" not in _fingerprint_index(conn)
+        assert _dedups(conn) == [True, None, 2]

@@ -72,3 +72,18 @@ def test_the_fast_binder_agrees_with_signature_bind(fn, args, kwargs):
             Binder(sig)(args, kwargs)
     else:
         assert Binder(sig)(args, kwargs) == expected
+
+
+@pytest.mark.parametrize("fn", [_simple, _no_params, handler])
+@given(stored=st.dictionaries(st.sampled_from("abcdexz"), st.integers(), max_size=6))
+def test_the_fast_call_path_agrees_with_call_arguments(fn, stored):
+    """The handler gets the same call, and a mismatch is refused the same way."""
+    sig = inspect.signature(fn)
+    try:
+        args, kwargs = call_arguments(sig, stored)
+    except ArgumentsError:
+        with pytest.raises(ArgumentsError):
+            Binder(sig).call(stored)
+    else:
+        fast_args, fast_kwargs = Binder(sig).call(stored)
+        assert sig.bind(*fast_args, **fast_kwargs).arguments == sig.bind(*args, **kwargs).arguments
