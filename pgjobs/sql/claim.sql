@@ -27,6 +27,13 @@
 -- more rows than it claims (a known trap with UPDATE ... WHERE id IN
 -- (SELECT ... LIMIT n FOR UPDATE)). FOR NO KEY UPDATE is enough, because the
 -- key is not changed, and does not block foreign keys pointing at jobs.
+--
+-- The claimed rows are updated through `id = ANY (ARRAY(...))`, not a join
+-- with the CTE. The statement is prepared, and PostgreSQL soon runs it with a
+-- generic plan, which cannot see :limit: it took the CTE for large and joined
+-- it to a sequential scan of the whole table, on every claim (1.4 ms at 3,200
+-- rows, growing with the history kept; a claim of 50 from 60,000 rows took
+-- 4 ms). An array of ids is always looked up through the primary key.
 WITH claimable AS MATERIALIZED (
     SELECT c.id
     FROM (
@@ -52,12 +59,16 @@ WITH claimable AS MATERIALIZED (
     ) AS c
     ORDER BY c.priority, c.run_at, c.id
     LIMIT CAST(:limit AS integer)
+),
+claimed AS (
+    UPDATE pgjobs.jobs AS j
+    SET status = 'running',
+        attempts = j.attempts + 1,
+        worker_id = CAST(:worker_id AS bigint),
+        started_at = now()
+    WHERE j.id = ANY (ARRAY(SELECT id FROM claimable))
+    RETURNING j.id, j.queue, j.task, j.args, j.priority, j.attempts, j.max_attempts, j.meta,
+              j.run_at
 )
-UPDATE pgjobs.jobs AS j
-SET status = 'running',
-    attempts = j.attempts + 1,
-    worker_id = CAST(:worker_id AS bigint),
-    started_at = now()
-FROM claimable
-WHERE j.id = claimable.id
-RETURNING j.id, j.queue, j.task, j.args, j.priority, j.attempts, j.max_attempts, j.meta, j.run_at
+-- In claim order: the update returns rows in the order it found them.
+SELECT * FROM claimed ORDER BY priority, run_at, id

@@ -21,6 +21,12 @@ FROM unnest(
     CAST(:results AS jsonb[])
 ) AS u(id, attempt, status, delay, error, result)
 WHERE j.id = u.id
+  -- Redundant with the join, on purpose: the statement is prepared, and a
+  -- plan joining on `j.id = u.id` alone scanned the whole table and hashed it
+  -- whenever the table was small enough to look cheap (5.2-5.7 ms for 200
+  -- outcomes at 3,200 rows, 2.0 ms with this). The array condition always
+  -- reads the rows through the primary key, in generic and custom plans.
+  AND j.id = ANY (CAST(:ids AS bigint[]))
   -- The fence, wrapped in IS TRUE (same meaning, NULL counts as false) so the
   -- planner cannot use it to pick jobs_running_worker_idx: with statistics
   -- taken while the jobs were still queued, that index looks nearly empty,
