@@ -95,7 +95,7 @@ class Fetcher:
         self._claimer = DedicatedConnection(pool.conninfo, synchronous_commit=False)
 
     async def claim(self, limit: int) -> list[ClaimedJob]:
-        """Claim up to `limit` jobs in one statement (claim.sql).
+        """Claim up to `limit` jobs in one statement (claim.sql; claim_one_queue.sql for one queue).
 
         Each queue's search starts after the last job claimed from it, so a
         claim reads about `limit` index entries even when a long transaction
@@ -110,18 +110,33 @@ class Fetcher:
         if now >= self._rescan_at:
             self._after.clear()
             self._rescan_at = now + RESCAN_INTERVAL
-        starts = [self._after.get(queue, _START) for queue in self.queues]
-        rows = await self._claimer.fetch(
-            "claim",
-            {
-                "queues": self.queues,
-                "after_priorities": [start[0] for start in starts],
-                "after_run_ats": [start[1] for start in starts],
-                "after_ids": [start[2] for start in starts],
-                "limit": limit,
-                "worker_id": self.worker_id,
-            },
-        )
+        if len(self.queues) == 1:
+            (queue,) = self.queues
+            after_priority, after_run_at, after_id = self._after.get(queue, _START)
+            rows = await self._claimer.fetch(
+                "claim_one_queue",
+                {
+                    "queue": queue,
+                    "after_priority": after_priority,
+                    "after_run_at": after_run_at,
+                    "after_id": after_id,
+                    "limit": limit,
+                    "worker_id": self.worker_id,
+                },
+            )
+        else:
+            starts = [self._after.get(queue, _START) for queue in self.queues]
+            rows = await self._claimer.fetch(
+                "claim",
+                {
+                    "queues": self.queues,
+                    "after_priorities": [start[0] for start in starts],
+                    "after_run_ats": [start[1] for start in starts],
+                    "after_ids": [start[2] for start in starts],
+                    "limit": limit,
+                    "worker_id": self.worker_id,
+                },
+            )
         if len(rows) < limit:
             self._after.clear()
         else:

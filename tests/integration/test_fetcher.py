@@ -111,3 +111,23 @@ def test_positions_are_kept_per_queue_and_paused_queues_are_skipped(app, conn, d
     assert got[0] == [1, 2]
     assert got[1] == [5, 6, 7]
     assert got[2] == [3, 4, 8]
+
+
+@pytest.mark.parametrize("queues", [("default",), ("default", "other")])
+def test_a_paused_queue_gives_nothing_until_resumed(app, conn, dsn, queues):
+    """Both claim statements: the one-queue one, and the one for a list of queues."""
+
+    @app.task(name="held")
+    def held(n: int) -> None:
+        pass
+
+    app.enqueue_many([held.job(n) for n in range(3)])
+
+    def pause(_fetcher: Fetcher) -> None:
+        conn.execute("INSERT INTO pgjobs.queues (name, paused) VALUES ('default', true)")
+
+    def resume(_fetcher: Fetcher) -> None:
+        conn.execute("UPDATE pgjobs.queues SET paused = false WHERE name = 'default'")
+
+    got = _claims(dsn, conn, queues, [pause, 10, resume, 1, 10])
+    assert got == [[], [1], [2, 3]]

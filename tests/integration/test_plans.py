@@ -29,6 +29,14 @@ STATEMENTS = {
         "limit": 50,
         "worker_id": 1,
     },
+    "claim_one_queue": {
+        "queue": "default",
+        "after_priority": -1,
+        "after_run_at": _START,
+        "after_id": 0,
+        "limit": 50,
+        "worker_id": 1,
+    },
     "complete": {
         "ids": list(range(1, 51)),
         "attempts": [1] * 50,

@@ -1,0 +1,39 @@
+-- claim.sql for a worker of one queue (the usual case), with the same
+-- semantics: up to :limit runnable jobs of :queue in priority order,
+-- starting after (:after_priority, :after_run_at, :after_id), nothing while
+-- the queue is paused. Without the per-queue LATERAL over an unnested list
+-- and the merge sort it needs, a claim costs the server about 0.3 ms less
+-- (0.52 against 0.75-1.05 ms for one job, measured from the worker): most of
+-- the gap between an idle worker's wake-up and the raw-SQL reference's.
+--
+-- The rows are locked in the ARRAY(...) subquery, which the planner runs
+-- once, as an InitPlan, before the update: the same optimisation fence as the
+-- MATERIALIZED CTE of claim.sql, and the update reads the claimed rows
+-- through the primary key in every plan (tests/integration/test_plans.py).
+WITH claimed AS (
+    UPDATE pgjobs.jobs AS j
+    SET status = 'running',
+        attempts = j.attempts + 1,
+        worker_id = CAST(:worker_id AS bigint),
+        started_at = now()
+    WHERE j.id = ANY (ARRAY(
+        SELECT id
+        FROM pgjobs.jobs
+        WHERE status = 'queued'
+          AND queue = CAST(:queue AS text)
+          AND (priority, run_at, id) > (CAST(:after_priority AS smallint),
+                                        CAST(:after_run_at AS timestamptz),
+                                        CAST(:after_id AS bigint))
+          AND run_at <= now()
+          AND NOT EXISTS (
+              SELECT 1 FROM pgjobs.queues AS p WHERE p.name = CAST(:queue AS text) AND p.paused
+          )
+        ORDER BY priority, run_at, id
+        LIMIT CAST(:limit AS integer)
+        FOR NO KEY UPDATE SKIP LOCKED
+    ))
+    RETURNING j.id, j.queue, j.task, j.args, j.priority, j.attempts, j.max_attempts, j.meta,
+              j.run_at
+)
+-- In claim order: the update returns rows in the order it found them.
+SELECT * FROM claimed ORDER BY priority, run_at, id
