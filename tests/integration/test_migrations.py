@@ -169,7 +169,29 @@ def _dedups(conn) -> list[object]:
     ]
 
 
-def test_0004_leaves_jobs_without_a_fingerprint_out_of_the_dedup_index_and_back(empty_db):
+def _wake_language(conn) -> str:
+    (language,) = conn.execute(
+        "SELECT l.lanname FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang"
+        " WHERE p.oid = 'pgjobs.wake(text)'::regprocedure"
+    ).fetchone()
+    return language
+
+
+def _wakes(conn, dsn) -> list[str]:
+    """Enqueue for a queue whose worker awaits work, and one whose worker does not."""
+    conn.execute("TRUNCATE pgjobs.workers")
+    conn.execute(
+        "INSERT INTO pgjobs.workers (host, pid, queues, concurrency, awaiting_work)"
+        " VALUES ('h', 1, ARRAY['waiting'], 1, true), ('h', 2, ARRAY['busy'], 1, false)"
+    )
+    with psycopg.connect(dsn, autocommit=True) as listener:
+        listener.execute("LISTEN pgjobs")
+        conn.execute("SELECT pgjobs.enqueue('t', queue => 'waiting')")
+        conn.execute("SELECT pgjobs.enqueue('t', queue => 'busy')")
+        return [n.payload for n in listener.notifies(timeout=0.3)]
+
+
+def test_0004_and_0005_upgrade_and_downgrade_keeping_dedup_and_wake_ups(empty_db):
     from alembic import command
     from sqlalchemy import create_engine
 
@@ -177,8 +199,10 @@ def test_0004_leaves_jobs_without_a_fingerprint_out_of_the_dedup_index_and_back(
     with psycopg.connect(empty_db, autocommit=True) as conn:
         assert "fingerprint IS NOT NULL" not in _fingerprint_index(conn)
         assert _dedups(conn) == [True, None, 2]
+        assert _wakes(conn, empty_db) == ["waiting"]
+        assert _wake_language(conn) == "sql"
         conn.execute("TRUNCATE pgjobs.jobs")
-    assert _migrate.upgrade(empty_db) == ("0003", "0004")
+    assert _migrate.upgrade(empty_db) == ("0003", _migrate.SCHEMA_REVISION)
     with psycopg.connect(empty_db, autocommit=True) as conn:
         assert _fingerprint_index(conn).endswith(
             "WHERE ((status = ANY (ARRAY['queued'::pgjobs.job_status, "
@@ -186,6 +210,9 @@ def test_0004_leaves_jobs_without_a_fingerprint_out_of_the_dedup_index_and_back(
         )
         # The functions' ON CONFLICT finds the new index: dedup works as before.
         assert _dedups(conn) == [True, None, 2]
+        # 0005: wake is PL/pgSQL now, and still notifies only a waiting queue.
+        assert _wake_language(conn) == "plpgsql"
+        assert _wakes(conn, empty_db) == ["waiting"]
         conn.execute("TRUNCATE pgjobs.jobs")
     engine = create_engine("postgresql+psycopg://", creator=lambda: psycopg.connect(empty_db))
     try:
@@ -198,3 +225,5 @@ def test_0004_leaves_jobs_without_a_fingerprint_out_of_the_dedup_index_and_back(
     with psycopg.connect(empty_db, autocommit=True) as conn:
         assert "fingerprint IS NOT NULL" not in _fingerprint_index(conn)
         assert _dedups(conn) == [True, None, 2]
+        assert _wakes(conn, empty_db) == ["waiting"]
+        assert _wake_language(conn) == "sql"
