@@ -7,6 +7,7 @@ workers are woken; at rollback it never existed and nobody was woken.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -176,7 +177,10 @@ def copy_rows(
 
 
 def _copy_sync(conn: psycopg.Connection[Any], specs: Sequence[JobSpec]) -> list[int]:
-    with conn.cursor(row_factory=tuple_row) as cur:
+    # Two statements: on an autocommit connection they need a transaction of
+    # their own, or the wake-ups would be delivered before the rows exist.
+    block = conn.transaction() if conn.autocommit else contextlib.nullcontext()
+    with block, conn.cursor(row_factory=tuple_row) as cur:
         cur.execute(_sql.psycopg("enqueue_copy_begin"), copy_begin_params(specs))
         ids, now, _ = cur.fetchone()  # type: ignore[misc]
         with cur.copy(_COPY) as copy:
@@ -187,7 +191,8 @@ def _copy_sync(conn: psycopg.Connection[Any], specs: Sequence[JobSpec]) -> list[
 
 
 async def _copy_async(conn: psycopg.AsyncConnection[Any], specs: Sequence[JobSpec]) -> list[int]:
-    async with conn.cursor(row_factory=tuple_row) as cur:
+    block = conn.transaction() if conn.autocommit else contextlib.nullcontext()
+    async with block, conn.cursor(row_factory=tuple_row) as cur:
         await cur.execute(_sql.psycopg("enqueue_copy_begin"), copy_begin_params(specs))
         ids, now, _ = await cur.fetchone()  # type: ignore[misc]
         async with cur.copy(_COPY) as copy:

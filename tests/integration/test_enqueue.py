@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 import pytest
@@ -264,3 +265,30 @@ def test_bulk_copy_wakes_only_queues_with_a_job_due_now(dsn, conn):
             assert list(listener.notifies(timeout=0.2)) == []  # nothing before the commit
         received = sorted(n.payload for n in listener.notifies(timeout=0.5))
     assert received == ["emails", "other"]
+
+
+@pytest.mark.parametrize("autocommit", [True, False])
+def test_bulk_copy_wakes_workers_only_once_the_rows_are_committed(dsn, conn, autocommit):
+    """The wake-up is queued in a statement before the COPY: both must commit together."""
+    conn.execute(
+        "INSERT INTO pgjobs.workers (host, pid, queues, concurrency, awaiting_work)"
+        " VALUES ('h', 1, ARRAY['emails'], 1, true)"
+    )
+    specs = [welcome.job(i) for i in range(20_000)]
+    with psycopg.connect(dsn, autocommit=True) as listener:
+        listener.execute("LISTEN pgjobs")
+        with psycopg.connect(dsn, autocommit=autocommit) as caller:
+
+            def enqueue() -> None:
+                app.enqueue_many(specs, conn=caller)
+                if not autocommit:
+                    caller.commit()
+
+            with ThreadPoolExecutor(1) as pool:
+                writing = pool.submit(enqueue)
+                (woken,) = list(listener.notifies(timeout=30, stop_after=1))
+                # Counted the moment the notification arrives.
+                (visible,) = conn.execute("SELECT count(*) FROM pgjobs.jobs").fetchone()
+                writing.result()
+    assert woken.payload == "emails"
+    assert visible == len(specs)
