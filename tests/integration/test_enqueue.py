@@ -292,3 +292,31 @@ def test_bulk_copy_wakes_workers_only_once_the_rows_are_committed(dsn, conn, aut
                 writing.result()
     assert woken.payload == "emails"
     assert visible == len(specs)
+
+
+def test_async_bulk_copy_on_an_autocommit_connection_wakes_after_the_rows(dsn, conn):
+    """The async twin of the test above, on the case that needs the transaction."""
+    conn.execute(
+        "INSERT INTO pgjobs.workers (host, pid, queues, concurrency, awaiting_work)"
+        " VALUES ('h', 1, ARRAY['emails'], 1, true)"
+    )
+    specs = [welcome.job(i) for i in range(20_000)]
+
+    async def main() -> tuple[str, int]:
+        connect = psycopg.AsyncConnection.connect
+        async with (
+            await connect(dsn, autocommit=True) as listener,
+            await connect(dsn, autocommit=True) as caller,
+            await connect(dsn, autocommit=True) as counter,
+        ):
+            await listener.execute("LISTEN pgjobs")
+            writing = asyncio.create_task(app.enqueue_many_async(specs, conn=caller))
+            async for woken in listener.notifies(timeout=30, stop_after=1):
+                # Counted the moment the notification arrives.
+                cur = await counter.execute("SELECT count(*) FROM pgjobs.jobs")
+                (visible,) = await cur.fetchone()
+                payload = woken.payload
+            await writing
+            return payload, visible
+
+    assert asyncio.run(main()) == ("emails", len(specs))
