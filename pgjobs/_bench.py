@@ -253,8 +253,10 @@ class RawSystem(System):
             yield enqueue
 
     def enqueue_bulk(self, conn: psycopg.Connection[Any], start: int, count: int) -> None:
-        payloads = [json.dumps({"i": i}) for i in range(start, start + count)]
-        conn.execute("INSERT INTO raw_jobs (args) SELECT unnest(%s::jsonb[])", (payloads,))
+        # COPY, the fastest way into a table: JSON lines need no COPY escaping.
+        rows = "".join(f"{json.dumps({'i': i})}\n" for i in range(start, start + count))
+        with conn.cursor() as cur, cur.copy("COPY raw_jobs (args) FROM STDIN") as copy:
+            copy.write(rows)
 
     def remaining(self, conn: psycopg.Connection[Any]) -> int:
         row = conn.execute("SELECT count(*) FROM raw_jobs WHERE status < 2").fetchone()
@@ -956,7 +958,9 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         action="store_true",
         help="also run the raw-SQL reference and print pgjobs/raw ratios",
     )
-    p.add_argument("--batch", type=int, default=1000, help="jobs per enqueue-bulk call")
+    p.add_argument(
+        "--batch", type=int, default=10_000, help="jobs per enqueue-bulk call (default: 10000)"
+    )
     p.add_argument(
         "--backlog-finished",
         type=int,

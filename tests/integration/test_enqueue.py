@@ -144,7 +144,7 @@ def test_bad_input_writes_nothing(conn):
         welcome.options(priority=9).enqueue(1)
     with pytest.raises(ConfigurationError, match="delay"):
         welcome.options(delay=-5).enqueue(1)
-    with pytest.raises(UnknownTaskError, match="registered tasks: welcome"):
+    with pytest.raises(UnknownTaskError, match="registered tasks: note, welcome"):
         app.enqueue("no.such.task", {})
     assert jobs(conn) == []
 
@@ -320,3 +320,40 @@ def test_async_bulk_copy_on_an_autocommit_connection_wakes_after_the_rows(dsn, c
             return payload, visible
 
     assert asyncio.run(main()) == ("emails", len(specs))
+
+
+@app.task(name="note")
+def note(text: str) -> None:
+    """A task whose argument is free text."""
+
+
+_AWKWARD = ["back\\slash", "new\nline", "tab\there", "cr\rhere", '"quoted"', "\\.", "\\N", "é☃𝄞"]
+
+
+@pytest.mark.parametrize("path", ["copy", "insert"])
+def test_bulk_paths_keep_text_that_copy_would_read_as_markup(dsn, conn, path):
+    """COPY text gives backslash, tab, newline and CR a meaning: they must arrive as sent."""
+    queue = "q\\with\ttab"
+    specs = [note.options(queue=queue, meta={"m": v}).job(v) for v in _AWKWARD]
+    # A JobSpec made by hand may carry JSON with raw whitespace between tokens.
+    specs.append(pgjobs.JobSpec("note", '{\n\t"text":\r "spaced"}', specs[0].options))
+    if path == "insert":  # a fingerprint makes it take INSERT ... ON CONFLICT
+        specs.append(note.options(fingerprint="f").job("fp"))
+    with psycopg.connect(dsn) as caller:
+        ids = app.enqueue_many(specs, conn=caller)
+    rows = conn.execute(
+        "SELECT id, task, args->>'text', queue, meta FROM pgjobs.jobs WHERE task = 'note'"
+    ).fetchall()
+    by_id = {row[0]: row[1:] for row in rows}
+    expected = [("note", v, queue, {"m": v}) for v in _AWKWARD]
+    expected.append(("note", "spaced", queue, {"m": _AWKWARD[0]}))
+    assert [by_id[i] for i in ids[: len(expected)]] == expected
+
+
+def test_a_bulk_copy_larger_than_one_chunk_keeps_every_job_in_order(dsn, conn):
+    count = 4_321  # more than two of the COPY's chunks of rows
+    with psycopg.connect(dsn) as caller:
+        ids = app.enqueue_many([welcome.job(i) for i in range(count)], conn=caller)
+    stored = dict(conn.execute("SELECT id, (args->>'user_id')::int FROM pgjobs.jobs").fetchall())
+    assert len(stored) == count
+    assert [stored[i] for i in ids] == list(range(count))

@@ -27,7 +27,10 @@ json_values = st.recursive(
 
 @given(st.dictionaries(st.text(min_size=1).filter(lambda s: "\x00" not in s), json_values))
 def test_json_values_round_trip(args):
-    assert json.loads(dump_args(args)) == args
+    text = dump_args(args)
+    assert json.loads(text) == args
+    # The prebuilt encoder writes exactly what json.dumps with the same settings does.
+    assert text == json.dumps(args, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
 @pytest.mark.parametrize(
@@ -45,6 +48,18 @@ def test_json_values_round_trip(args):
 def test_bad_arguments_are_refused_with_a_reason(args, needle):
     with pytest.raises(ArgumentsError, match=needle):
         dump_args(args)
+
+
+def test_a_cycle_is_refused_not_overflowed():
+    cyclic: list[object] = []
+    cyclic.append(cyclic)
+    with pytest.raises(ArgumentsError, match="nested more than"):
+        dump_args({"x": cyclic})
+
+
+def test_a_lone_surrogate_is_refused():
+    with pytest.raises(ArgumentsError, match="not valid Unicode"):
+        dump_args({"x": "bad \udc80 byte"})
 
 
 def test_payload_size_limit():
