@@ -17,7 +17,7 @@ from pgjobs._job import Priority
 from pgjobs._options import EnqueueOptions, OnConflict, check_queue
 from pgjobs._retry import Exponential, RetryPolicy
 from pgjobs._serde import DEFAULT_MAX_PAYLOAD_BYTES, dump_args
-from pgjobs._task import Task, TaskConfig, bind_arguments, task_name
+from pgjobs._task import Task, TaskConfig, task_name
 from pgjobs.errors import ConfigurationError, DatabaseUnavailableError, UnknownTaskError
 
 P = ParamSpec("P")
@@ -250,7 +250,7 @@ class App:
         if registered is None and self.strict:
             raise UnknownTaskError(task, list(self.tasks))
         if registered is not None:
-            args = bind_arguments(registered.signature, (), args)
+            args = registered.bind((), args)
             defaults = registered.defaults
         else:
             defaults = EnqueueOptions()

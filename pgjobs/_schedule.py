@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from pgjobs._cron import Cron, parse
 from pgjobs._options import check_priority, check_queue
 from pgjobs._serde import DEFAULT_MAX_PAYLOAD_BYTES, dump_args
-from pgjobs._task import Task, bind_arguments
+from pgjobs._task import Task
 from pgjobs.errors import ArgumentsError, ConfigurationError
 
 if TYPE_CHECKING:
@@ -173,7 +173,7 @@ def add(schedules: dict[str, Schedule], schedule: Schedule) -> Schedule:
 
 def _bind(name: str, task: Task[Any, Any], args: dict[str, Any]) -> dict[str, Any]:
     try:
-        return bind_arguments(task.signature, (), args)
+        return task.bind((), args)
     except ArgumentsError as exc:
         raise ArgumentsError(f"schedule {name!r} of task {task.name!r}: {exc}") from None
 
