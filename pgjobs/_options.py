@@ -45,12 +45,17 @@ class EnqueueOptions:
         if self.run_at is not None:
             if not isinstance(self.run_at, dt.datetime):
                 raise ConfigurationError(f"run_at must be a datetime, got {self.run_at!r}")
-            if self.run_at.tzinfo is None:
+            offset = self.run_at.utcoffset()
+            if offset is None:
                 raise ConfigurationError(
                     f"run_at {self.run_at.isoformat()} has no timezone, so its instant is "
                     "ambiguous; "
                     "pass an aware datetime, e.g. datetime.now(timezone.utc) + timedelta(hours=1)"
                 )
+            if offset % dt.timedelta(minutes=1):
+                # Python allows seconds in an offset (old local mean times),
+                # PostgreSQL's input does not: keep the instant, in UTC.
+                object.__setattr__(self, "run_at", self.run_at.astimezone(dt.UTC))
             if self.delay is not None:
                 raise ConfigurationError("pass either delay or run_at, not both")
         if (

@@ -357,3 +357,20 @@ def test_a_bulk_copy_larger_than_one_chunk_keeps_every_job_in_order(dsn, conn):
     stored = dict(conn.execute("SELECT id, (args->>'user_id')::int FROM pgjobs.jobs").fetchall())
     assert len(stored) == count
     assert [stored[i] for i in ids] == list(range(count))
+
+
+@pytest.mark.parametrize("path", ["single", "copy", "insert"])
+def test_a_run_at_with_seconds_in_its_offset_keeps_its_instant(dsn, conn, path):
+    # Python allows seconds and microseconds in an offset; PostgreSQL's input does not.
+    odd = dt.timezone(dt.timedelta(hours=5, minutes=30, seconds=15, microseconds=5))
+    at = dt.datetime(2030, 1, 2, 3, 4, 5, 678901, tzinfo=odd)
+    with psycopg.connect(dsn) as caller:
+        if path == "single":
+            job_id = welcome.options(run_at=at, conn=caller).enqueue(1)
+        else:
+            fingerprint = "f" if path == "insert" else None
+            job = welcome.options(run_at=at, fingerprint=fingerprint).job(1)
+            [job_id] = app.enqueue_many([job], conn=caller)
+    row = conn.execute("SELECT run_at FROM pgjobs.jobs WHERE id = %s", (job_id,)).fetchone()
+    assert row is not None
+    assert row[0] == at

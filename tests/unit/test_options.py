@@ -8,6 +8,13 @@ from pgjobs._options import EnqueueOptions
 from pgjobs.errors import ConfigurationError
 
 
+class _NoOffset(dt.tzinfo):
+    """A tzinfo that does not know its offset: the datetime is naive after all."""
+
+    def utcoffset(self, when):
+        return None
+
+
 @pytest.mark.parametrize(
     ("kwargs", "needle"),
     [
@@ -17,6 +24,7 @@ from pgjobs.errors import ConfigurationError
         ({"delay": -1}, "delay must be a finite number"),
         ({"delay": float("inf")}, "delay"),
         ({"run_at": dt.datetime(2030, 1, 1)}, "has no timezone"),
+        ({"run_at": dt.datetime(2030, 1, 1, tzinfo=_NoOffset())}, "has no timezone"),
         ({"run_at": dt.datetime.now(dt.UTC), "delay": 1}, "either delay or run_at"),
         ({"max_attempts": 0}, "max_attempts"),
         ({"queue": ""}, "queue name"),
@@ -46,3 +54,12 @@ def test_unusable_task_names_fail_at_registration(name):
     app = pgjobs.App()
     with pytest.raises(ConfigurationError, match="is not usable"):
         app.task(name=name)(lambda: None)
+
+
+def test_a_run_at_offset_with_seconds_becomes_utc_and_keeps_its_instant():
+    odd = dt.timezone(dt.timedelta(hours=1, seconds=30))
+    at = dt.datetime(2030, 1, 1, 12, tzinfo=odd)
+    assert EnqueueOptions(run_at=at).run_at.utcoffset() == dt.timedelta(0)
+    assert EnqueueOptions(run_at=at).run_at == at
+    usual = dt.datetime(2030, 1, 1, 12, tzinfo=dt.timezone(dt.timedelta(hours=5, minutes=30)))
+    assert EnqueueOptions(run_at=usual).run_at.tzinfo is usual.tzinfo
