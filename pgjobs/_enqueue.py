@@ -97,13 +97,13 @@ def many_params(specs: Sequence[JobSpec]) -> dict[str, Any]:
 # A batch without fingerprints goes in by COPY on a psycopg connection. The
 # rows are written as COPY text, built by string formatting in batches of
 # _COPY_CHUNK: the server parses a row of text as fast as a binary one, and
-# the client spends 0.6 us a row where psycopg's per-row binary adaptation
-# took 3.5 us. Sending each chunk as it is built lets the server insert one
-# while the next is formatted. The INSERT ... FROM unnest(...) of
-# enqueue_many.sql costs more again: its nine parameter arrays take longer to
-# build, send and parse than the rows take to insert. COPY has no ON
-# CONFLICT, so a batch with a fingerprint, and any batch on SQLAlchemy,
-# takes the INSERT.
+# the client spends 1.0 us on a whole line, where building the row tuples for
+# binary COPY took 2.0 us before psycopg even adapted them. Sending each chunk
+# as it is built lets the server insert one while the next is formatted. The
+# INSERT ... FROM unnest(...) of enqueue_many.sql costs more again: its nine
+# parameter arrays take longer to build, send and parse than the rows take to
+# insert. COPY has no ON CONFLICT, so a batch with a fingerprint, and any
+# batch on SQLAlchemy, takes the INSERT.
 
 _COPY = "COPY pgjobs.jobs (id, task, args, queue, priority, run_at, max_attempts, meta) FROM STDIN"
 _COPY_CHUNK = 2000

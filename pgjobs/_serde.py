@@ -29,17 +29,20 @@ def _one_shot_encoder() -> Callable[[Any], str]:
     make = getattr(json.encoder, "c_make_encoder", None)
     if make is None:  # not CPython: the pure-Python encoder, as json.dumps would use
         return _ENCODER.encode
-    iterencode = make(
-        None,  # markers: no cycle detection, see above
-        _ENCODER.default,
-        json.encoder.encode_basestring,  # ensure_ascii=False
-        None,  # indent
-        _ENCODER.key_separator,
-        _ENCODER.item_separator,
-        False,  # sort_keys
-        False,  # skipkeys
-        False,  # allow_nan
-    )
+    try:
+        iterencode = make(
+            None,  # markers: no cycle detection, see above
+            _ENCODER.default,
+            json.encoder.encode_basestring,  # ensure_ascii=False
+            None,  # indent
+            _ENCODER.key_separator,
+            _ENCODER.item_separator,
+            False,  # sort_keys
+            False,  # skipkeys
+            False,  # allow_nan
+        )
+    except TypeError:  # a CPython whose encoder takes other arguments
+        return _ENCODER.encode
 
     def encode(value: Any) -> str:
         return "".join(iterencode(value, 0))
