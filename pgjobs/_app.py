@@ -294,7 +294,7 @@ class App:
             return await _enqueue.enqueue_async(pooled, spec)
 
     def enqueue_many(self, jobs: Sequence[JobSpec], conn: object = None) -> list[int]:
-        """Write many jobs in one round trip (see `Task.job`); returns the new ids in order.
+        """Write many jobs in two statements (see `Task.job`); returns the new ids in order.
 
         Jobs whose fingerprint is held by an active job are skipped, whatever
         their on_conflict. With `conn`, the jobs are part of its transaction.

@@ -294,7 +294,7 @@ async def enqueue_async(conn: object, spec: JobSpec) -> int | None:
 
 
 def enqueue_many_sync(conn: object, specs: Sequence[JobSpec]) -> list[int]:
-    """Write many jobs in one or two round trips; returns the ids created (duplicates skipped)."""
+    """Write many jobs in one or two statements; returns the ids created (duplicates skipped)."""
     if not specs:
         return []
     if isinstance(conn, psycopg.Connection) and _copyable(specs):
