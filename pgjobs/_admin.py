@@ -321,9 +321,17 @@ def _mapped_errors(job_id: int | None = None) -> Iterator[None]:
         ) from None
 
 
+# Admin statements are never prepared (prepare=False). They take optional
+# filters, `(:queue IS NULL OR queue = :queue)`, whose best plan depends on
+# which are set: once psycopg prepares a statement (after five runs on a
+# connection) PostgreSQL may switch it to a generic plan that cannot see the
+# values. With 300,000 jobs, listing the running jobs then took 57-67 ms
+# instead of 1 ms. Planning each call costs well under a millisecond.
+
+
 def _rows(conn: _SyncConn, query: str, params: dict[str, Any], job_id: int | None = None) -> _Rows:
     with _mapped_errors(job_id), conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(_sql.psycopg(query), params)
+        cur.execute(_sql.psycopg(query), params, prepare=False)
         return cur.fetchall()
 
 
@@ -332,7 +340,7 @@ async def _rows_async(
 ) -> _Rows:
     with _mapped_errors(job_id):
         async with conn.cursor(row_factory=dict_row) as cur:
-            await cur.execute(_sql.psycopg(query), params)
+            await cur.execute(_sql.psycopg(query), params, prepare=False)
             return await cur.fetchall()
 
 

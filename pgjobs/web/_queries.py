@@ -38,7 +38,8 @@ _LEADER_APP = re.compile(r"pgjobs-leader pid=(\d+)")
 
 
 async def _all(conn: AsyncConn, name: str, params: dict[str, Any] | None = None) -> list[Any]:
-    cur = await conn.execute(query(name), params or {})
+    # Never prepared, so never planned generically: see pgjobs/_admin.py, _rows.
+    cur = await conn.execute(query(name), params or {}, prepare=False)
     return await cur.fetchall()
 
 

@@ -1,5 +1,7 @@
 """The worker's hot statements read pgjobs.jobs through an index, whatever plan PostgreSQL picks.
 
+(The admin and dashboard statements at the end are never prepared instead.)
+
 They are prepared, and PostgreSQL switches a prepared statement to a generic
 plan (one that cannot see the parameters) after five runs when it looks no
 dearer. A generic plan once joined the claimed or completed ids to a
@@ -10,13 +12,18 @@ to be cheap, and look at the plan, not at a clock.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import importlib.resources
 import re
 
 import psycopg
 import pytest
+from psycopg.rows import dict_row
 
-from pgjobs import _sql
+from pgjobs import _admin, _sql
+from pgjobs._admin import JobFilter
+from pgjobs.web import _queries
 
 _START = dt.datetime(1, 1, 1, tzinfo=dt.UTC)
 
@@ -49,8 +56,8 @@ STATEMENTS = {
 }
 
 
-def _prepare(conn: psycopg.Connection, name: str) -> list[str]:
-    """PREPARE the named query with $n placeholders; returns its parameter names in order."""
+def _prepare(conn: psycopg.Connection, name: str, text: str | None = None) -> list[str]:
+    """PREPARE the named query (or `text`) with $n placeholders; returns its parameter names."""
     order: list[str] = []
 
     def number(match: re.Match[str]) -> str:
@@ -58,7 +65,8 @@ def _prepare(conn: psycopg.Connection, name: str) -> list[str]:
             order.append(match.group(1))
         return f"${order.index(match.group(1)) + 1}"
 
-    text = re.sub(r"(?<![:\w]):([A-Za-z_][A-Za-z0-9_]*)", number, _sql.text(name))
+    source = _sql.text(name) if text is None else text
+    text = re.sub(r"(?<![:\w]):([A-Za-z_][A-Za-z0-9_]*)", number, source)
     conn.execute(f"PREPARE {name} AS {text}".encode())
     return order
 
@@ -88,3 +96,90 @@ def test_hot_statements_never_scan_the_jobs_table(dsn, name, mode):
         conn.rollback()
     assert "Seq Scan on jobs" not in plan, plan
     assert "Index Scan using jobs_pkey on jobs j" in plan, plan
+
+
+# -- admin and dashboard statements ------------------------------------------------
+#
+# These are never prepared, so PostgreSQL plans every call for its values
+# (pgjobs/_admin.py, _rows). Two statements were slow even so, and are
+# checked here on the shape that made them slow: a long history of finished
+# jobs that all had attempts, a backlog of fresh queued jobs, and a handful
+# that are retrying.
+
+
+def _history(conn: psycopg.Connection) -> None:
+    conn.execute(
+        "INSERT INTO pgjobs.jobs (task, args, status, attempts, started_at, finished_at)"
+        " SELECT 't', '{}', 'succeeded', 1, now(), now() FROM generate_series(1, 60000)"
+    )
+    conn.execute(
+        "INSERT INTO pgjobs.jobs (task, args, run_at)"
+        " SELECT 't', '{}', now() - interval '1 minute' FROM generate_series(1, 3000)"
+    )
+    conn.execute(
+        "INSERT INTO pgjobs.jobs (task, args, attempts, run_at)"
+        " SELECT 't', '{}', 1, now() - interval '1 minute' FROM generate_series(1, 20)"
+    )
+    conn.execute(
+        "INSERT INTO pgjobs.jobs (task, args, status, attempts, finished_at, fingerprint)"
+        " SELECT 't', '{}', 'failed', 3, now(), CASE WHEN g % 2 = 0 THEN 'f' || g END"
+        " FROM generate_series(1, 2000) AS g"
+    )
+    conn.execute("VACUUM ANALYZE pgjobs.jobs")
+
+
+def _web_text(name: str) -> str:
+    return (importlib.resources.files("pgjobs.web") / "sql" / f"{name}.sql").read_text()
+
+
+def _explain(conn: psycopg.Connection, name: str, text: str, params: dict, mode: str) -> str:
+    conn.execute(f"SET plan_cache_mode = {mode}")
+    order = _prepare(conn, name, text)
+    with psycopg.ClientCursor(conn) as cur:
+        placeholders = ", ".join(["%s"] * len(order))
+        values = [params[p] for p in order]
+        cur.execute(f"EXPLAIN (COSTS OFF) EXECUTE {name} ({placeholders})", values)
+        return "\n".join(row[0] for row in cur.fetchall())
+
+
+@pytest.mark.parametrize("mode", ["force_generic_plan", "force_custom_plan"])
+def test_the_retrying_page_reads_the_fetch_index_not_the_history(dsn, mode):
+    params = {"queue": None, "task": None, "before_id": None, "limit": 50}
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        _history(conn)
+        plan = _explain(conn, "retrying", _web_text("jobs_list_retrying"), params, mode)
+    assert "jobs_fetch_idx" in plan, plan
+    assert "jobs_pkey" not in plan, plan
+    assert "Seq Scan on jobs" not in plan, plan
+
+
+@pytest.mark.parametrize("mode", ["force_generic_plan", "force_custom_plan"])
+def test_bulk_retry_checks_fingerprints_with_a_join_not_a_subplan_per_row(dsn, mode):
+    params = {"status": "failed", "queue": None, "task": None}
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        _history(conn)
+        plan = _explain(conn, "retry_jobs", _sql.text("admin_retry_jobs"), params, mode)
+    assert "Anti Join" in plan, plan
+    assert "SubPlan" not in plan, plan
+
+
+def test_admin_and_dashboard_statements_are_never_prepared(dsn):
+    """Prepared, they could be planned generically, blind to which filters are set."""
+    where = JobFilter(status="running", queue="default")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for _ in range(12):  # psycopg prepares after 5 runs; PostgreSQL goes generic after 5 more
+            _admin.list_jobs(conn, where)
+            _admin.stats(conn)
+        assert conn.execute("SELECT count(*) FROM pg_prepared_statements").fetchone() == (0,)
+
+    async def dashboard() -> dict[str, int] | None:
+        connect = psycopg.AsyncConnection.connect
+        async with await connect(dsn, autocommit=True, row_factory=dict_row) as conn:
+            for _ in range(12):
+                await _admin.list_jobs_async(conn, where)
+                await _queries.count_jobs(conn, where)
+                await _queries.jobs_in_derived_state(conn, JobFilter(status="retrying"))
+            cur = await conn.execute("SELECT count(*) AS n FROM pg_prepared_statements")
+            return await cur.fetchone()
+
+    assert asyncio.run(dashboard()) == {"n": 0}

@@ -1,8 +1,27 @@
 -- Jobs in the derived state retrying: queued again after a failed attempt. The same page as
 -- pgjobs/sql/admin_list_jobs.sql, but the state is spelled out on the stored
--- columns with a constant status = 'queued', so that even a generic plan can
--- read the small partial index jobs_fetch_idx instead of walking every row of
--- the primary key (the job_states view's CASE hides that from the planner).
+-- columns with a constant status = 'queued', so that the small partial index
+-- jobs_fetch_idx can find them (the job_states view's CASE hides that from
+-- the planner).
+--
+-- The MATERIALIZED fence makes PostgreSQL collect the queued rows first and
+-- sort only those. Without it the planner trusts `attempts > 0`, which holds
+-- for almost every finished job, expects many matches, and walks the primary
+-- key backwards through all of history to find the newest. Among 300,000 jobs
+-- with 186 retrying, a page filtered by queue and task took 53 ms, and takes
+-- 1.6 ms with the fence; the slowest page is now the unfiltered one, at 2.9 ms
+-- (1.0 ms before). The fence costs more when thousands of jobs are retrying
+-- at once, as all of them are collected before the newest are picked.
+WITH retrying AS MATERIALIZED (
+    SELECT id, queue, task, status, priority, attempts, max_attempts, run_at, created_at,
+           errors -> -1 ->> 'type' AS last_error_type
+    FROM pgjobs.jobs
+    WHERE status = 'queued'
+      AND run_at <= now() AND attempts > 0
+      AND (CAST(:queue AS text) IS NULL OR queue = CAST(:queue AS text))
+      AND (CAST(:task AS text) IS NULL OR task = CAST(:task AS text))
+      AND (CAST(:before_id AS bigint) IS NULL OR id < CAST(:before_id AS bigint))
+)
 SELECT id,
        queue,
        task,
@@ -13,12 +32,7 @@ SELECT id,
        max_attempts,
        run_at,
        created_at,
-       errors -> -1 ->> 'type' AS last_error_type
-FROM pgjobs.jobs
-WHERE status = 'queued'
-  AND run_at <= now() AND attempts > 0
-  AND (CAST(:queue AS text) IS NULL OR queue = CAST(:queue AS text))
-  AND (CAST(:task AS text) IS NULL OR task = CAST(:task AS text))
-  AND (CAST(:before_id AS bigint) IS NULL OR id < CAST(:before_id AS bigint))
+       last_error_type
+FROM retrying
 ORDER BY id DESC
 LIMIT CAST(:limit AS integer)
