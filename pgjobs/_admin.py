@@ -325,7 +325,7 @@ def _mapped_errors(job_id: int | None = None) -> Iterator[None]:
 # filters, `(:queue IS NULL OR queue = :queue)`, whose best plan depends on
 # which are set: once psycopg prepares a statement (after five runs on a
 # connection) PostgreSQL may switch it to a generic plan that cannot see the
-# values. With 300,000 jobs, listing the running jobs then took 57-67 ms
+# values. With 300,000 jobs, listing the running jobs then took 48-67 ms
 # instead of 1 ms. Planning each call costs well under a millisecond.
 
 

@@ -199,9 +199,15 @@ class Task(Generic[P, R]):
 
     def job(self, *args: P.args, **kwargs: P.kwargs) -> JobSpec:
         """A job for `app.enqueue_many`, with the task's default options."""
-        # Call.job, inlined: this runs for every job of a bulk enqueue.
+        # Not through a Call: this runs for every job of a bulk enqueue.
+        return self._make_job(self.defaults, args, kwargs)
+
+    def _make_job(
+        self, options: EnqueueOptions, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> JobSpec:
+        """The job these arguments make with `options`, checked and serialised."""
         payload = dump_args(self.bind(args, kwargs), max_bytes=self.app.max_payload_bytes)
-        return JobSpec(self.name, payload, self.defaults)
+        return JobSpec(self.name, payload, options)
 
     def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> int | None:
         """Queue a run on the App's pool, in its own transaction; returns the job id."""
@@ -224,9 +230,7 @@ class Call(Generic[P, R]):
 
     def job(self, *args: P.args, **kwargs: P.kwargs) -> JobSpec:
         """The job these arguments make, checked and serialised, not yet written."""
-        arguments = self.task.bind(args, kwargs)
-        payload = dump_args(arguments, max_bytes=self.task.app.max_payload_bytes)
-        return JobSpec(self.task.name, payload, self.options)
+        return self.task._make_job(self.options, args, kwargs)
 
     def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> int | None:
         """Write the job; see `Task.options` for where and what it returns."""
