@@ -106,6 +106,10 @@ def many_params(specs: Sequence[JobSpec]) -> dict[str, Any]:
 # batch on SQLAlchemy, takes the INSERT.
 
 _COPY = "COPY pgjobs.jobs (id, task, args, queue, priority, run_at, max_attempts, meta) FROM STDIN"
+# A batch whose jobs are all due now leaves run_at to its column default,
+# now(): the same transaction clock that `now` below is. Parsing a timestamp
+# was 1.2 us of the server's 10.9 us a row.
+_COPY_DUE_NOW = "COPY pgjobs.jobs (id, task, args, queue, priority, max_attempts, meta) FROM STDIN"
 _COPY_CHUNK = 2000
 
 # COPY text needs these four escaped; everything else is taken as it is.
@@ -122,6 +126,18 @@ def _copy_text(value: str) -> str:
 
 def _copyable(specs: Sequence[JobSpec]) -> bool:
     return all(spec.options.fingerprint is None for spec in specs)
+
+
+def _all_due_now(specs: Sequence[JobSpec]) -> bool:
+    """Whether no job has a run_at or a delay, so the COPY can leave run_at out."""
+    last: EnqueueOptions | None = None
+    for spec in specs:
+        opts = spec.options
+        if opts is not last:
+            last = opts
+            if opts.run_at is not None or opts.delay:
+                return False
+    return True
 
 
 def copy_begin_params(specs: Sequence[JobSpec]) -> dict[str, Any]:
@@ -152,10 +168,14 @@ def copy_begin_params(specs: Sequence[JobSpec]) -> dict[str, Any]:
 
 
 def copy_chunks(
-    specs: Sequence[JobSpec], ids: Sequence[int], now: dt.datetime, chunk: int = _COPY_CHUNK
+    specs: Sequence[JobSpec],
+    ids: Sequence[int],
+    now: dt.datetime | None,
+    chunk: int = _COPY_CHUNK,
 ) -> Iterator[str]:
     """The COPY text, `chunk` rows at a time: each job's run_at is its explicit
-    time, else `now` plus its delay."""
+    time, else `now` plus its delay; with `now` None the rows have no run_at
+    (for _COPY_DUE_NOW)."""
     tasks: dict[str, str] = {}
     last: EnqueueOptions | None = None
     tail = ""
@@ -166,13 +186,16 @@ def copy_chunks(
             # The columns after args, converted once per run of jobs that
             # share options (the usual bulk case: one task's defaults).
             last = opts
-            run_at = opts.run_at
-            if run_at is None:
-                run_at = now + dt.timedelta(seconds=opts.delay) if opts.delay else now
+            run_at = ""
+            if now is not None:
+                at = opts.run_at
+                if at is None:
+                    at = now + dt.timedelta(seconds=opts.delay) if opts.delay else now
+                run_at = f"{at.isoformat()}\t"
             meta = dump_json(opts.meta, "meta") if opts.meta else "{}"
             tail = (
-                f"{_copy_text(opts.queue)}\t{int(opts.priority)}\t{run_at.isoformat()}"
-                f"\t{opts.max_attempts}\t{_copy_text(meta)}\n"
+                f"{_copy_text(opts.queue)}\t{int(opts.priority)}\t{run_at}"
+                f"{opts.max_attempts}\t{_copy_text(meta)}\n"
             )
         task = tasks.get(spec.task)
         if task is None:
@@ -192,8 +215,9 @@ def _copy_sync(conn: psycopg.Connection[Any], specs: Sequence[JobSpec]) -> list[
     with block, conn.cursor(row_factory=tuple_row) as cur:
         cur.execute(_sql.psycopg("enqueue_copy_begin"), copy_begin_params(specs))
         ids, now, _ = cur.fetchone()  # type: ignore[misc]
-        with cur.copy(_COPY) as copy:
-            for text in copy_chunks(specs, ids, now):
+        due_now = _all_due_now(specs)
+        with cur.copy(_COPY_DUE_NOW if due_now else _COPY) as copy:
+            for text in copy_chunks(specs, ids, None if due_now else now):
                 copy.write(text)
     return list(ids)
 
@@ -203,8 +227,9 @@ async def _copy_async(conn: psycopg.AsyncConnection[Any], specs: Sequence[JobSpe
     async with block, conn.cursor(row_factory=tuple_row) as cur:
         await cur.execute(_sql.psycopg("enqueue_copy_begin"), copy_begin_params(specs))
         ids, now, _ = await cur.fetchone()  # type: ignore[misc]
-        async with cur.copy(_COPY) as copy:
-            for text in copy_chunks(specs, ids, now):
+        due_now = _all_due_now(specs)
+        async with cur.copy(_COPY_DUE_NOW if due_now else _COPY) as copy:
+            for text in copy_chunks(specs, ids, None if due_now else now):
                 await copy.write(text)
     return list(ids)
 

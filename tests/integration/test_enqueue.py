@@ -357,6 +357,13 @@ def test_a_bulk_copy_larger_than_one_chunk_keeps_every_job_in_order(dsn, conn):
     stored = dict(conn.execute("SELECT id, (args->>'user_id')::int FROM pgjobs.jobs").fetchall())
     assert len(stored) == count
     assert [stored[i] for i in ids] == list(range(count))
+    # All due now, so the COPY left run_at to its default: the clock of the
+    # enqueuing transaction, the same as created_at.
+    clocks = conn.execute(
+        "SELECT count(DISTINCT (run_at, created_at)), count(*) FILTER (WHERE run_at = created_at)"
+        " FROM pgjobs.jobs"
+    ).fetchone()
+    assert clocks == (1, count)
 
 
 @pytest.mark.parametrize("path", ["single", "copy", "insert"])
