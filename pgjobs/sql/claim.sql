@@ -1,9 +1,11 @@
 -- Claim up to :limit runnable jobs for one worker, in priority order.
 --
 -- Each queue is searched on its own (the LATERAL subquery), with `queue = q`
--- an equality: only then can the fetch index (queue, priority, run_at, id)
--- hand rows over already in claim order, so a claim reads about :limit index
--- entries however long the queue is. `queue = ANY(array)` looked equivalent,
+-- an equality: only then can the fetch index (hashtext(queue), priority,
+-- run_at, id) hand rows over already in claim order, so a claim reads about
+-- :limit index entries however long the queue is. The index leads with the
+-- hash, so that every key is fixed-width (migration 0006); `queue = q.name`
+-- drops the jobs of any other queue whose name has the same hash. `queue = ANY(array)` looked equivalent,
 -- but the planner cannot keep index order across several array elements: it
 -- read and sorted every queued row on each claim (5 ms at 10,000 queued,
 -- growing with the backlog).
@@ -50,6 +52,7 @@ WITH claimable AS MATERIALIZED (
         SELECT id, priority, run_at
         FROM pgjobs.jobs
         WHERE status = 'queued'
+          AND hashtext(queue) = hashtext(q.name)
           AND queue = q.name
           AND (priority, run_at, id) > (q.after_priority, q.after_run_at, q.after_id)
           AND run_at <= now()

@@ -6,6 +6,10 @@
 -- (0.52 against 0.75-1.05 ms for one job, measured from the worker): most of
 -- the gap between an idle worker's wake-up and the raw-SQL reference's.
 --
+-- The fetch index leads with hashtext(queue) (migration 0006); the hash
+-- condition is what lets the scan use it, and `queue = :queue` drops the
+-- jobs of any other queue whose name has the same hash.
+--
 -- The rows are locked in the ARRAY(...) subquery, which the planner runs
 -- once, as an InitPlan, before the update: the same optimisation fence as the
 -- MATERIALIZED CTE of claim.sql, and the update reads the claimed rows
@@ -20,6 +24,7 @@ WITH claimed AS (
         SELECT id
         FROM pgjobs.jobs
         WHERE status = 'queued'
+          AND hashtext(queue) = hashtext(CAST(:queue AS text))
           AND queue = CAST(:queue AS text)
           AND (priority, run_at, id) > (CAST(:after_priority AS smallint),
                                         CAST(:after_run_at AS timestamptz),

@@ -131,3 +131,32 @@ def test_a_paused_queue_gives_nothing_until_resumed(app, conn, dsn, queues):
 
     got = _claims(dsn, conn, queues, [pause, 10, resume, 1, 10])
     assert got == [[], [1], [2, 3]]
+
+
+# Two queue names with the same hashtext(): they share a stretch of the fetch
+# index, which leads with that hash (migration 0006).
+_SAME_HASH = ("q7169", "q122757")
+
+
+@pytest.mark.parametrize("queues", [(_SAME_HASH[0],), (_SAME_HASH[0], "other")])
+def test_a_queue_never_gets_the_jobs_of_a_queue_whose_name_has_the_same_hash(
+    app, conn, dsn, queues
+):
+    """Both claim statements: the one-queue one, and the one for a list of queues."""
+    mine, theirs = _SAME_HASH
+    (same,) = conn.execute("SELECT hashtext(%s) = hashtext(%s)", _SAME_HASH).fetchone()
+    assert same, "the two names must collide, or this test checks nothing"
+
+    @app.task(name="collide")
+    def collide(n: int) -> None:
+        pass
+
+    # Their jobs come first in the index order: more urgent, and older.
+    app.enqueue_many(
+        [collide.options(queue=theirs, priority=pgjobs.Priority.CRITICAL).job(n) for n in range(3)]
+    )  # ids 1..3
+    app.enqueue_many([collide.options(queue=mine).job(n) for n in range(3)])  # ids 4..6
+    got = _claims(dsn, conn, queues, [2, 10, 10])
+    assert got == [[4, 5], [6], []]
+    rows = conn.execute("SELECT id, status FROM pgjobs.jobs WHERE queue = %s", (theirs,))
+    assert sorted(rows.fetchall()) == [(1, "queued"), (2, "queued"), (3, "queued")]

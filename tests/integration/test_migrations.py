@@ -227,3 +227,137 @@ def test_0004_and_0005_upgrade_and_downgrade_keeping_dedup_and_wake_ups(empty_db
         assert _dedups(conn) == [True, None, 2]
         assert _wakes(conn, empty_db) == ["waiting"]
         assert _wake_language(conn) == "sql"
+
+
+def _fetch_index(conn) -> str:
+    (definition,) = conn.execute(
+        "SELECT pg_get_indexdef('pgjobs.jobs_fetch_idx'::regclass)"
+    ).fetchone()
+    return definition
+
+
+def test_0006_leads_the_fetch_index_with_the_queue_hash_and_downgrades(empty_db):
+    from alembic import command
+    from sqlalchemy import create_engine
+
+    _migrate.upgrade(empty_db, "0005")
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        assert "(queue, priority, run_at, id)" in _fetch_index(conn)
+        conn.execute("SELECT pgjobs.enqueue('t', queue => 'q')")
+    _migrate.upgrade(empty_db, "0006")
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        assert "(hashtext(queue), priority, run_at, id) INCLUDE (queue)" in _fetch_index(conn)
+        # The job queued before the migration is in the new index.
+        conn.execute("SET enable_seqscan = off")
+        (found,) = conn.execute(
+            "SELECT count(*) FROM pgjobs.jobs"
+            " WHERE status = 'queued' AND hashtext(queue) = hashtext('q') AND queue = 'q'"
+        ).fetchone()
+        assert found == 1
+    engine = create_engine("postgresql+psycopg://", creator=lambda: psycopg.connect(empty_db))
+    try:
+        with engine.begin() as connection:
+            config = _migrate._config()
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0005")
+    finally:
+        engine.dispose()
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        assert "(queue, priority, run_at, id)" in _fetch_index(conn)
+
+
+_BROKEN_ROWS = {
+    "empty queue": "INSERT INTO pgjobs.jobs (task, queue) VALUES ('t', '')",
+    "long queue": "INSERT INTO pgjobs.jobs (task, queue) VALUES ('t', repeat('q', 129))",
+    "empty task": "INSERT INTO pgjobs.jobs (task) VALUES ('')",
+    "long task": "INSERT INTO pgjobs.jobs (task) VALUES (repeat('t', 256))",
+    "priority": "INSERT INTO pgjobs.jobs (task, priority) VALUES ('t', 5)",
+    "array args": "INSERT INTO pgjobs.jobs (task, args) VALUES ('t', '[1]')",
+    "attempts": "INSERT INTO pgjobs.jobs (task, attempts) VALUES ('t', -1)",
+    "max_attempts": "INSERT INTO pgjobs.jobs (task, max_attempts) VALUES ('t', 0)",
+    "running, no worker": "INSERT INTO pgjobs.jobs (task, status) VALUES ('t', 'running')",
+    "update": "UPDATE pgjobs.jobs SET priority = -1",
+}
+
+
+def _refused(conn) -> list[str]:
+    """Which broken rows are refused, each by a check (SQLSTATE 23514)."""
+    conn.execute("INSERT INTO pgjobs.jobs (task, queue) VALUES ('t', repeat('q', 128))")
+    refused = []
+    for name, statement in _BROKEN_ROWS.items():
+        try:
+            conn.execute(statement)
+        except psycopg.errors.CheckViolation:
+            refused.append(name)
+    conn.execute("TRUNCATE pgjobs.jobs")
+    return refused
+
+
+def _views(conn) -> dict[str, str]:
+    rows = conn.execute(
+        "SELECT viewname, definition FROM pg_views WHERE schemaname = 'pgjobs' ORDER BY 1"
+    ).fetchall()
+    return dict(rows)
+
+
+def _view_columns(conn) -> list[tuple[str, str]]:
+    return conn.execute(
+        "SELECT table_name, column_name FROM information_schema.columns"
+        " WHERE table_schema = 'pgjobs' AND table_name IN"
+        " ('job_states', 'queue_stats', 'failed_jobs') ORDER BY table_name, ordinal_position"
+    ).fetchall()
+
+
+def test_0007_moves_the_column_checks_into_domains_and_back(empty_db):
+    from alembic import command
+    from sqlalchemy import create_engine
+
+    _migrate.upgrade(empty_db, "0006")
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        assert _refused(conn) == list(_BROKEN_ROWS)
+        views, columns = _views(conn), _view_columns(conn)
+        assert sorted(views) == ["failed_jobs", "job_states", "queue_stats"]
+        conn.execute("SELECT pgjobs.enqueue('kept', '{\"n\": 1}', queue => 'q', priority => 4)")
+    _migrate.upgrade(empty_db, "0007")
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        (types,) = conn.execute(
+            "SELECT array_agg(format_type(atttypid, NULL) ORDER BY attnum) FROM pg_attribute"
+            " WHERE attrelid = 'pgjobs.jobs'::regclass AND attname IN"
+            " ('queue', 'task', 'args', 'priority', 'attempts', 'max_attempts')"
+        ).fetchone()
+        assert types == [
+            "pgjobs.queue_name",
+            "pgjobs.task_name",
+            "pgjobs.job_args",
+            "pgjobs.job_priority",
+            "pgjobs.attempt_count",
+            "pgjobs.attempt_limit",
+        ]
+        (checks,) = conn.execute(
+            "SELECT array_agg(conname ORDER BY conname) FROM pg_constraint"
+            " WHERE conrelid = 'pgjobs.jobs'::regclass AND contype = 'c'"
+        ).fetchone()
+        assert checks == ["jobs_running_owned"]
+        # The job written before is still there, and readable through the views.
+        kept = conn.execute("SELECT task, args, queue, priority FROM pgjobs.job_states")
+        assert kept.fetchall() == [("kept", {"n": 1}, "q", 4)]
+        # The same views; their text now casts the domains where it compares.
+        assert _view_columns(conn) == columns
+        conn.execute("TRUNCATE pgjobs.jobs")
+        assert _refused(conn) == list(_BROKEN_ROWS)
+    engine = create_engine("postgresql+psycopg://", creator=lambda: psycopg.connect(empty_db))
+    try:
+        with engine.begin() as connection:
+            config = _migrate._config()
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0006")
+    finally:
+        engine.dispose()
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        assert _refused(conn) == list(_BROKEN_ROWS)
+        assert _views(conn) == views
+        (domains,) = conn.execute(
+            "SELECT count(*) FROM pg_type WHERE typnamespace = 'pgjobs'::regnamespace"
+            " AND typtype = 'd'"
+        ).fetchone()
+        assert domains == 0
