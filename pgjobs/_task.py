@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 from pgjobs import _enqueue
-from pgjobs._enqueue import JobSpec
+from pgjobs._enqueue import JobSpec, new_spec
 from pgjobs._options import EnqueueOptions, OnConflict
 from pgjobs._retry import RetryPolicy
 from pgjobs._serde import dump_args
@@ -207,7 +207,7 @@ class Task(Generic[P, R]):
     ) -> JobSpec:
         """The job these arguments make with `options`, checked and serialised."""
         payload = dump_args(self.bind(args, kwargs), max_bytes=self.app.max_payload_bytes)
-        return JobSpec(self.name, payload, options)
+        return new_spec(self.name, payload, options)
 
     def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> int | None:
         """Queue a run on the App's pool, in its own transaction; returns the job id."""

@@ -63,3 +63,24 @@ def test_a_run_at_offset_with_seconds_becomes_utc_and_keeps_its_instant():
     assert EnqueueOptions(run_at=at).run_at == at
     usual = dt.datetime(2030, 1, 1, 12, tzinfo=dt.timezone(dt.timedelta(hours=5, minutes=30)))
     assert EnqueueOptions(run_at=usual).run_at.tzinfo is usual.tzinfo
+
+
+def test_a_job_made_by_a_task_is_an_ordinary_frozen_job_spec():
+    import dataclasses
+
+    import pgjobs
+    from pgjobs._enqueue import JobSpec, new_spec
+
+    app = pgjobs.App("postgresql://unused", strict=False)
+
+    @app.task(name="made", queue="q")
+    def made(n: int) -> None:
+        pass
+
+    job = made.job(n=1)
+    assert type(job) is JobSpec
+    assert job == JobSpec("made", '{"n":1}', made.defaults)
+    assert repr(job) == repr(JobSpec("made", '{"n":1}', made.defaults))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        job.task = "other"  # type: ignore[misc]
+    assert dataclasses.replace(job, task="other") == new_spec("other", '{"n":1}', made.defaults)
