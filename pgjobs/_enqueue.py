@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import psycopg
+from psycopg import pq
 from psycopg.rows import tuple_row
 
 from pgjobs import _sql
@@ -121,8 +122,9 @@ def many_params(specs: Sequence[JobSpec]) -> dict[str, Any]:
 # as it is built lets the server insert one while the next is formatted. The
 # INSERT ... FROM unnest(...) of enqueue_many.sql costs more again: its nine
 # parameter arrays take longer to build, send and parse than the rows take to
-# insert. COPY has no ON CONFLICT, so a batch with a fingerprint, and any
-# batch on SQLAlchemy, takes the INSERT.
+# insert. COPY has no ON CONFLICT and no pipeline mode, so a batch with a
+# fingerprint, one on a connection in pipeline mode, and any batch on
+# SQLAlchemy take the INSERT.
 
 _COPY = "COPY pgjobs.jobs (id, task, args, queue, priority, run_at, max_attempts, meta) FROM STDIN"
 # A batch whose jobs are all due now leaves run_at to its column default,
@@ -143,7 +145,12 @@ def _copy_text(value: str) -> str:
     return _COPY_SPECIAL.sub(lambda m: _COPY_ESCAPES[m.group()], value)
 
 
-def _copyable(specs: Sequence[JobSpec]) -> bool:
+def _copyable(
+    conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any], specs: Sequence[JobSpec]
+) -> bool:
+    # COPY has no ON CONFLICT, and cannot run in pipeline mode.
+    if conn.pgconn.pipeline_status != pq.PipelineStatus.OFF:
+        return False
     return all(spec.options.fingerprint is None for spec in specs)
 
 
@@ -341,7 +348,7 @@ def enqueue_many_sync(conn: object, specs: Sequence[JobSpec]) -> list[int]:
     """Write many jobs in one or two statements; returns the ids created (duplicates skipped)."""
     if not specs:
         return []
-    if isinstance(conn, psycopg.Connection) and _copyable(specs):
+    if isinstance(conn, psycopg.Connection) and _copyable(conn, specs):
         return _copy_sync(conn, specs)
     return [int(r[0]) for r in run_sync(conn, "enqueue_many", many_params(specs))]
 
@@ -350,6 +357,6 @@ async def enqueue_many_async(conn: object, specs: Sequence[JobSpec]) -> list[int
     """Async twin of `enqueue_many_sync`."""
     if not specs:
         return []
-    if isinstance(conn, psycopg.AsyncConnection) and _copyable(specs):
+    if isinstance(conn, psycopg.AsyncConnection) and _copyable(conn, specs):
         return await _copy_async(conn, specs)
     return [int(r[0]) for r in await run_async(conn, "enqueue_many", many_params(specs))]

@@ -381,3 +381,26 @@ def test_a_run_at_with_seconds_in_its_offset_keeps_its_instant(dsn, conn, path):
     row = conn.execute("SELECT run_at FROM pgjobs.jobs WHERE id = %s", (job_id,)).fetchone()
     assert row is not None
     assert row[0] == at
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+def test_bulk_enqueue_works_on_a_connection_in_pipeline_mode(dsn, conn, flavour):
+    """COPY cannot run in pipeline mode: such a batch takes the INSERT."""
+    specs = [welcome.job(i) for i in range(5)]
+    if flavour == "sync":
+        with psycopg.connect(dsn) as caller:
+            with caller.pipeline():
+                ids = app.enqueue_many(specs, conn=caller)
+            caller.commit()
+    else:
+
+        async def main() -> list[int]:
+            async with await psycopg.AsyncConnection.connect(dsn) as caller:
+                async with caller.pipeline():
+                    ids = await app.enqueue_many_async(specs, conn=caller)
+                await caller.commit()
+                return ids
+
+        ids = asyncio.run(main())
+    stored = dict(conn.execute("SELECT id, (args->>'user_id')::int FROM pgjobs.jobs").fetchall())
+    assert [stored[i] for i in ids] == list(range(5))
