@@ -12,7 +12,9 @@ index at all.
 `queue` itself is carried as an INCLUDE column, so counting queued jobs per
 queue still reads only the index. Two queue names with the same hash share a
 stretch of the index; the claim statements also compare `queue` itself, so a
-collision costs a few more index entries read, never a wrong job.
+collision never hands out a wrong job, but a claim then reads (and fetches
+from the table) the other queue's queued jobs that sort ahead of its own.
+With a 32-bit hash and a handful of queues that is rare.
 
 Revision ID: 0006
 Revises: 0005

@@ -6,7 +6,7 @@ one-row enqueue paid about 40 us for that (pgbench, prepared, without
 fsync: 137 against 94 us for the same insert with no checks). A domain's
 checks are planned once per session and kept in the type cache: the same
 rules as six domains cost 13 us. Enqueueing one job through
-pgjobs.enqueue() went from 204 to 176 us on the server.
+pgjobs.enqueue() went from 199 to 176 us on the server.
 
 The rules are the same, and a row that breaks one is refused with the same
 SQLSTATE (23514, check_violation); only the constraint's name in the error
@@ -17,9 +17,18 @@ Changing a column's type needs the views that read it out of the way: the
 three pgjobs views are dropped and created again from their own
 definitions. A view of your own over these columns makes this migration
 stop with PostgreSQL's "cannot alter type of a column used by a view";
-drop it, migrate, and create it again. The domains are created without
-their checks, so the type change rewrites nothing, and the checks are added
-afterwards, which reads the table once to validate the rows already there.
+drop it, migrate, and create it again. The views keep their owner, grants
+and comments. The domains are created without their checks, so the type
+change rewrites nothing (only the fetch index, on hashtext(queue), is built
+again), and each check is added afterwards, which reads the table once to
+validate the rows already there: six reads, under the exclusive lock the
+type change takes. The statistics of the changed columns are gone after
+such a change, so the migration ends with ANALYZE.
+
+Stop the workers before this migration, or restart them right after it. A
+worker keeps its statements prepared, and PostgreSQL refuses to run a
+prepared statement again once the type of a column it returns has changed
+("cached plan must not change result type"); such a worker stops.
 
 Revision ID: 0007
 Revises: 0006
@@ -56,7 +65,8 @@ def _save_and_drop_views() -> None:
     names = ", ".join(f"'{name}'" for name in _VIEWS)
     op.execute(
         "CREATE TEMPORARY TABLE pgjobs_migration_views ON COMMIT DROP AS"
-        " SELECT c.relname AS name, pg_get_viewdef(c.oid) AS body"
+        " SELECT c.relname AS name, pg_get_viewdef(c.oid) AS body, c.relowner AS owner,"
+        " c.relacl AS acl, obj_description(c.oid, 'pg_class') AS description"
         " FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace"
         f" WHERE n.nspname = 'pgjobs' AND c.relkind = 'v' AND c.relname IN ({names})"
     )
@@ -70,16 +80,35 @@ def _restore_views() -> None:
 DO $views$
 DECLARE
     v record;
+    g record;
 BEGIN
-    FOR v IN SELECT name, body FROM pgjobs_migration_views
+    FOR v IN SELECT name, body, owner, acl, description FROM pgjobs_migration_views
              ORDER BY array_position(ARRAY[{order}], name::text) LOOP
         EXECUTE format('CREATE VIEW pgjobs.%I AS %s', v.name, v.body);
+        -- The same owner, grants and comment as before.
+        EXECUTE format('ALTER VIEW pgjobs.%I OWNER TO %I', v.name, v.owner::regrole::text);
+        IF v.acl IS NOT NULL THEN
+            EXECUTE format('REVOKE ALL ON pgjobs.%I FROM PUBLIC', v.name);
+            FOR g IN SELECT grantee, privilege_type, is_grantable FROM aclexplode(v.acl)
+                     WHERE grantee <> v.owner LOOP
+                EXECUTE format(
+                    'GRANT %s ON pgjobs.%I TO %s%s', g.privilege_type, v.name,
+                    CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(g.grantee::regrole::text) END,
+                    CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+            END LOOP;
+        END IF;
+        IF v.description IS NOT NULL THEN
+            EXECUTE format('COMMENT ON VIEW pgjobs.%I IS %L', v.name, v.description);
+        END IF;
     END LOOP;
 END
 $views$
 """
     )
     op.execute("DROP TABLE pgjobs_migration_views")
+    # Changing a column's type drops its statistics; the dashboard's queue and
+    # task lists read them, and the planner needs them.
+    op.execute("ANALYZE pgjobs.jobs")
 
 
 def upgrade() -> None:

@@ -7,6 +7,8 @@ WITH cancelled AS (
        SET status = 'cancelled', finished_at = now()
      WHERE status = 'queued'
        AND (CAST(:queue AS text) IS NULL OR queue = CAST(:queue AS text))
+       -- the fetch index leads with the queue's hash (migration 0006)
+       AND (CAST(:queue AS text) IS NULL OR hashtext(queue) = hashtext(CAST(:queue AS text)))
        AND (CAST(:task AS text) IS NULL OR task = CAST(:task AS text))
     RETURNING queue
 )

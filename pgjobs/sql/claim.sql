@@ -3,12 +3,15 @@
 -- Each queue is searched on its own (the LATERAL subquery), with `queue = q`
 -- an equality: only then can the fetch index (hashtext(queue), priority,
 -- run_at, id) hand rows over already in claim order, so a claim reads about
--- :limit index entries however long the queue is. The index leads with the
--- hash, so that every key is fixed-width (migration 0006); `queue = q.name`
--- drops the jobs of any other queue whose name has the same hash. `queue = ANY(array)` looked equivalent,
--- but the planner cannot keep index order across several array elements: it
--- read and sorted every queued row on each claim (5 ms at 10,000 queued,
--- growing with the backlog).
+-- :limit index entries however long the queue is. `queue = ANY(array)`
+-- looked equivalent, but the planner cannot keep index order across several
+-- array elements: it read and sorted every queued row on each claim (5 ms at
+-- 10,000 queued, growing with the backlog).
+--
+-- The index leads with the hash, so that every key is fixed-width (migration
+-- 0006). `queue = q.name` drops the jobs of any other queue whose name has
+-- the same hash; such a collision costs a claim the reading of that queue's
+-- jobs that sort ahead, never a wrong job.
 --
 -- Each queue's search starts after a position, (:after_priorities,
 -- :after_run_ats, :after_ids), one element per queue: the last job this

@@ -8,7 +8,8 @@
 --
 -- The fetch index leads with hashtext(queue) (migration 0006); the hash
 -- condition is what lets the scan use it, and `queue = :queue` drops the
--- jobs of any other queue whose name has the same hash.
+-- jobs of any other queue whose name has the same hash (a collision costs
+-- reading them, never a wrong job).
 --
 -- The rows are locked in the ARRAY(...) subquery, which the planner runs
 -- once, as an InitPlan, before the update: the same optimisation fence as the

@@ -30,6 +30,8 @@ from pgjobs.worker._scheduler import sync_schedules
 
 EXIT_OK = 0
 EXIT_FORCED = 1
+#: The claim loop failed with an error that is not a lost connection.
+EXIT_FETCHER_FAILED = 3
 
 
 class Worker:
@@ -97,7 +99,7 @@ class Worker:
     # -- lifecycle ---------------------------------------------------------
 
     async def run(self, *, handle_signals: bool = False) -> int:
-        """Run until stopped; returns the exit code (0 graceful, 1 forced).
+        """Run until stopped; returns the exit code (0 graceful, 1 forced, 3 the claim loop failed).
 
         Raises:
             DatabaseUnavailableError: PostgreSQL cannot be reached at start.
@@ -222,8 +224,10 @@ class Worker:
         )
         background.append(asyncio.create_task(self.leader.run(), name="pgjobs-leader"))
         fetch_task = asyncio.create_task(fetcher.run(), name="pgjobs-fetcher")
+        fetch_task.add_done_callback(self._fetcher_ended)
         await self._stop_fetching.wait()
-        await fetch_task
+        # A failure was logged, and turned into a stop, by _fetcher_ended.
+        await asyncio.gather(fetch_task, return_exceptions=True)
         await self._drain(log, background[0])
         self._stop_all.set()
         if listener_task is not None:
@@ -242,6 +246,22 @@ class Worker:
             fenced=self._completer.fenced,
         )
         return self.exit_code
+
+    def _fetcher_ended(self, task: asyncio.Task[None]) -> None:
+        # The claim loop rides out lost connections itself; anything else
+        # ends it, and a worker that can no longer claim must not stay up
+        # looking alive (its heartbeat would keep it registered): it stops,
+        # letting the jobs it runs finish, and exits non-zero.
+        if task.cancelled() or task.exception() is None:
+            return
+        exc = task.exception()
+        self._log.error(
+            "worker.fetcher_failed",
+            error=f"{type(exc).__name__}: {exc}",
+            hint="the worker stops; a supervisor should start it again",
+        )
+        self.exit_code = EXIT_FETCHER_FAILED
+        self.request_stop()
 
     def _completer_job_ids(self) -> list[int]:
         return self._completer.job_ids() if self._completer is not None else []

@@ -247,13 +247,17 @@ def test_0006_leads_the_fetch_index_with_the_queue_hash_and_downgrades(empty_db)
     _migrate.upgrade(empty_db, "0006")
     with psycopg.connect(empty_db, autocommit=True) as conn:
         assert "(hashtext(queue), priority, run_at, id) INCLUDE (queue)" in _fetch_index(conn)
-        # The job queued before the migration is in the new index.
-        conn.execute("SET enable_seqscan = off")
-        (found,) = conn.execute(
-            "SELECT count(*) FROM pgjobs.jobs"
+        # The job queued before the migration is in the new index, and a
+        # claim-shaped query reads it from there.
+        query = (
+            "SELECT id FROM pgjobs.jobs"
             " WHERE status = 'queued' AND hashtext(queue) = hashtext('q') AND queue = 'q'"
-        ).fetchone()
-        assert found == 1
+            " ORDER BY priority, run_at, id"
+        )
+        conn.execute("SET enable_seqscan = off")
+        plan = "\n".join(row[0] for row in conn.execute(f"EXPLAIN {query}").fetchall())
+        assert "using jobs_fetch_idx" in plan, plan
+        assert len(conn.execute(query).fetchall()) == 1
     engine = create_engine("postgresql+psycopg://", creator=lambda: psycopg.connect(empty_db))
     try:
         with engine.begin() as connection:
@@ -361,3 +365,47 @@ def test_0007_moves_the_column_checks_into_domains_and_back(empty_db):
             " AND typtype = 'd'"
         ).fetchone()
         assert domains == 0
+
+
+def test_0007_keeps_the_views_grants_owner_and_comments(empty_db):
+    from alembic import command
+    from sqlalchemy import create_engine
+
+    reader = f"pgjobs_reader_{secrets.token_hex(4)}"
+
+    def kept(conn) -> tuple[object, ...]:
+        return conn.execute(
+            "SELECT has_table_privilege(%s, 'pgjobs.job_states', 'SELECT'),"
+            " has_table_privilege(%s, 'pgjobs.failed_jobs', 'SELECT'),"
+            " has_table_privilege('public', 'pgjobs.queue_stats', 'SELECT'),"
+            " obj_description('pgjobs.queue_stats'::regclass, 'pg_class'),"
+            " (SELECT relowner::regrole::text FROM pg_class"
+            "  WHERE oid = 'pgjobs.job_states'::regclass)",
+            (reader, reader),
+        ).fetchone()
+
+    _migrate.upgrade(empty_db, "0006")
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        conn.execute(f'CREATE ROLE "{reader}"')
+        try:
+            conn.execute(f'GRANT SELECT ON pgjobs.job_states TO "{reader}"')
+            conn.execute("GRANT SELECT ON pgjobs.queue_stats TO PUBLIC")
+            conn.execute("COMMENT ON VIEW pgjobs.queue_stats IS 'per queue, it''s live'")
+            before = kept(conn)
+            assert before[:4] == (True, False, True, "per queue, it's live")
+            _migrate.upgrade(empty_db, "0007")
+            assert kept(conn) == before
+            engine = create_engine(
+                "postgresql+psycopg://", creator=lambda: psycopg.connect(empty_db)
+            )
+            try:
+                with engine.begin() as connection:
+                    config = _migrate._config()
+                    config.attributes["connection"] = connection
+                    command.downgrade(config, "0006")
+            finally:
+                engine.dispose()
+            assert kept(conn) == before
+        finally:
+            conn.execute(f'DROP OWNED BY "{reader}"')
+            conn.execute(f'DROP ROLE "{reader}"')

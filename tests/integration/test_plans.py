@@ -162,6 +162,16 @@ def test_the_retrying_page_reads_the_fetch_index_not_the_history(dsn, mode):
     assert "Seq Scan on jobs" not in plan, plan
 
 
+@pytest.mark.parametrize("page", ["jobs_list_scheduled", "jobs_list_retrying"])
+def test_a_queue_filter_on_the_queued_pages_searches_the_fetch_index_by_hash(dsn, page):
+    """The fetch index leads with hashtext(queue) (migration 0006)."""
+    params = {"queue": "default", "task": None, "before_id": None, "limit": 50}
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        _history(conn)
+        plan = _explain(conn, page, _web_text(page), params, "force_custom_plan")
+    assert re.search(r"using jobs_fetch_idx on jobs.*\n\s+Index Cond: \(\(?hashtext", plan), plan
+
+
 @pytest.mark.parametrize("mode", ["force_generic_plan", "force_custom_plan"])
 def test_bulk_retry_checks_fingerprints_with_a_join_not_a_subplan_per_row(dsn, mode):
     params = {"status": "failed", "queue": None, "task": None}

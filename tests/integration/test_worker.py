@@ -273,3 +273,25 @@ def test_drain_async_reports_completed(app):
     app.enqueue_many([count_me.job(i) for i in range(200)])
     worker = asyncio.run(drain_async(app, concurrency=20))
     assert worker.completed == 200
+
+
+def test_a_worker_whose_claim_loop_fails_stops_instead_of_idling(app, conn, monkeypatch):
+    """A claim error that is not a lost connection (here, what PostgreSQL says
+    when a migration changes a column a prepared claim returns) ends the
+    claim loop; the worker must then stop, not stay registered and idle."""
+    import psycopg
+
+    from pgjobs.worker import _fetcher
+    from pgjobs.worker._worker import EXIT_FETCHER_FAILED
+
+    async def broken(self, limit):
+        raise psycopg.errors.FeatureNotSupported("cached plan must not change result type")
+
+    monkeypatch.setattr(_fetcher.Fetcher, "claim", broken)
+
+    async def main() -> int:
+        worker = pgjobs.Worker(app, poll_interval=0.05)
+        return await asyncio.wait_for(worker.run(), 30)
+
+    assert asyncio.run(main()) == EXIT_FETCHER_FAILED
+    assert rows(conn, "SELECT count(*) FROM pgjobs.workers") == [(0,)]

@@ -84,3 +84,32 @@ def test_a_job_made_by_a_task_is_an_ordinary_frozen_job_spec():
     with pytest.raises(dataclasses.FrozenInstanceError):
         job.task = "other"  # type: ignore[misc]
     assert dataclasses.replace(job, task="other") == new_spec("other", '{"n":1}', made.defaults)
+
+
+def test_a_bulk_copy_of_jobs_due_now_leaves_run_at_to_the_column_default():
+    import datetime as dt
+
+    from pgjobs._enqueue import _COPY, _COPY_DUE_NOW, JobSpec, _all_due_now, copy_chunks
+
+    now = dt.datetime(2030, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    due = [JobSpec("t", '{"n":1}', EnqueueOptions()), JobSpec("t", "{}", EnqueueOptions(delay=0))]
+    later = [*due, JobSpec("t", "{}", EnqueueOptions(delay=5))]
+    assert _all_due_now(due)
+    assert not _all_due_now(later)
+    assert not _all_due_now([*due, JobSpec("t", "{}", EnqueueOptions(run_at=now))])
+
+    def columns(statement: str) -> list[str]:
+        return statement.split("(", 1)[1].split(")", 1)[0].split(", ")
+
+    # Each line has one field per column of the statement it is written for.
+    lines = "".join(copy_chunks(due, [1, 2], None)).splitlines()
+    assert "run_at" not in columns(_COPY_DUE_NOW)
+    assert [len(line.split("\t")) for line in lines] == [len(columns(_COPY_DUE_NOW))] * 2
+    lines = "".join(copy_chunks(later, [1, 2, 3], now)).splitlines()
+    assert [len(line.split("\t")) for line in lines] == [len(columns(_COPY))] * 3
+    run_at = columns(_COPY).index("run_at")
+    assert [line.split("\t")[run_at] for line in lines] == [
+        now.isoformat(),
+        now.isoformat(),
+        (now + dt.timedelta(seconds=5)).isoformat(),
+    ]

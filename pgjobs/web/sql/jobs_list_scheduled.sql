@@ -18,6 +18,8 @@ FROM pgjobs.jobs
 WHERE status = 'queued'
   AND run_at > now()
   AND (CAST(:queue AS text) IS NULL OR queue = CAST(:queue AS text))
+  -- the fetch index leads with the queue's hash (migration 0006)
+  AND (CAST(:queue AS text) IS NULL OR hashtext(queue) = hashtext(CAST(:queue AS text)))
   AND (CAST(:task AS text) IS NULL OR task = CAST(:task AS text))
   AND (CAST(:before_id AS bigint) IS NULL OR id < CAST(:before_id AS bigint))
 ORDER BY id DESC
