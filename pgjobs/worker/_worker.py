@@ -30,8 +30,9 @@ from pgjobs.worker._scheduler import sync_schedules
 
 EXIT_OK = 0
 EXIT_FORCED = 1
-#: The claim loop failed with an error that is not a lost connection.
-EXIT_FETCHER_FAILED = 3
+#: One of the worker's loops (claims, outcomes, heartbeat, listener, leader)
+#: failed with an error it does not ride out, such as a lost connection.
+EXIT_LOOP_FAILED = 3
 
 
 class Worker:
@@ -99,7 +100,7 @@ class Worker:
     # -- lifecycle ---------------------------------------------------------
 
     async def run(self, *, handle_signals: bool = False) -> int:
-        """Run until stopped; returns the exit code (0 graceful, 1 forced, 3 the claim loop failed).
+        """Run until stopped; returns the exit code (0 graceful, 1 forced, 3 a loop failed).
 
         Raises:
             DatabaseUnavailableError: PostgreSQL cannot be reached at start.
@@ -204,6 +205,7 @@ class Worker:
         if config.listen:
             listener = Listener(dsn, config.queues, self._wake, self._stop_all, self.outage)
             listener_task = asyncio.create_task(listener.run(), name="pgjobs-listener")
+            listener_task.add_done_callback(self._loop_ended)
             # Listen before the first claim, so no notification is missed.
             try:
                 async with asyncio.timeout(10):
@@ -224,16 +226,17 @@ class Worker:
         )
         background.append(asyncio.create_task(self.leader.run(), name="pgjobs-leader"))
         fetch_task = asyncio.create_task(fetcher.run(), name="pgjobs-fetcher")
-        fetch_task.add_done_callback(self._fetcher_ended)
+        for task in (*background, fetch_task):
+            task.add_done_callback(self._loop_ended)
         await self._stop_fetching.wait()
-        # A failure was logged, and turned into a stop, by _fetcher_ended.
+        # Failures were logged, and turned into a stop, by _loop_ended.
         await asyncio.gather(fetch_task, return_exceptions=True)
         await self._drain(log, background[0])
         self._stop_all.set()
         if listener_task is not None:
             listener_task.cancel()  # it may be blocked in a long notifies() wait
             await asyncio.gather(listener_task, return_exceptions=True)
-        await asyncio.gather(*background)
+        await asyncio.gather(*background, return_exceptions=True)
         # Only now, with the heartbeat stopped: a beat after the row is gone
         # would take this worker for rescued and register it again.
         with contextlib.suppress(*CONNECTION_ERRORS):
@@ -247,20 +250,22 @@ class Worker:
         )
         return self.exit_code
 
-    def _fetcher_ended(self, task: asyncio.Task[None]) -> None:
-        # The claim loop rides out lost connections itself; anything else
-        # ends it, and a worker that can no longer claim must not stay up
-        # looking alive (its heartbeat would keep it registered): it stops,
-        # letting the jobs it runs finish, and exits non-zero.
+    def _loop_ended(self, task: asyncio.Task[None]) -> None:
+        # Each loop rides out lost connections itself; anything else ends it.
+        # A worker missing a loop must not stay up looking alive: without
+        # claims it idles registered, without a heartbeat its jobs are
+        # rescued while it runs them. It stops, letting the jobs it runs
+        # finish, and exits non-zero.
         if task.cancelled() or task.exception() is None:
             return
         exc = task.exception()
         self._log.error(
-            "worker.fetcher_failed",
+            "worker.loop_failed",
+            loop=task.get_name(),
             error=f"{type(exc).__name__}: {exc}",
             hint="the worker stops; a supervisor should start it again",
         )
-        self.exit_code = EXIT_FETCHER_FAILED
+        self.exit_code = EXIT_LOOP_FAILED
         self.request_stop()
 
     def _completer_job_ids(self) -> list[int]:
@@ -306,7 +311,7 @@ class Worker:
             # cannot be interrupted and is abandoned (its job is released).
             await asyncio.wait(list(unfinished.values()), timeout=1.0)
         self._completer.close()
-        await completer_task
+        await asyncio.gather(completer_task, return_exceptions=True)  # see _loop_ended
         if unfinished:
             try:
                 await fetch(

@@ -275,23 +275,26 @@ def test_drain_async_reports_completed(app):
     assert worker.completed == 200
 
 
-def test_a_worker_whose_claim_loop_fails_stops_instead_of_idling(app, conn, monkeypatch):
-    """A claim error that is not a lost connection (here, what PostgreSQL says
-    when a migration changes a column a prepared claim returns) ends the
-    claim loop; the worker must then stop, not stay registered and idle."""
+@pytest.mark.parametrize("loop", ["fetcher", "heartbeat"])
+def test_a_worker_whose_loop_fails_stops_instead_of_idling(app, conn, monkeypatch, loop):
+    """A loop error that is not a lost connection (for the claim, what PostgreSQL
+    says when a migration changes a column a prepared claim returns) ends the
+    loop; the worker must then stop, not stay registered without it."""
     import psycopg
 
-    from pgjobs.worker import _fetcher
-    from pgjobs.worker._worker import EXIT_FETCHER_FAILED
+    from pgjobs.worker import _fetcher, _worker
 
-    async def broken(self, limit):
+    async def broken(*args, **kwargs):
         raise psycopg.errors.FeatureNotSupported("cached plan must not change result type")
 
-    monkeypatch.setattr(_fetcher.Fetcher, "claim", broken)
+    if loop == "fetcher":
+        monkeypatch.setattr(_fetcher.Fetcher, "claim", broken)
+    else:
+        monkeypatch.setattr(_worker, "run_heartbeat", broken)
 
     async def main() -> int:
         worker = pgjobs.Worker(app, poll_interval=0.05)
         return await asyncio.wait_for(worker.run(), 30)
 
-    assert asyncio.run(main()) == EXIT_FETCHER_FAILED
+    assert asyncio.run(main()) == _worker.EXIT_LOOP_FAILED
     assert rows(conn, "SELECT count(*) FROM pgjobs.workers") == [(0,)]
