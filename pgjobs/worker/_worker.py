@@ -31,7 +31,7 @@ from pgjobs.worker._scheduler import sync_schedules
 EXIT_OK = 0
 EXIT_FORCED = 1
 #: One of the worker's loops (claims, outcomes, heartbeat, listener, leader)
-#: failed with an error it does not ride out, such as a lost connection.
+#: failed with an error other than a lost connection, which each loop rides out.
 EXIT_LOOP_FAILED = 3
 
 

@@ -191,10 +191,22 @@ def _wakes(conn, dsn) -> list[str]:
         return [n.payload for n in listener.notifies(timeout=0.3)]
 
 
-def test_0004_and_0005_upgrade_and_downgrade_keeping_dedup_and_wake_ups(empty_db):
+def _downgrade(dsn: str, revision: str) -> None:
+    """Alembic's downgrade to `revision`, on a connection of our own."""
     from alembic import command
     from sqlalchemy import create_engine
 
+    engine = create_engine("postgresql+psycopg://", creator=lambda: psycopg.connect(dsn))
+    try:
+        with engine.begin() as connection:
+            config = _migrate._config()
+            config.attributes["connection"] = connection
+            command.downgrade(config, revision)
+    finally:
+        engine.dispose()
+
+
+def test_0004_and_0005_upgrade_and_downgrade_keeping_dedup_and_wake_ups(empty_db):
     _migrate.upgrade(empty_db, "0003")
     with psycopg.connect(empty_db, autocommit=True) as conn:
         assert "fingerprint IS NOT NULL" not in _fingerprint_index(conn)
@@ -214,14 +226,7 @@ def test_0004_and_0005_upgrade_and_downgrade_keeping_dedup_and_wake_ups(empty_db
         assert _wake_language(conn) == "plpgsql"
         assert _wakes(conn, empty_db) == ["waiting"]
         conn.execute("TRUNCATE pgjobs.jobs")
-    engine = create_engine("postgresql+psycopg://", creator=lambda: psycopg.connect(empty_db))
-    try:
-        with engine.begin() as connection:
-            config = _migrate._config()
-            config.attributes["connection"] = connection
-            command.downgrade(config, "0003")
-    finally:
-        engine.dispose()
+    _downgrade(empty_db, "0003")
     with psycopg.connect(empty_db, autocommit=True) as conn:
         assert "fingerprint IS NOT NULL" not in _fingerprint_index(conn)
         assert _dedups(conn) == [True, None, 2]
@@ -237,9 +242,6 @@ def _fetch_index(conn) -> str:
 
 
 def test_0006_leads_the_fetch_index_with_the_queue_hash_and_downgrades(empty_db):
-    from alembic import command
-    from sqlalchemy import create_engine
-
     _migrate.upgrade(empty_db, "0005")
     with psycopg.connect(empty_db, autocommit=True) as conn:
         assert "(queue, priority, run_at, id)" in _fetch_index(conn)
@@ -258,14 +260,7 @@ def test_0006_leads_the_fetch_index_with_the_queue_hash_and_downgrades(empty_db)
         plan = "\n".join(row[0] for row in conn.execute(f"EXPLAIN {query}").fetchall())
         assert "using jobs_fetch_idx" in plan, plan
         assert len(conn.execute(query).fetchall()) == 1
-    engine = create_engine("postgresql+psycopg://", creator=lambda: psycopg.connect(empty_db))
-    try:
-        with engine.begin() as connection:
-            config = _migrate._config()
-            config.attributes["connection"] = connection
-            command.downgrade(config, "0005")
-    finally:
-        engine.dispose()
+    _downgrade(empty_db, "0005")
     with psycopg.connect(empty_db, autocommit=True) as conn:
         assert "(queue, priority, run_at, id)" in _fetch_index(conn)
 
@@ -313,9 +308,6 @@ def _view_columns(conn) -> list[tuple[str, str]]:
 
 
 def test_0007_moves_the_column_checks_into_domains_and_back(empty_db):
-    from alembic import command
-    from sqlalchemy import create_engine
-
     _migrate.upgrade(empty_db, "0006")
     with psycopg.connect(empty_db, autocommit=True) as conn:
         assert _refused(conn) == list(_BROKEN_ROWS)
@@ -349,14 +341,7 @@ def test_0007_moves_the_column_checks_into_domains_and_back(empty_db):
         assert _view_columns(conn) == columns
         conn.execute("TRUNCATE pgjobs.jobs")
         assert _refused(conn) == list(_BROKEN_ROWS)
-    engine = create_engine("postgresql+psycopg://", creator=lambda: psycopg.connect(empty_db))
-    try:
-        with engine.begin() as connection:
-            config = _migrate._config()
-            config.attributes["connection"] = connection
-            command.downgrade(config, "0006")
-    finally:
-        engine.dispose()
+    _downgrade(empty_db, "0006")
     with psycopg.connect(empty_db, autocommit=True) as conn:
         assert _refused(conn) == list(_BROKEN_ROWS)
         assert _views(conn) == views
@@ -368,9 +353,6 @@ def test_0007_moves_the_column_checks_into_domains_and_back(empty_db):
 
 
 def test_0007_keeps_the_views_grants_owner_and_comments(empty_db):
-    from alembic import command
-    from sqlalchemy import create_engine
-
     reader = f"pgjobs_reader_{secrets.token_hex(4)}"
 
     def kept(conn) -> tuple[object, ...]:
@@ -395,16 +377,7 @@ def test_0007_keeps_the_views_grants_owner_and_comments(empty_db):
             assert before[:4] == (True, False, True, "per queue, it's live")
             _migrate.upgrade(empty_db, "0007")
             assert kept(conn) == before
-            engine = create_engine(
-                "postgresql+psycopg://", creator=lambda: psycopg.connect(empty_db)
-            )
-            try:
-                with engine.begin() as connection:
-                    config = _migrate._config()
-                    config.attributes["connection"] = connection
-                    command.downgrade(config, "0006")
-            finally:
-                engine.dispose()
+            _downgrade(empty_db, "0006")
             assert kept(conn) == before
         finally:
             conn.execute(f'DROP OWNED BY "{reader}"')
