@@ -28,7 +28,10 @@ such a change, so the migration ends with ANALYZE.
 Stop the workers before this migration, or restart them right after it. A
 worker keeps its statements prepared, and PostgreSQL refuses to run a
 prepared statement again once the type of a column it returns has changed
-("cached plan must not change result type"); such a worker stops.
+("cached plan must not change result type"). A worker started before the
+migration can therefore no longer claim: one of the code that came with
+0006 and earlier stays up without claiming, one of later code stops with
+exit code 3. Restarting it is the remedy either way.
 
 Revision ID: 0007
 Revises: 0006
