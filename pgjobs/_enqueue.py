@@ -52,20 +52,28 @@ def new_spec(task: str, args_json: str, options: EnqueueOptions) -> JobSpec:
     return spec
 
 
-def single_params(spec: JobSpec) -> dict[str, Any]:
-    """Parameters for enqueue.sql."""
+def single_query(spec: JobSpec) -> tuple[str, dict[str, Any]]:
+    """The named query that writes one job, and its parameters.
+
+    A job with a fingerprint takes enqueue_fingerprinted.sql, whose
+    ON CONFLICT makes the insert speculative; one without takes the plain
+    INSERT of enqueue.sql.
+    """
     opts = spec.options
-    return {
+    params = {
         "task": spec.task,
         "args": spec.args_json,
         "queue": opts.queue,
         "priority": int(opts.priority),
         "run_at": opts.run_at,
         "delay": opts.delay,
-        "fingerprint": opts.fingerprint,
         "max_attempts": opts.max_attempts,
         "meta": dump_json(opts.meta, "meta"),
     }
+    if opts.fingerprint is None:
+        return "enqueue", params
+    params["fingerprint"] = opts.fingerprint
+    return "enqueue_fingerprinted", params
 
 
 def many_params(specs: Sequence[JobSpec]) -> dict[str, Any]:
@@ -328,7 +336,7 @@ def enqueue_sync(conn: object, spec: JobSpec) -> int | None:
         The new job's id; on a fingerprint conflict, None (on_conflict="skip")
         or the existing job's id (on_conflict="return").
     """
-    new_id = _new_id(run_sync(conn, "enqueue", single_params(spec)))
+    new_id = _new_id(run_sync(conn, *single_query(spec)))
     if new_id is not None or spec.options.on_conflict == "skip":
         return new_id
     fingerprint = {"fingerprint": spec.options.fingerprint}
@@ -337,7 +345,7 @@ def enqueue_sync(conn: object, spec: JobSpec) -> int | None:
 
 async def enqueue_async(conn: object, spec: JobSpec) -> int | None:
     """Async twin of `enqueue_sync`."""
-    new_id = _new_id(await run_async(conn, "enqueue", single_params(spec)))
+    new_id = _new_id(await run_async(conn, *single_query(spec)))
     if new_id is not None or spec.options.on_conflict == "skip":
         return new_id
     fingerprint = {"fingerprint": spec.options.fingerprint}

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import psycopg
 
@@ -41,3 +43,48 @@ def test_bench_smoke(server_dsn: str) -> None:
             (f"pgjobs\\_bench\\_%\\_{proc.pid}\\_%",),
         ).fetchone()
     assert row == (0,)
+
+
+def test_enqueue_single_takes_turns_and_keeps_the_systems_that_do_not_fail(
+    server_dsn: str,
+) -> None:
+    from pgjobs import _bench
+
+    class Breaks(_bench.RawSystem):
+        """The raw reference, failing at its 1,500th job: in its second turn."""
+
+        name = "breaks"
+
+        @contextlib.contextmanager
+        def producer(self, *, wake: bool) -> Iterator[_bench.JobHook]:
+            with super().producer(wake=wake) as enqueue:
+
+                def failing(i: int) -> None:
+                    if i == 1500:
+                        raise RuntimeError("broken on purpose")
+                    enqueue(i)
+
+                yield failing
+
+    with contextlib.ExitStack() as stack:
+        systems: list[_bench.System] = [
+            cls(stack.enter_context(_bench.scratch_database(server_dsn, cls.name)))
+            for cls in (_bench.PgjobsSystem, _bench.RawSystem, Breaks)
+        ]
+        for system in systems:
+            system.setup()
+        n = 2 * _bench.SINGLE_SLICE + 1  # two whole turns and one of a single job
+        results, failed = _bench.run_enqueue_single(systems, n)
+        assert [r.system for r in results] == ["pgjobs", "raw"]
+        assert all(r.value > 0 for r in results)
+        assert failed == {"breaks": "RuntimeError: broken on purpose"}
+        written = {
+            "pgjobs": "SELECT array_agg((args->>'i')::int ORDER BY id) FROM pgjobs.jobs",
+            "raw": "SELECT array_agg((args->>'i')::int ORDER BY id) FROM raw_jobs",
+            "breaks": "SELECT array_agg((args->>'i')::int ORDER BY id) FROM raw_jobs",
+        }
+        for system in systems:
+            with psycopg.connect(system.dsn) as conn:
+                (ids,) = conn.execute(written[system.name]).fetchone()
+            expected = n if system.name != "breaks" else 1500
+            assert ids == list(range(expected)), system.name

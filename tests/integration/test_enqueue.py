@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from sqlalchemy.orm import Session
 
 import pgjobs
+from pgjobs import _enqueue
 from pgjobs.errors import ArgumentsError, ConfigurationError, DuplicateJobError, UnknownTaskError
 
 app = pgjobs.App()
@@ -208,6 +209,15 @@ SELECT (args->>'user_id')::int, task, queue, priority, max_attempts, meta,
        status, attempts, errors
 FROM pgjobs.jobs WHERE (args->>'user_id')::int < 6 ORDER BY 1
 """
+# What _ROWS reads after the first six jobs of _mixed_batch are written.
+_MIXED_ROWS = [
+    (0, "welcome", "emails", 2, 5, {}, "00:00:00", "queued", 0, []),
+    (1, "welcome", "other", 0, 5, {}, "00:00:00", "queued", 0, []),
+    (2, "welcome", "emails", 2, 5, {}, "00:01:30.5", "queued", 0, []),
+    (3, "welcome", "emails", 2, 9, {}, "2030-01-02 03:04:05.678901+00", "queued", 0, []),
+    (4, "welcome", "emails", 2, 5, {"trace": "t-1", "n": [1, 2]}, "00:00:00", "queued", 0, []),
+    (5, "welcome", "other", 2, 5, {}, "00:00:05", "queued", 0, []),
+]
 
 
 @pytest.mark.parametrize("path", ["copy", "insert", "copy-async", "sqlalchemy"])
@@ -233,14 +243,7 @@ def test_every_bulk_path_writes_the_same_rows_and_returns_ids_in_order(dsn, conn
             ids = app.enqueue_many(specs, conn=caller)
     by_id = dict(conn.execute("SELECT id, (args->>'user_id')::int FROM pgjobs.jobs").fetchall())
     assert [by_id[i] for i in ids] == list(range(len(specs)))
-    assert conn.execute(_ROWS).fetchall() == [
-        (0, "welcome", "emails", 2, 5, {}, "00:00:00", "queued", 0, []),
-        (1, "welcome", "other", 0, 5, {}, "00:00:00", "queued", 0, []),
-        (2, "welcome", "emails", 2, 5, {}, "00:01:30.5", "queued", 0, []),
-        (3, "welcome", "emails", 2, 9, {}, "2030-01-02 03:04:05.678901+00", "queued", 0, []),
-        (4, "welcome", "emails", 2, 5, {"trace": "t-1", "n": [1, 2]}, "00:00:00", "queued", 0, []),
-        (5, "welcome", "other", 2, 5, {}, "00:00:05", "queued", 0, []),
-    ]
+    assert conn.execute(_ROWS).fetchall() == _MIXED_ROWS
 
 
 def test_bulk_copy_wakes_only_queues_with_a_job_due_now(dsn, conn):
@@ -265,6 +268,73 @@ def test_bulk_copy_wakes_only_queues_with_a_job_due_now(dsn, conn):
             assert list(listener.notifies(timeout=0.2)) == []  # nothing before the commit
         received = sorted(n.payload for n in listener.notifies(timeout=0.5))
     assert received == ["emails", "other"]
+
+
+@pytest.mark.parametrize("path", ["psycopg", "psycopg-async", "sqlalchemy", "sql-function"])
+def test_every_single_path_writes_the_rows_the_sql_function_writes(dsn, conn, path):
+    """enqueue.sql writes the row pgjobs.enqueue() writes, on every connection type."""
+    specs = _mixed_batch("copy")  # the six jobs, without the fingerprinted seventh
+    if path == "psycopg":
+        with psycopg.connect(dsn) as caller:
+            ids = [_enqueue.enqueue_sync(caller, spec) for spec in specs]
+    elif path == "psycopg-async":
+
+        async def main() -> list[int | None]:
+            async with await psycopg.AsyncConnection.connect(dsn) as caller:
+                ids = [await _enqueue.enqueue_async(caller, spec) for spec in specs]
+                await caller.commit()
+                return ids
+
+        ids = asyncio.run(main())
+    elif path == "sqlalchemy":
+        engine = sa.create_engine("postgresql+psycopg://", creator=lambda: psycopg.connect(dsn))
+        with Session(engine) as session, session.begin():
+            ids = [_enqueue.enqueue_sync(session, spec) for spec in specs]
+        engine.dispose()
+    else:
+        ids = []
+        for spec in specs:
+            _, params = _enqueue.single_query(spec)
+            ids.append(
+                conn.execute(
+                    "SELECT pgjobs.enqueue(%(task)s, %(args)s::jsonb, %(queue)s, %(priority)s,"
+                    " coalesce(%(run_at)s::timestamptz, now() + make_interval("
+                    "secs => coalesce(%(delay)s::float8, 0))), NULL, %(max_attempts)s,"
+                    " %(meta)s::jsonb)",
+                    params,
+                ).fetchone()[0]
+            )
+    by_id = dict(conn.execute("SELECT id, (args->>'user_id')::int FROM pgjobs.jobs").fetchall())
+    assert [by_id[i] for i in ids] == list(range(len(specs)))
+    assert conn.execute(_ROWS).fetchall() == _MIXED_ROWS
+
+
+def test_single_enqueue_wakes_at_commit_only_for_a_new_job_due_now(dsn, conn):
+    conn.execute(
+        "INSERT INTO pgjobs.workers (host, pid, queues, concurrency, awaiting_work)"
+        " VALUES ('h', 1, ARRAY['emails', 'other'], 1, false)"
+    )
+    with psycopg.connect(dsn, autocommit=True) as listener, psycopg.connect(dsn) as caller:
+        listener.execute("LISTEN pgjobs")
+
+        def woken() -> list[str]:
+            return [n.payload for n in listener.notifies(timeout=0.3)]
+
+        welcome.options(conn=caller).enqueue(0)
+        caller.commit()
+        assert woken() == []  # a worker that is busy is not woken
+        conn.execute("UPDATE pgjobs.workers SET awaiting_work = true")
+        welcome.options(conn=caller, fingerprint="f").enqueue(1)
+        assert woken() == []  # not before the commit
+        caller.commit()
+        assert woken() == ["emails"]
+        welcome.options(conn=caller, fingerprint="f", on_conflict="skip").enqueue(2)
+        welcome.options(conn=caller, queue="other", delay=60).enqueue(3)
+        caller.commit()
+        assert woken() == []  # a skipped duplicate and a job not yet due wake nobody
+        welcome.options(conn=caller, queue="other").enqueue(4)
+        caller.rollback()
+        assert woken() == []
 
 
 @pytest.mark.parametrize("autocommit", [True, False])
