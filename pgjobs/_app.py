@@ -283,7 +283,15 @@ class App:
         if conn is not None:
             return _enqueue.enqueue_sync(conn, spec)
         with self.connection() as pooled:
-            return _enqueue.enqueue_sync(pooled, spec)
+            # One statement is a transaction of its own: in autocommit it
+            # takes one round trip, where BEGIN, the statement and COMMIT
+            # took three.
+            pooled.autocommit = True
+            try:
+                return _enqueue.enqueue_sync(pooled, spec)
+            finally:
+                if not pooled.closed:
+                    pooled.autocommit = False
 
     async def enqueue_spec_async(self, spec: JobSpec, conn: object = None) -> int | None:
         """Async twin of `enqueue_spec`."""
@@ -291,7 +299,12 @@ class App:
             return await _enqueue.enqueue_async(conn, spec)
         pool = await self._async_pool()
         async with pool.connection() as pooled:
-            return await _enqueue.enqueue_async(pooled, spec)
+            await pooled.set_autocommit(True)  # one round trip, as in `enqueue_spec`
+            try:
+                return await _enqueue.enqueue_async(pooled, spec)
+            finally:
+                if not pooled.closed:
+                    await pooled.set_autocommit(False)
 
     def enqueue_many(self, jobs: Sequence[JobSpec], conn: object = None) -> list[int]:
         """Write many jobs in two statements (see `Task.job`); returns the new ids in order.

@@ -111,6 +111,67 @@ def test_app_pool_and_bulk(conn):
     assert conn.execute("SELECT count(*) FROM pgjobs.jobs").fetchone()[0] == 1001
 
 
+@pytest.mark.parametrize("fingerprint", [None, "f-1"])
+def test_an_enqueue_on_the_pool_is_one_statement_and_the_pool_stays_transactional(
+    conn, tmp_path, fingerprint
+):
+    trace = tmp_path / "trace"
+    with open(trace, "wb") as out:
+        with app.connection() as pooled:  # the pool holds this one connection
+            pooled.pgconn.trace(out.fileno())  # libpq's record of the protocol messages
+            pooled.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
+        assert welcome.options(fingerprint=fingerprint).enqueue(1) is not None
+        with app.connection() as pooled:
+            pooled.pgconn.untrace()
+            sent = [line for line in trace.read_text().splitlines() if line.startswith("F")]
+            assert not any('"BEGIN"' in line or '"COMMIT"' in line for line in sent), sent
+            assert sum("\tExecute\t" in line for line in sent) == 1, sent
+            # Whoever takes the connection next still gets a transaction.
+            assert not pooled.autocommit
+            pooled.execute("INSERT INTO pgjobs.jobs (task) VALUES ('rolled-back')")
+            pooled.rollback()
+    assert jobs(conn) == [("welcome", {"user_id": 1}, "emails", 2, 5)]
+
+
+def test_an_async_enqueue_on_the_pool_is_one_statement_too(conn, tmp_path):
+    trace = tmp_path / "trace"
+
+    async def main(fileno: int) -> None:
+        pool = await app._async_pool()
+        async with pool.connection() as pooled:
+            pooled.pgconn.trace(fileno)
+            pooled.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
+        assert await welcome.enqueue_async(1) is not None
+        async with pool.connection() as pooled:
+            pooled.pgconn.untrace()
+            assert not pooled.autocommit
+        await app.aclose()
+
+    with open(trace, "wb") as out:
+        asyncio.run(main(out.fileno()))
+    sent = [line for line in trace.read_text().splitlines() if line.startswith("F")]
+    assert not any('"BEGIN"' in line for line in sent), sent
+    assert sum("\tExecute\t" in line for line in sent) == 1, sent
+    assert jobs(conn) == [("welcome", {"user_id": 1}, "emails", 2, 5)]
+
+
+def test_an_enqueue_on_the_pool_after_the_server_dropped_it_fails_clearly_then_works(conn):
+    assert welcome.enqueue(1) is not None
+    conn.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        " AND backend_type = 'client backend'"
+    )
+    # The pooled connection is dead: the error is the server's own, not a
+    # complaint about resetting the connection afterwards.
+    with pytest.raises(psycopg.errors.AdminShutdown):
+        welcome.enqueue(2)
+    welcome.enqueue(2)  # the pool replaced the connection
+    with app.connection() as pooled:
+        assert not pooled.autocommit
+    assert [row[1] for row in jobs(conn)] == [{"user_id": 1}, {"user_id": 2}]
+
+
 def test_bulk_in_a_transaction_rolls_back(dsn, conn):
     with psycopg.connect(dsn) as caller:
         app.enqueue_many([welcome.job(i) for i in range(10)], conn=caller)
