@@ -69,17 +69,18 @@ def test_enqueue_single_takes_turns_and_keeps_the_systems_that_do_not_fail(
     with contextlib.ExitStack() as stack:
         systems: list[_bench.System] = [
             cls(stack.enter_context(_bench.scratch_database(server_dsn, cls.name)))
-            for cls in (_bench.PgjobsSystem, _bench.RawSystem, Breaks)
+            for cls in (_bench.PgjobsSystem, _bench.PgjobsPoolSystem, _bench.RawSystem, Breaks)
         ]
         for system in systems:
             system.setup()
         n = 2 * _bench.SINGLE_SLICE + 1  # two whole turns and one of a single job
         results, failed = _bench.run_enqueue_single(systems, n)
-        assert [r.system for r in results] == ["pgjobs", "raw"]
+        assert [r.system for r in results] == ["pgjobs", "pgjobs-pool", "raw"]
         assert all(r.value > 0 for r in results)
         assert failed == {"breaks": "RuntimeError: broken on purpose"}
         written = {
             "pgjobs": "SELECT array_agg((args->>'i')::int ORDER BY id) FROM pgjobs.jobs",
+            "pgjobs-pool": "SELECT array_agg((args->>'i')::int ORDER BY id) FROM pgjobs.jobs",
             "raw": "SELECT array_agg((args->>'i')::int ORDER BY id) FROM raw_jobs",
             "breaks": "SELECT array_agg((args->>'i')::int ORDER BY id) FROM raw_jobs",
         }
