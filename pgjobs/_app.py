@@ -286,8 +286,8 @@ class App:
             # One statement is a transaction of its own: in autocommit it
             # takes one round trip, where BEGIN, the statement and COMMIT
             # took three.
-            pooled.autocommit = True
             try:
+                pooled.autocommit = True
                 return _enqueue.enqueue_sync(pooled, spec)
             finally:
                 if not pooled.closed:
@@ -299,8 +299,8 @@ class App:
             return await _enqueue.enqueue_async(conn, spec)
         pool = await self._async_pool()
         async with pool.connection() as pooled:
-            await pooled.set_autocommit(True)  # one round trip, as in `enqueue_spec`
             try:
+                await pooled.set_autocommit(True)  # one round trip, as in `enqueue_spec`
                 return await _enqueue.enqueue_async(pooled, spec)
             finally:
                 if not pooled.closed:

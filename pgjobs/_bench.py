@@ -206,6 +206,8 @@ class PgjobsPoolSystem(PgjobsSystem):
         app = App(self.dsn, strict=False)
         task = app.task(name=noop.name, keep_result=False)(noop.fn)
         try:
+            with app.connection():  # open the pool now, not in the first timed turn
+                pass
 
             def enqueue(i: int) -> None:
                 task.enqueue(i=i)
@@ -554,30 +556,51 @@ def run_enqueue_single(systems: Sequence[System], n: int) -> tuple[list[Result],
     Returns:
         A result per system that finished, and why each other one failed.
     """
-    results: list[Result] = []
     failed: dict[str, str] = {}
-    with contextlib.ExitStack() as stack:
-        producers: dict[str, JobHook] = {}
+
+    def why(exc: BaseException) -> str:
+        return f"{type(exc).__name__}: {exc}"
+
+    def close(name: str, stack: contextlib.ExitStack) -> None:
+        try:
+            stack.close()
+        except Exception as exc:  # a producer that fails to close fails its system only
+            failed.setdefault(name, why(exc))
+
+    # Each system's producer has a stack of its own, closed as soon as the
+    # system fails, so that a broken one neither stops the others nor keeps
+    # its connections open while they are timed.
+    producers: dict[str, tuple[contextlib.ExitStack, JobHook]] = {}
+    elapsed: dict[str, float] = {}
+    try:
         for system in systems:
+            stack = contextlib.ExitStack()
             try:
                 system.reset()
-                producers[system.name] = stack.enter_context(system.producer(wake=False))
+                producers[system.name] = (stack, stack.enter_context(system.producer(wake=False)))
+                elapsed[system.name] = 0.0
             except Exception as exc:  # keep the other systems' numbers
-                failed[system.name] = f"{type(exc).__name__}: {exc}"
-        elapsed = dict.fromkeys(producers, 0.0)
+                failed[system.name] = why(exc)
+                close(system.name, stack)
         for start in range(0, n, SINGLE_SLICE):
-            for name, enqueue in list(producers.items()):
+            for name, (stack, enqueue) in list(producers.items()):
                 try:
                     began = time.perf_counter()
                     for i in range(start, min(start + SINGLE_SLICE, n)):
                         enqueue(i)
                     elapsed[name] += time.perf_counter() - began
                 except Exception as exc:
-                    failed[name] = f"{type(exc).__name__}: {exc}"
+                    failed[name] = why(exc)
                     del producers[name]
-        results.extend(
-            Result("enqueue-single", name, n / elapsed[name], "jobs/s") for name in producers
-        )
+                    close(name, stack)
+    finally:
+        for name, (stack, _) in producers.items():
+            close(name, stack)
+    results = [
+        Result("enqueue-single", name, n / elapsed[name], "jobs/s")
+        for name in producers
+        if name not in failed and elapsed[name] > 0
+    ]
     return results, failed
 
 
@@ -944,6 +967,16 @@ def targets(results: list[Result]) -> list[Target]:
 # -- the command ----------------------------------------------------------------------
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
 def _csv_ints(text: str) -> list[int]:
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
@@ -983,7 +1016,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument(
         "--jobs",
         "-n",
-        type=int,
+        type=_positive_int,
         default=10_000,
         help="jobs per enqueue and drain workload (default 10000)",
     )

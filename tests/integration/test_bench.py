@@ -66,18 +66,46 @@ def test_enqueue_single_takes_turns_and_keeps_the_systems_that_do_not_fail(
 
                 yield failing
 
+    calls: list[tuple[str, int]] = []
+
+    def recorded(system: _bench.System) -> _bench.System:
+        """`system`, with each job its producer enqueues recorded in `calls`."""
+        producer = system.producer
+
+        @contextlib.contextmanager
+        def recording(*, wake: bool) -> Iterator[_bench.JobHook]:
+            with producer(wake=wake) as enqueue:
+
+                def record(i: int) -> None:
+                    enqueue(i)
+                    calls.append((system.name, i))
+
+                yield record
+
+        system.producer = recording  # type: ignore[method-assign]
+        return system
+
+    slice_ = _bench.SINGLE_SLICE
+    n = 2 * slice_ + 1  # two whole turns and one of a single job
     with contextlib.ExitStack() as stack:
-        systems: list[_bench.System] = [
-            cls(stack.enter_context(_bench.scratch_database(server_dsn, cls.name)))
+        systems = [
+            recorded(cls(stack.enter_context(_bench.scratch_database(server_dsn, cls.name))))
             for cls in (_bench.PgjobsSystem, _bench.PgjobsPoolSystem, _bench.RawSystem, Breaks)
         ]
         for system in systems:
             system.setup()
-        n = 2 * _bench.SINGLE_SLICE + 1  # two whole turns and one of a single job
         results, failed = _bench.run_enqueue_single(systems, n)
         assert [r.system for r in results] == ["pgjobs", "pgjobs-pool", "raw"]
         assert all(r.value > 0 for r in results)
         assert failed == {"breaks": "RuntimeError: broken on purpose"}
+        # Turn by turn, in the order given; "breaks" drops out in its second.
+        assert calls == [
+            (system.name, i)
+            for start in range(0, n, slice_)
+            for system in systems
+            for i in range(start, min(start + slice_, n))
+            if system.name != "breaks" or i < 1500
+        ]
         written = {
             "pgjobs": "SELECT array_agg((args->>'i')::int ORDER BY id) FROM pgjobs.jobs",
             "pgjobs-pool": "SELECT array_agg((args->>'i')::int ORDER BY id) FROM pgjobs.jobs",
@@ -89,3 +117,12 @@ def test_enqueue_single_takes_turns_and_keeps_the_systems_that_do_not_fail(
                 (ids,) = conn.execute(written[system.name]).fetchone()
             expected = n if system.name != "breaks" else 1500
             assert ids == list(range(expected)), system.name
+
+
+def test_bench_refuses_a_job_count_below_one() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "pgjobs", "bench", "--jobs", "0"],
+        capture_output=True, text=True, cwd=REPO, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert "expected a positive integer, got '0'" in proc.stderr

@@ -157,15 +157,15 @@ def test_an_async_enqueue_on_the_pool_is_one_statement_too(conn, tmp_path):
 
 def test_an_enqueue_on_the_pool_after_the_server_dropped_it_fails_clearly_then_works(conn):
     assert welcome.enqueue(1) is not None
-    conn.execute(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        " AND backend_type = 'client backend'"
-    )
-    # The pooled connection is dead: the error is the server's own, not a
-    # complaint about resetting the connection afterwards.
-    with pytest.raises(psycopg.errors.AdminShutdown):
+    with app.connection() as pooled:  # the pool holds this one connection
+        pid = pooled.info.backend_pid
+    # pg_terminate_backend with a timeout returns once the backend is gone.
+    assert conn.execute("SELECT pg_terminate_backend(%s, 5000)", [pid]).fetchone() == (True,)
+    # The error is about the dead connection itself, not psycopg's complaint
+    # that autocommit cannot be reset on it afterwards ("the connection is lost").
+    with pytest.raises(psycopg.OperationalError) as raised:
         welcome.enqueue(2)
+    assert "the connection is lost" not in str(raised.value)
     welcome.enqueue(2)  # the pool replaced the connection
     with app.connection() as pooled:
         assert not pooled.autocommit
@@ -281,30 +281,47 @@ _MIXED_ROWS = [
 ]
 
 
+def _assert_mixed_rows_in_order(conn, ids, count: int) -> None:
+    """`ids` are those of the first `count` jobs of _mixed_batch, in order, written as expected."""
+    by_id = dict(conn.execute("SELECT id, (args->>'user_id')::int FROM pgjobs.jobs").fetchall())
+    assert [by_id[i] for i in ids] == list(range(count))
+    assert conn.execute(_ROWS).fetchall() == _MIXED_ROWS
+
+
+def _written_on(dsn, connection, write, write_async):
+    """`write(caller)` on a new connection of the kind named, committed; returns its result."""
+    if connection == "psycopg":
+        with psycopg.connect(dsn) as caller:
+            return write(caller)
+    if connection == "psycopg-async":
+
+        async def main():
+            async with await psycopg.AsyncConnection.connect(dsn) as caller:
+                result = await write_async(caller)
+                await caller.commit()
+                return result
+
+        return asyncio.run(main())
+    assert connection == "sqlalchemy"
+    engine = sa.create_engine("postgresql+psycopg://", creator=lambda: psycopg.connect(dsn))
+    with Session(engine) as session, session.begin():
+        result = write(session)
+    engine.dispose()
+    return result
+
+
 @pytest.mark.parametrize("path", ["copy", "insert", "copy-async", "sqlalchemy"])
 def test_every_bulk_path_writes_the_same_rows_and_returns_ids_in_order(dsn, conn, path):
     # SQLAlchemy always takes the INSERT; psycopg takes COPY unless a job has a fingerprint.
     specs = _mixed_batch("insert" if path == "insert" else "copy")
-    if path == "copy-async":
-
-        async def main() -> list[int]:
-            async with await psycopg.AsyncConnection.connect(dsn) as caller:
-                ids = await app.enqueue_many_async(specs, conn=caller)
-                await caller.commit()
-                return ids
-
-        ids = asyncio.run(main())
-    elif path == "sqlalchemy":
-        engine = sa.create_engine("postgresql+psycopg://", creator=lambda: psycopg.connect(dsn))
-        with Session(engine) as session, session.begin():
-            ids = app.enqueue_many(specs, conn=session)
-        engine.dispose()
-    else:
-        with psycopg.connect(dsn) as caller:
-            ids = app.enqueue_many(specs, conn=caller)
-    by_id = dict(conn.execute("SELECT id, (args->>'user_id')::int FROM pgjobs.jobs").fetchall())
-    assert [by_id[i] for i in ids] == list(range(len(specs)))
-    assert conn.execute(_ROWS).fetchall() == _MIXED_ROWS
+    connection = {"copy": "psycopg", "insert": "psycopg", "copy-async": "psycopg-async"}
+    ids = _written_on(
+        dsn,
+        connection.get(path, path),
+        lambda caller: app.enqueue_many(specs, conn=caller),
+        lambda caller: app.enqueue_many_async(specs, conn=caller),
+    )
+    _assert_mixed_rows_in_order(conn, ids, len(specs))
 
 
 def test_bulk_copy_wakes_only_queues_with_a_job_due_now(dsn, conn):
@@ -335,39 +352,29 @@ def test_bulk_copy_wakes_only_queues_with_a_job_due_now(dsn, conn):
 def test_every_single_path_writes_the_rows_the_sql_function_writes(dsn, conn, path):
     """enqueue.sql writes the row pgjobs.enqueue() writes, on every connection type."""
     specs = _mixed_batch("copy")  # the six jobs, without the fingerprinted seventh
-    if path == "psycopg":
-        with psycopg.connect(dsn) as caller:
-            ids = [_enqueue.enqueue_sync(caller, spec) for spec in specs]
-    elif path == "psycopg-async":
-
-        async def main() -> list[int | None]:
-            async with await psycopg.AsyncConnection.connect(dsn) as caller:
-                ids = [await _enqueue.enqueue_async(caller, spec) for spec in specs]
-                await caller.commit()
-                return ids
-
-        ids = asyncio.run(main())
-    elif path == "sqlalchemy":
-        engine = sa.create_engine("postgresql+psycopg://", creator=lambda: psycopg.connect(dsn))
-        with Session(engine) as session, session.begin():
-            ids = [_enqueue.enqueue_sync(session, spec) for spec in specs]
-        engine.dispose()
+    if path == "sql-function":
+        ids = [
+            conn.execute(
+                "SELECT pgjobs.enqueue(%(task)s, %(args)s::jsonb, %(queue)s, %(priority)s,"
+                " coalesce(%(run_at)s::timestamptz, now() + make_interval("
+                "secs => coalesce(%(delay)s::float8, 0))), NULL, %(max_attempts)s,"
+                " %(meta)s::jsonb)",
+                _enqueue.single_query(spec)[1],
+            ).fetchone()[0]
+            for spec in specs
+        ]
     else:
-        ids = []
-        for spec in specs:
-            _, params = _enqueue.single_query(spec)
-            ids.append(
-                conn.execute(
-                    "SELECT pgjobs.enqueue(%(task)s, %(args)s::jsonb, %(queue)s, %(priority)s,"
-                    " coalesce(%(run_at)s::timestamptz, now() + make_interval("
-                    "secs => coalesce(%(delay)s::float8, 0))), NULL, %(max_attempts)s,"
-                    " %(meta)s::jsonb)",
-                    params,
-                ).fetchone()[0]
-            )
-    by_id = dict(conn.execute("SELECT id, (args->>'user_id')::int FROM pgjobs.jobs").fetchall())
-    assert [by_id[i] for i in ids] == list(range(len(specs)))
-    assert conn.execute(_ROWS).fetchall() == _MIXED_ROWS
+
+        async def write_async(caller):
+            return [await _enqueue.enqueue_async(caller, spec) for spec in specs]
+
+        ids = _written_on(
+            dsn,
+            path,
+            lambda caller: [_enqueue.enqueue_sync(caller, spec) for spec in specs],
+            write_async,
+        )
+    _assert_mixed_rows_in_order(conn, ids, len(specs))
 
 
 def test_single_enqueue_wakes_at_commit_only_for_a_new_job_due_now(dsn, conn):
@@ -385,8 +392,14 @@ def test_single_enqueue_wakes_at_commit_only_for_a_new_job_due_now(dsn, conn):
         caller.commit()
         assert woken() == []  # a worker that is busy is not woken
         conn.execute("UPDATE pgjobs.workers SET awaiting_work = true")
-        welcome.options(conn=caller, fingerprint="f").enqueue(1)
+        welcome.options(conn=caller).enqueue(1)  # enqueue.sql
         assert woken() == []  # not before the commit
+        caller.commit()
+        assert woken() == ["emails"]
+        welcome.options(conn=caller, queue="nobody's").enqueue(1)
+        caller.commit()
+        assert woken() == []  # no waiting worker takes that queue
+        welcome.options(conn=caller, fingerprint="f").enqueue(1)  # the SQL function
         caller.commit()
         assert woken() == ["emails"]
         welcome.options(conn=caller, fingerprint="f", on_conflict="skip").enqueue(2)
