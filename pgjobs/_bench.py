@@ -1106,9 +1106,6 @@ def _run(args: argparse.Namespace) -> int:
                 skipped[name] = f"{type(exc).__name__}: {exc}"
                 say(f"  {name}: skipped: {skipped[name]}")
 
-        # Workload by workload, the systems take turns (in alternating order
-        # when repeated), so a burst of load elsewhere on the machine hits
-        # them alike and the ratios stay meaningful.
         def record(measured: list[Result]) -> None:
             for result in measured:
                 say(
@@ -1121,6 +1118,9 @@ def _run(args: argparse.Namespace) -> int:
             skipped[name] = f"{workload}: {why}"
             say(f"  {name}: failed: {skipped[name]}")
 
+        # Workload by workload, the systems take turns (in alternating order
+        # when repeated), so a burst of load elsewhere on the machine hits
+        # them alike and the ratios stay meaningful.
         for workload in workloads:
             for repeat in range(args.repeat):
                 order = [
