@@ -978,14 +978,11 @@ def _positive_int(text: str) -> int:
 
 
 def _csv_ints(text: str) -> list[int]:
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
+    values = [_positive_int(v.strip()) for v in text.split(",") if v.strip()]
+    if not values:
         raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers, got {text!r}"
-        ) from None
-    if not values or any(v < 1 for v in values):
-        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+            f"expected comma-separated positive integers, got {text!r}"
+        )
     return values
 
 

@@ -111,6 +111,19 @@ def test_app_pool_and_bulk(conn):
     assert conn.execute("SELECT count(*) FROM pgjobs.jobs").fetchone()[0] == 1001
 
 
+def _trace(pooled, fileno: int) -> None:
+    """Have libpq record the protocol messages of `pooled` in the file `fileno`."""
+    pooled.pgconn.trace(fileno)
+    pooled.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
+
+
+def _assert_one_statement_sent(trace) -> None:
+    """The client sent one Execute and no BEGIN or COMMIT (F: frontend messages)."""
+    sent = [line for line in trace.read_text().splitlines() if line.startswith("F")]
+    assert not any('"BEGIN"' in line or '"COMMIT"' in line for line in sent), sent
+    assert sum("\tExecute\t" in line for line in sent) == 1, sent
+
+
 @pytest.mark.parametrize("fingerprint", [None, "f-1"])
 def test_an_enqueue_on_the_pool_is_one_statement_and_the_pool_stays_transactional(
     conn, tmp_path, fingerprint
@@ -118,14 +131,11 @@ def test_an_enqueue_on_the_pool_is_one_statement_and_the_pool_stays_transactiona
     trace = tmp_path / "trace"
     with open(trace, "wb") as out:
         with app.connection() as pooled:  # the pool holds this one connection
-            pooled.pgconn.trace(out.fileno())  # libpq's record of the protocol messages
-            pooled.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
+            _trace(pooled, out.fileno())
         assert welcome.options(fingerprint=fingerprint).enqueue(1) is not None
         with app.connection() as pooled:
             pooled.pgconn.untrace()
-            sent = [line for line in trace.read_text().splitlines() if line.startswith("F")]
-            assert not any('"BEGIN"' in line or '"COMMIT"' in line for line in sent), sent
-            assert sum("\tExecute\t" in line for line in sent) == 1, sent
+            _assert_one_statement_sent(trace)
             # Whoever takes the connection next still gets a transaction.
             assert not pooled.autocommit
             pooled.execute("INSERT INTO pgjobs.jobs (task) VALUES ('rolled-back')")
@@ -139,8 +149,7 @@ def test_an_async_enqueue_on_the_pool_is_one_statement_too(conn, tmp_path):
     async def main(fileno: int) -> None:
         pool = await app._async_pool()
         async with pool.connection() as pooled:
-            pooled.pgconn.trace(fileno)
-            pooled.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
+            _trace(pooled, fileno)
         assert await welcome.enqueue_async(1) is not None
         async with pool.connection() as pooled:
             pooled.pgconn.untrace()
@@ -149,9 +158,7 @@ def test_an_async_enqueue_on_the_pool_is_one_statement_too(conn, tmp_path):
 
     with open(trace, "wb") as out:
         asyncio.run(main(out.fileno()))
-    sent = [line for line in trace.read_text().splitlines() if line.startswith("F")]
-    assert not any('"BEGIN"' in line for line in sent), sent
-    assert sum("\tExecute\t" in line for line in sent) == 1, sent
+    _assert_one_statement_sent(trace)
     assert jobs(conn) == [("welcome", {"user_id": 1}, "emails", 2, 5)]
 
 
