@@ -2,6 +2,6 @@
 
 import sys
 
-from pgjobs._cli import main
+from pgjobs.cli import main
 
 sys.exit(main())

@@ -5,17 +5,15 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from pgjobs._cron import Cron, parse
 from pgjobs._options import check_priority, check_queue
 from pgjobs._serde import DEFAULT_MAX_PAYLOAD_BYTES, dump_args
 from pgjobs._task import Task
 from pgjobs.errors import ArgumentsError, ConfigurationError
-
-if TYPE_CHECKING:
-    from pgjobs._app import App
 
 #: Longest accepted schedule name (it is the primary key of pgjobs.schedules).
 MAX_NAME_LENGTH = 200
@@ -178,7 +176,19 @@ def _bind(name: str, task: Task[Any, Any], args: dict[str, Any]) -> dict[str, An
         raise ArgumentsError(f"schedule {name!r} of task {task.name!r}: {exc}") from None
 
 
-def check(app: App) -> None:
+class Registry(Protocol):
+    """What schedules are checked against: an App's schedules and tasks."""
+
+    @property
+    def schedules(self) -> Mapping[str, Schedule]:
+        """Declared schedules by name."""
+
+    @property
+    def tasks(self) -> Mapping[str, Task[Any, Any]]:
+        """Registered tasks by name."""
+
+
+def check(app: Registry) -> None:
     """Check the App's schedules against its tasks, before a worker starts.
 
     Raises:
@@ -188,7 +198,7 @@ def check(app: App) -> None:
     rows(app)
 
 
-def rows(app: App) -> list[dict[str, Any]]:
+def rows(app: Registry) -> list[dict[str, Any]]:
     """The App's schedules as `pgjobs.schedules` values, checked against its tasks.
 
     Queue, priority and max_attempts left out of a declaration come from the task.

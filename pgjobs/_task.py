@@ -8,7 +8,7 @@ import inspect
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+from typing import Any, Generic, ParamSpec, Protocol, TypeVar
 
 from pgjobs import _enqueue
 from pgjobs._enqueue import JobSpec, new_spec
@@ -16,9 +16,6 @@ from pgjobs._options import EnqueueOptions, OnConflict
 from pgjobs._retry import RetryPolicy
 from pgjobs._serde import dump_args
 from pgjobs.errors import ArgumentsError, ConfigurationError
-
-if TYPE_CHECKING:
-    from pgjobs._app import App
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -122,13 +119,25 @@ class TaskConfig:
     keep_result: bool
 
 
+class Owner(Protocol):
+    """What a Task needs of the App that registered it (the App, without importing it)."""
+
+    max_payload_bytes: int
+
+    def enqueue_spec(self, spec: JobSpec, conn: object = None) -> int | None:
+        """Write one prepared job; see `App.enqueue_spec`."""
+
+    async def enqueue_spec_async(self, spec: JobSpec, conn: object = None) -> int | None:
+        """Async twin of `enqueue_spec`."""
+
+
 class Task(Generic[P, R]):
     """A function registered with `@app.task`. Calling it runs it here and now;
     `enqueue` queues it for a worker, with the same typed arguments."""
 
     def __init__(
         self,
-        app: App,
+        app: Owner,
         fn: Callable[P, R],
         name: str,
         defaults: EnqueueOptions,

@@ -15,7 +15,7 @@ EXTRA_HINT = "install the dashboard's extra: pip install 'pgjobs[web]'"
 
 def __getattr__(name: str) -> Any:
     # Imported on first use, so that `python -m pgjobs` (which registers the
-    # `dashboard` command from pgjobs.web._cli) works without the extra.
+    # `dashboard` command from pgjobs.cli._dashboard) works without the extra.
     if name == "create_app":
         try:
             from pgjobs.web._app import create_app

@@ -12,8 +12,8 @@ from pgjobs import _admin, _migrate
 from pgjobs._admin import JobSummary
 from pgjobs.errors import UnknownTaskError
 from pgjobs.web import _auth, _http, _queries
-from pgjobs.web._app import ApiResponse, Dashboard, as_http_error, read_body
 from pgjobs.web._auth import Principal
+from pgjobs.web._dashboard import ApiResponse, Dashboard, as_http_error, read_body
 from pgjobs.web._http import HttpError
 
 

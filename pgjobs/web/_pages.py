@@ -14,8 +14,8 @@ from starlette.routing import BaseRoute, Route
 from pgjobs import _admin
 from pgjobs.errors import JobNotFoundError
 from pgjobs.web import _api, _auth, _http, _queries
-from pgjobs.web._app import Dashboard, read_body, utc
 from pgjobs.web._auth import Principal
+from pgjobs.web._dashboard import Dashboard, read_body, utc
 from pgjobs.web._http import HttpError
 
 #: Outcome messages a redirect may ask for (`?done=CODE&n=N`): fixed texts, so

@@ -48,7 +48,7 @@ def test_bench_smoke(server_dsn: str) -> None:
 def test_enqueue_single_takes_turns_and_keeps_the_systems_that_do_not_fail(
     server_dsn: str,
 ) -> None:
-    from pgjobs import _bench
+    from pgjobs.bench import _bench
 
     class Breaks(_bench.RawSystem):
         """The raw reference, failing at its 1,500th job: in its second turn."""

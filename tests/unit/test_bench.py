@@ -6,9 +6,10 @@ import argparse
 
 import pytest
 
-from pgjobs import _bench
-from pgjobs._bench import Result, check_exactly_once, table, targets
-from pgjobs._cli import build_parser
+from pgjobs.bench import _bench
+from pgjobs.bench._bench import Result, check_exactly_once, table, targets
+from pgjobs.cli import build_parser
+from pgjobs.cli._terminal import csv_ints
 
 
 def test_bench_is_a_cli_command() -> None:
@@ -27,7 +28,7 @@ def test_workload_all_expands_and_unknown_names_are_refused() -> None:
     with pytest.raises(SystemExit):
         build_parser().parse_args(["bench", "-w", "drian"])
     with pytest.raises(argparse.ArgumentTypeError):
-        _bench._csv_ints("10,0")
+        csv_ints("10,0")
 
 
 def test_exactly_once_accepts_each_job_once_in_any_order() -> None:

@@ -38,7 +38,7 @@ def fixed(dsn: str) -> Callable[[str], None]:
 def serve(dsn: str, fixed: object) -> Iterator[Callable[..., Any]]:
     """Start the dashboard of tests/web/app.py in a thread; `serve(**create_app_options)`."""
     from pgjobs.web import create_app
-    from pgjobs.web._cli import serve_in_thread
+    from pgjobs.web._serve import serve_in_thread
     from tests.web.app import app
 
     app.dsn = dsn

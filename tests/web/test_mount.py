@@ -19,7 +19,7 @@ def test_mounted_under_a_prefix_in_a_host_starlette_app(dsn: str) -> None:
     from starlette.routing import Mount, Route
 
     import pgjobs.web
-    from pgjobs.web._cli import serve_in_thread
+    from pgjobs.web._serve import serve_in_thread
     from tests.web.app import app as jobs_app
 
     jobs_app.dsn = dsn

@@ -6,9 +6,9 @@ import pytest
 
 pytest.importorskip("starlette", reason="the web extra is not installed: pip install 'pgjobs[web]'")
 
+from pgjobs.cli._dashboard import check_exposure, parse_bind
 from pgjobs.errors import ConfigurationError
 from pgjobs.web import _auth, _http
-from pgjobs.web._cli import check_exposure, parse_bind
 
 
 def test_tokens_parse_roles_and_names() -> None:

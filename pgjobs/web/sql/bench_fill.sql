@@ -1,6 +1,6 @@
 -- The benchmark's jobs: :rows of them over 30 days, one in 33 failed with a
 -- traceback, a backlog of 10,000 queued (half of them in the last 20,000 ids),
--- and a few running. Only pgjobs.web._bench runs this.
+-- and a few running. Only pgjobs.bench.dashboard runs this.
 INSERT INTO pgjobs.jobs (queue, task, args, priority, status, run_at, attempts, max_attempts,
                          fingerprint, worker_id, started_at, created_at, finished_at, errors, result)
 SELECT 'q' || (i % 5),

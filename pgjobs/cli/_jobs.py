@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 
 from pgjobs import _admin, _dsn, _table
-from pgjobs._cli import add_dsn
 from pgjobs._job import Priority
+from pgjobs.cli._terminal import add_dsn
 from pgjobs.errors import (
     ConfigurationError,
     DatabaseUnavailableError,

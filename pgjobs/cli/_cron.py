@@ -11,6 +11,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from pgjobs import _dsn, _sql
+from pgjobs.cli._terminal import add_dsn
 from pgjobs.errors import DatabaseUnavailableError, SchemaVersionError
 
 _COLUMNS = ("name", "expression", "tz", "task", "next fire", "last fire", "active")
@@ -18,8 +19,6 @@ _COLUMNS = ("name", "expression", "tz", "task", "next fire", "last fire", "activ
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `cron list` to the CLI."""
-    from pgjobs._cli import add_dsn
-
     cron = sub.add_parser(
         "cron",
         help="cron schedules",

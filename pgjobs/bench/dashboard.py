@@ -1,6 +1,6 @@
 """Time each dashboard page and API call on a million-row jobs table (a benchmark, not a test).
 
-    python -m pgjobs.web._bench --dsn postgresql://postgres@127.0.0.1/postgres
+    python -m pgjobs.bench.dashboard --dsn postgresql://postgres@127.0.0.1/postgres
 
 It creates (or reuses, with --reuse) the database `pgjobs_web_bench` on that
 server, fills pgjobs.jobs with --rows jobs spread over 30 days (mostly
@@ -24,8 +24,8 @@ from psycopg.conninfo import make_conninfo
 
 from pgjobs import App, _migrate
 from pgjobs.web import create_app
-from pgjobs.web._cli import serve_in_thread
 from pgjobs.web._db import query
+from pgjobs.web._serve import serve_in_thread
 
 TOKEN = "bench-admin-token-0123456789"  # noqa: S105 - a throwaway token for loopback
 
@@ -69,7 +69,7 @@ def measure(call: Callable[[], httpx.Response], repeat: int) -> tuple[float, flo
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print one line per page or call."""
-    parser = argparse.ArgumentParser(prog="python -m pgjobs.web._bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m pgjobs.bench.dashboard", description=__doc__)
     parser.add_argument("--dsn", required=True, help="a server where a database may be created")
     parser.add_argument("--database", default="pgjobs_web_bench")
     parser.add_argument("--rows", type=int, default=1_000_000)

@@ -22,7 +22,7 @@ from typing import Any
 
 import psycopg
 
-from pgjobs._bench import WORKLOADS, Hook, JobHook, System
+from pgjobs.bench._bench import WORKLOADS, Hook, JobHook, System
 
 # Each peer is imported when its adapter is first used, so a peer that is
 # missing or broken leaves the others measurable.
@@ -300,3 +300,11 @@ class ChancySystem(System):
                 worker.send_outgoing_interval = 0.01
                 await stop.wait()
                 await worker.stop()
+
+
+#: The adapters `python -m tests.bench` adds to pgjobs.bench's registry.
+SYSTEMS = {
+    "procrastinate": "tests.bench.peers:ProcrastinateSystem",
+    "pgqueuer": "tests.bench.peers:PgqueuerSystem",
+    "chancy": "tests.bench.peers:ChancySystem",
+}

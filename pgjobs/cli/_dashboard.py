@@ -5,12 +5,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import threading
-import time
-from dataclasses import dataclass
 from typing import Any
 
-from pgjobs import _cli, _dsn
+from pgjobs import _dsn
+from pgjobs.cli._terminal import add_dsn
 from pgjobs.errors import ConfigurationError, PgjobsError
 
 DEFAULT_BIND = "127.0.0.1:8080"
@@ -26,7 +24,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "viewer:TOKEN2') or --tokens-file. Without tokens it serves loopback only.",
     )
     p.add_argument("app", help="the App whose tasks may be submitted, as module:attribute")
-    _cli.add_dsn(p)
+    add_dsn(p)
     p.add_argument(
         "--bind",
         default=DEFAULT_BIND,
@@ -90,20 +88,6 @@ def check_exposure(host: str, has_tokens: bool, insecure: bool) -> None:
     )
 
 
-@dataclass
-class Server:
-    """A dashboard served in a background thread (for the demo and tests)."""
-
-    url: str
-    _server: Any
-    _thread: threading.Thread
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Ask uvicorn to exit and wait for its thread."""
-        self._server.should_exit = True
-        self._thread.join(timeout)
-
-
 def build(args: argparse.Namespace) -> tuple[Any, str, int]:
     """The ASGI app and the address, from the command's arguments."""
     try:
@@ -133,17 +117,11 @@ def build(args: argparse.Namespace) -> tuple[Any, str, int]:
     return web, host, port
 
 
-def url_for(host: str, port: int, root_path: str = "") -> str:
-    """The address to print for people."""
-    shown = f"[{host}]" if ":" in host else host
-    if host in ("0.0.0.0", "::"):  # noqa: S104 - only naming the wildcard, not binding
-        shown = "127.0.0.1"
-    return f"http://{shown}:{port}{root_path}/"
-
-
 def run(args: argparse.Namespace) -> int:
     """Serve until interrupted."""
     import uvicorn
+
+    from pgjobs.web._serve import url_for
 
     web, host, port = build(args)
     print(f"pgjobs dashboard on {url_for(host, port, args.root_path)}", file=sys.stderr, flush=True)
@@ -157,24 +135,3 @@ def run(args: argparse.Namespace) -> int:
         server_header=False,
     )
     return 0
-
-
-def serve_in_thread(web: Any, host: str = "127.0.0.1", port: int = 0) -> Server:
-    """Serve an ASGI app from `create_app` in a daemon thread; port 0 picks a free one.
-
-    Raises:
-        PgjobsError: uvicorn did not start within 10 seconds.
-    """
-    import uvicorn
-
-    config = uvicorn.Config(web, host=host, port=port, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="pgjobs-dashboard", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise PgjobsError(f"the dashboard could not listen on {host}:{port}")
-        time.sleep(0.02)
-    bound = server.servers[0].sockets[0].getsockname()[1]
-    return Server(url_for(host, int(bound)), server, thread)

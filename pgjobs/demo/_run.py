@@ -64,57 +64,13 @@ SELECT count(pgjobs.cancel(id)) FROM pgjobs.jobs WHERE id = ANY(%s) AND status =
 _PRIORITY_NAMES = {0: "critical", 1: "high", 2: "normal", 3: "low", 4: "bulk"}
 
 
-def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Register the `demo` command."""
-    p = sub.add_parser(
-        "demo",
-        help="run a worker on sample jobs (starts an embedded PostgreSQL if no DSN is set)",
-        description="Enqueue a few hundred sample jobs, run them with an in-process worker, "
-        "show progress and a summary, and print the psql line to inspect them. With no DSN "
-        "configured it starts a private PostgreSQL (pip install 'pgjobs[embedded]').",
-    )
-    p.add_argument("--dsn", help="PostgreSQL address (default: $PGJOBS_DSN, then $DATABASE_URL)")
-    p.add_argument("--jobs", type=int, default=300, help="how many sample jobs (default 300)")
-    p.add_argument("--concurrency", type=int, default=10, help="the worker's slots (default 10)")
-    p.add_argument(
-        "--embedded",
-        action="store_true",
-        help="use an embedded PostgreSQL even when a DSN is configured",
-    )
-    p.add_argument(
-        "--data-dir",
-        type=Path,
-        help="keep the embedded PostgreSQL's data here (implies --embedded; "
-        "default: a temporary directory, deleted at exit)",
-    )
-    p.add_argument(
-        "--keep-running",
-        action="store_true",
-        help="keep the embedded PostgreSQL running until Ctrl-C (embedded only)",
-    )
-    p.add_argument(
-        "--dashboard-port",
-        type=int,
-        default=8080,
-        help="serve the dashboard here during the demo, on loopback (default 8080; "
-        "a free port if taken; needs pip install 'pgjobs[web]')",
-    )
-    p.add_argument("--no-dashboard", action="store_true", help="do not serve the dashboard")
-    p.add_argument(
-        "--show-logs",
-        action="store_true",
-        help="show the worker's logs (at --log-level) instead of hiding them",
-    )
-    p.set_defaults(handler=run)
-
-
 def run(args: argparse.Namespace) -> int:
     """The `demo` command; returns the exit code (0 done, 130 interrupted).
 
     Raises:
         ConfigurationError: contradictory options, or no DSN and no embedded server.
     """
-    from pgjobs._demo_app import MIN_JOBS
+    from pgjobs.demo._app import MIN_JOBS
 
     if not MIN_JOBS <= args.jobs <= 20_000:
         raise ConfigurationError(f"--jobs must be from {MIN_JOBS} to 20000, got {args.jobs}")
@@ -217,9 +173,9 @@ def _demo(out: TextIO, dsn: str, bin_dir: Path | None, args: argparse.Namespace)
 def _start_dashboard(out: TextIO, dsn: str, port: int) -> Any:
     """Serve the dashboard on loopback while the demo runs, if the web extra is installed."""
     try:
-        from pgjobs._demo_app import app as demo_app
+        from pgjobs.demo._app import app as demo_app
         from pgjobs.web import create_app
-        from pgjobs.web._cli import serve_in_thread
+        from pgjobs.web._serve import serve_in_thread
     except ModuleNotFoundError:
         say(out, "  (pip install 'pgjobs[web]' to watch the run in the dashboard)")
         return None
@@ -275,7 +231,7 @@ class Report:
 
 
 async def _play(out: TextIO, dsn: str, count: int, concurrency: int) -> Report:
-    from pgjobs import _demo_app
+    from pgjobs.demo import _app as _demo_app
     from pgjobs.worker import Worker, WorkerConfig
 
     app = _demo_app.app

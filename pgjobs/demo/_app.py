@@ -18,7 +18,7 @@ from pgjobs._retry import Constant
 QUEUES = ("demo-emails", "demo-media", "demo-crm", "demo-billing")
 
 # The DSN is set by the demo before anything is enqueued. The App can also be
-# run on its own: `python -m pgjobs worker pgjobs._demo_app:app`.
+# run on its own: `python -m pgjobs worker pgjobs.demo._app:app`.
 app = App()
 
 # Short, constant backoffs keep the whole demo within a few seconds. A real

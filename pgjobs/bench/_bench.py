@@ -28,22 +28,20 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from pgjobs import _dsn, _log, _migrate
 from pgjobs._app import App
-from pgjobs._cli import add_dsn
 
 # -- workloads and systems ----------------------------------------------------
 
 WORKLOADS = ("enqueue-single", "enqueue-bulk", "drain", "latency", "backlog", "long-transaction")
 DEFAULT_WORKLOADS = ("enqueue-single", "enqueue-bulk", "drain", "latency")
 
-#: name -> "module:Class". The peers' adapters live in _bench_peers, which
-#: imports the peers themselves: only the `nox -s bench` virtualenv has them.
+#: name -> "module:Class" of each adapter, imported when used (worker
+#: processes are spawned and import it again by the same path). The peers'
+#: adapters (procrastinate, pgqueuer, chancy) do not ship with pgjobs: the
+#: `nox -s bench` session adds them to this registry from tests/bench/peers.py.
 SYSTEMS = {
-    "pgjobs": "pgjobs._bench:PgjobsSystem",
-    "pgjobs-pool": "pgjobs._bench:PgjobsPoolSystem",
-    "raw": "pgjobs._bench:RawSystem",
-    "procrastinate": "pgjobs._bench_peers:ProcrastinateSystem",
-    "pgqueuer": "pgjobs._bench_peers:PgqueuerSystem",
-    "chancy": "pgjobs._bench_peers:ChancySystem",
+    "pgjobs": "pgjobs.bench._bench:PgjobsSystem",
+    "pgjobs-pool": "pgjobs.bench._bench:PgjobsPoolSystem",
+    "raw": "pgjobs.bench._bench:RawSystem",
 }
 PEERS = ("procrastinate", "pgqueuer", "chancy")
 
@@ -110,8 +108,8 @@ class System:
 
 
 def load_system(name: str, dsn: str) -> System:
-    """The adapter for system `name` on database `dsn`."""
-    module_name, _, class_name = SYSTEMS[name].partition(":")
+    """The adapter for system `name` (registered, or a "module:Class" path) on database `dsn`."""
+    module_name, _, class_name = SYSTEMS.get(name, name).partition(":")
     cls: type[System] = getattr(importlib.import_module(module_name), class_name)
     return cls(dsn)
 
@@ -512,7 +510,7 @@ def drain(system: System, n: int, concurrency: int, processes: int) -> tuple[flo
     differs between systems, is not counted) and stops when the database
     shows every job done.
     """
-    workers = Workers(system.name, system.dsn, concurrency, processes)
+    workers = Workers(SYSTEMS[system.name], system.dsn, concurrency, processes)
     try:
         _wait_for(lambda: workers.handled() >= n, max(120.0, n / 50), f"{n} jobs to run")
         with psycopg.connect(system.dsn, autocommit=True) as conn:
@@ -626,7 +624,7 @@ def run_latency(system: System, count: int = 200, gap: float = 0.020) -> Result:
     reference sends its own NOTIFY in each transaction.
     """
     system.reset()
-    workers = Workers(system.name, system.dsn, 10, 1)
+    workers = Workers(SYSTEMS[system.name], system.dsn, 10, 1)
     try:
         time.sleep(1.0)  # let the worker settle into waiting
         committed: dict[int, float] = {}
@@ -696,7 +694,7 @@ def timed_drain(
         if hold_xmin:
             holder.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
             holder.execute("SELECT count(*) FROM pg_class").fetchone()
-        workers = Workers(system.name, system.dsn, concurrency, 1)
+        workers = Workers(SYSTEMS[system.name], system.dsn, concurrency, 1)
         try:
             samples: list[tuple[float, int]] = []
             started = time.monotonic()
@@ -964,126 +962,10 @@ def targets(results: list[Result]) -> list[Target]:
     return out
 
 
-# -- the command ----------------------------------------------------------------------
+# -- the command (its options are in pgjobs/cli/_bench.py) ---------------------------
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _csv_ints(text: str) -> list[int]:
-    values = [_positive_int(v.strip()) for v in text.split(",") if v.strip()]
-    if not values:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated positive integers, got {text!r}"
-        )
-    return values
-
-
-def _csv_names(choices: tuple[str, ...]) -> Callable[[str], list[str]]:
-    def parse(text: str) -> list[str]:
-        names = [v.strip() for v in text.split(",") if v.strip()]
-        if "all" in names:
-            return list(choices)
-        unknown = [n for n in names if n not in choices]
-        if unknown or not names:
-            raise argparse.ArgumentTypeError(
-                f"unknown {', '.join(unknown) or 'empty list'}; choose from {', '.join(choices)}"
-            )
-        return names
-
-    return parse
-
-
-def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Register the `bench` command."""
-    p = sub.add_parser(
-        "bench",
-        help="measure throughput and latency against the raw-SQL ceiling",
-        description="Benchmark pgjobs (and the raw-SQL reference, and the peers) on a scratch "
-        "database it creates and drops. With no DSN, on an embedded PostgreSQL.",
-    )
-    add_dsn(p)
-    p.add_argument(
-        "--jobs",
-        "-n",
-        type=_positive_int,
-        default=10_000,
-        help="jobs per enqueue and drain workload (default 10000)",
-    )
-    p.add_argument(
-        "--concurrency",
-        "-c",
-        type=_csv_ints,
-        default=[50],
-        help="drain concurrency, comma-separated for several runs (default 50)",
-    )
-    p.add_argument(
-        "--processes",
-        "-p",
-        type=_csv_ints,
-        default=[1],
-        help="drain worker processes, comma-separated (default 1)",
-    )
-    p.add_argument(
-        "--workload",
-        "-w",
-        type=_csv_names(WORKLOADS),
-        action="extend",
-        help=f"comma-separated, repeatable, or 'all' (default: "
-        f"{','.join(DEFAULT_WORKLOADS)}); choices: {', '.join(WORKLOADS)}",
-    )
-    p.add_argument(
-        "--systems",
-        type=_csv_names(tuple(SYSTEMS)),
-        default=["pgjobs"],
-        help="what to measure, comma-separated (default pgjobs); peers need "
-        "their packages installed, as `nox -s bench` does",
-    )
-    p.add_argument(
-        "--compare-raw",
-        action="store_true",
-        help="also run the raw-SQL reference and print pgjobs/raw ratios",
-    )
-    p.add_argument(
-        "--batch", type=int, default=10_000, help="jobs per enqueue-bulk call (default: 10000)"
-    )
-    p.add_argument(
-        "--backlog-finished",
-        type=int,
-        default=1_000_000,
-        help="finished rows retained in `backlog` (default 1000000)",
-    )
-    p.add_argument(
-        "--backlog-queued",
-        type=int,
-        default=100_000,
-        help="queued jobs drained in `backlog` (default 100000)",
-    )
-    p.add_argument(
-        "--duration",
-        type=float,
-        default=120.0,
-        help="seconds of each long-transaction run (default 120)",
-    )
-    p.add_argument(
-        "--repeat",
-        "-r",
-        type=int,
-        default=1,
-        help="runs of each workload per system; the median is reported (default 1)",
-    )
-    p.add_argument("--json", action="store_true", help="print machine-readable JSON")
-    p.set_defaults(handler=_run)
-
-
-def _run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     systems: list[str] = list(dict.fromkeys(args.systems + (["raw"] if args.compare_raw else [])))
     workloads: list[str] = list(dict.fromkeys(args.workload or DEFAULT_WORKLOADS))
     say = (lambda text: print(text, file=sys.stderr, flush=True)) if args.json else print

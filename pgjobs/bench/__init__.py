@@ -1,0 +1,1 @@
+"""`python -m pgjobs bench` against a raw-SQL reference queue; `bench.dashboard` times the pages."""

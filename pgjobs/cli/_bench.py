@@ -1,0 +1,90 @@
+"""`python -m pgjobs bench`: its options; the benchmark itself is pgjobs.bench."""
+
+from __future__ import annotations
+
+import argparse
+
+from pgjobs.bench import _bench as bench
+from pgjobs.cli._terminal import add_dsn, csv_ints, csv_names, positive_int
+
+
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register the `bench` command."""
+    p = sub.add_parser(
+        "bench",
+        help="measure throughput and latency against the raw-SQL ceiling",
+        description="Benchmark pgjobs (and the raw-SQL reference, and the peers) on a scratch "
+        "database it creates and drops. With no DSN, on an embedded PostgreSQL.",
+    )
+    add_dsn(p)
+    p.add_argument(
+        "--jobs",
+        "-n",
+        type=positive_int,
+        default=10_000,
+        help="jobs per enqueue and drain workload (default 10000)",
+    )
+    p.add_argument(
+        "--concurrency",
+        "-c",
+        type=csv_ints,
+        default=[50],
+        help="drain concurrency, comma-separated for several runs (default 50)",
+    )
+    p.add_argument(
+        "--processes",
+        "-p",
+        type=csv_ints,
+        default=[1],
+        help="drain worker processes, comma-separated (default 1)",
+    )
+    p.add_argument(
+        "--workload",
+        "-w",
+        type=csv_names(bench.WORKLOADS),
+        action="extend",
+        help=f"comma-separated, repeatable, or 'all' (default: "
+        f"{','.join(bench.DEFAULT_WORKLOADS)}); choices: {', '.join(bench.WORKLOADS)}",
+    )
+    p.add_argument(
+        "--systems",
+        type=csv_names(tuple(bench.SYSTEMS)),
+        default=["pgjobs"],
+        help="what to measure, comma-separated (default pgjobs); `nox -s bench` adds "
+        "the peers (procrastinate, pgqueuer, chancy), whose adapters do not ship with pgjobs",
+    )
+    p.add_argument(
+        "--compare-raw",
+        action="store_true",
+        help="also run the raw-SQL reference and print pgjobs/raw ratios",
+    )
+    p.add_argument(
+        "--batch", type=int, default=10_000, help="jobs per enqueue-bulk call (default: 10000)"
+    )
+    p.add_argument(
+        "--backlog-finished",
+        type=int,
+        default=1_000_000,
+        help="finished rows retained in `backlog` (default 1000000)",
+    )
+    p.add_argument(
+        "--backlog-queued",
+        type=int,
+        default=100_000,
+        help="queued jobs drained in `backlog` (default 100000)",
+    )
+    p.add_argument(
+        "--duration",
+        type=float,
+        default=120.0,
+        help="seconds of each long-transaction run (default 120)",
+    )
+    p.add_argument(
+        "--repeat",
+        "-r",
+        type=int,
+        default=1,
+        help="runs of each workload per system; the median is reported (default 1)",
+    )
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    p.set_defaults(handler=bench.run)

@@ -1,0 +1,45 @@
+"""`python -m pgjobs migrate`: create or upgrade the pgjobs schema, or print its DDL."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import psycopg
+
+from pgjobs import _dsn, _migrate
+from pgjobs.cli._terminal import add_dsn
+from pgjobs.errors import PgjobsError
+
+
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register the `migrate` command."""
+    p = sub.add_parser(
+        "migrate",
+        help="create or upgrade the pgjobs schema",
+        description="Create or upgrade the pgjobs schema with Alembic.",
+    )
+    add_dsn(p)
+    p.add_argument(
+        "--sql", action="store_true", help="print the DDL for a DBA instead of applying it"
+    )
+    p.set_defaults(handler=_run_migrate)
+
+
+def _run_migrate(args: argparse.Namespace) -> int:
+    if args.sql:
+        sys.stdout.write(_migrate.offline_sql())
+        return 0
+    dsn = _dsn.require(args.dsn)
+    try:
+        before, after = _migrate.upgrade(dsn)
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise PgjobsError(
+            f"the database user may not create the pgjobs schema ({exc.diag.message_primary}). "
+            "Run migrate as the database owner, or have a DBA apply `pgjobs migrate --sql`."
+        ) from None
+    if before == after:
+        print(f"pgjobs schema is up to date (revision {after}) at {_dsn.redact(dsn)}")
+    else:
+        print(f"pgjobs schema migrated from {before or 'nothing'} to {after} at {_dsn.redact(dsn)}")
+    return 0

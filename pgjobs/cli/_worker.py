@@ -1,0 +1,105 @@
+"""`python -m pgjobs worker module:app`: claim and run an App's jobs."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import threading
+
+from pgjobs import _dsn
+from pgjobs._loader import load_app
+from pgjobs.cli._terminal import add_dsn, positive_float
+from pgjobs.worker import Worker, WorkerConfig
+
+
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register the `worker` command."""
+    p = sub.add_parser("worker", help="run jobs", description="Claim and run jobs of an App.")
+    p.add_argument("app", help="the App to run, as module:attribute (e.g. myapp.jobs:app)")
+    add_dsn(p)
+    p.add_argument(
+        "--queues",
+        "-q",
+        default=None,
+        help="comma-separated queues (default: every queue the App's tasks use)",
+    )
+    p.add_argument("--concurrency", "-c", type=int, default=10, help="jobs at once (default 10)")
+    p.add_argument(
+        "--poll-interval",
+        type=positive_float,
+        default=1.0,
+        help="seconds between polls when no notification comes (default 1)",
+    )
+    p.add_argument(
+        "--no-listen",
+        action="store_true",
+        help="poll only, no LISTEN (for transaction-pooling PgBouncer)",
+    )
+    p.add_argument(
+        "--grace-period",
+        type=float,
+        default=30.0,
+        help="seconds running jobs get to finish after SIGTERM (default 30)",
+    )
+    p.add_argument("--heartbeat-interval", type=positive_float, default=5.0)
+    p.add_argument(
+        "--stale-after",
+        type=positive_float,
+        default=30.0,
+        help="seconds without heartbeat before a worker is dead (default 30)",
+    )
+    p.add_argument("--rescue-interval", type=positive_float, default=10.0)
+    # -- leader and cron --
+    p.add_argument(
+        "--leader-interval",
+        type=positive_float,
+        default=5.0,
+        help="seconds between attempts to become leader (default 5)",
+    )
+    p.add_argument(
+        "--leader-dsn",
+        default=None,
+        help="direct or session-pooled address for the leader lock "
+        "(when --dsn goes through a transaction-pooling PgBouncer)",
+    )
+    p.add_argument(
+        "--cron-grace",
+        type=positive_float,
+        default=10.0,
+        help="seconds late a cron tick may still fire without backfill (default 10)",
+    )
+    p.set_defaults(handler=_run_worker)
+
+
+def _run_worker(args: argparse.Namespace) -> int:
+    app = load_app(args.app)
+    if args.dsn:
+        app.dsn = args.dsn
+    if args.queues:
+        queues = tuple(q.strip() for q in args.queues.split(",") if q.strip())
+    else:
+        queues = tuple(sorted({t.defaults.queue for t in app.tasks.values()} | {"default"}))
+    config = WorkerConfig(
+        queues=queues,
+        concurrency=args.concurrency,
+        listen=not args.no_listen,
+        poll_interval=args.poll_interval,
+        grace_period=args.grace_period,
+        heartbeat_interval=args.heartbeat_interval,
+        stale_after=args.stale_after,
+        rescue_interval=args.rescue_interval,
+        leader_interval=args.leader_interval,
+        leader_dsn=_dsn.normalise(args.leader_dsn) if args.leader_dsn else None,
+        cron_grace=args.cron_grace,
+    )
+    worker = Worker(app, config)
+    code = asyncio.run(worker.run(handle_signals=True))
+    stuck = [t for t in threading.enumerate() if t.name.startswith("pgjobs-job")]
+    if stuck:
+        # A sync handler that ignored its timeout is still running in a thread.
+        # Its job has been released; do not let it hold the process open.
+        sys.stderr.flush()
+        os._exit(code)
+    return code

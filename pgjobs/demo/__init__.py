@@ -1,0 +1,1 @@
+"""`python -m pgjobs demo`: sample jobs run by an in-process worker, and the App they use."""
