@@ -14,7 +14,7 @@ import datetime as dt
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 import psycopg
 from psycopg.rows import dict_row
@@ -22,7 +22,7 @@ from psycopg.rows import dict_row
 from pgjobs import _enqueue, _sql
 from pgjobs._enqueue import JobSpec
 from pgjobs._job import Job, Status
-from pgjobs._options import EnqueueOptions, OnConflict
+from pgjobs._options import EnqueueKwargs, EnqueueOptions
 from pgjobs._serde import dump_args
 from pgjobs.errors import (
     ArgumentsError,
@@ -158,19 +158,14 @@ def job_spec(
     args: Mapping[str, Any],
     *,
     app: App | None = None,
-    queue: str | None = None,
-    priority: int | None = None,
-    delay: float | None = None,
-    max_attempts: int | None = None,
-    fingerprint: str | None = None,
-    on_conflict: OnConflict | None = None,
+    **options: Unpack[EnqueueKwargs],
 ) -> JobSpec:
     """A job for a task named by string, checked before anything is written.
 
     Without `app` any name is accepted (like the pgjobs.enqueue SQL function)
     and unset options take pgjobs' defaults. With `app` the name must be one of
     its tasks, the arguments must fit its signature, and unset options take
-    the task's defaults.
+    the task's defaults. The options are those of `Task.options`.
 
     Raises:
         UnknownTaskError: `app` is given and does not know the name.
@@ -179,16 +174,8 @@ def job_spec(
     """
     if not task or len(task) > 255:
         raise ConfigurationError(f"task name must be 1 to 255 characters, got {task!r}")
-    options: dict[str, Any] = {
-        "queue": queue,
-        "priority": priority,
-        "delay": delay,
-        "max_attempts": max_attempts,
-        "fingerprint": fingerprint,
-        "on_conflict": on_conflict,
-    }
     if app is None:
-        return JobSpec(task, dump_args(dict(args)), EnqueueOptions().merge(**options))
+        return JobSpec(task, dump_args(dict(args)), EnqueueOptions().merge(options))
     if task not in app.tasks:
         # Whatever app.strict says: naming an App asks for the check.
         raise UnknownTaskError(task, list(app.tasks))

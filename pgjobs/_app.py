@@ -6,15 +6,15 @@ import asyncio
 import datetime as dt
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any, ParamSpec, TypeVar, overload
+from typing import Any, ParamSpec, TypeVar, Unpack, overload
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
 from pgjobs import _cron, _dsn, _enqueue, _schedule
-from pgjobs._enqueue import JobSpec
+from pgjobs._enqueue import AsyncConn, JobSpec, SyncConn
 from pgjobs._job import Priority
-from pgjobs._options import EnqueueOptions, OnConflict, check_queue
+from pgjobs._options import EnqueueKwargs, EnqueueOptions, check_queue
 from pgjobs._retry import Exponential, RetryPolicy
 from pgjobs._serde import DEFAULT_MAX_PAYLOAD_BYTES, dump_args
 from pgjobs._task import Task, TaskConfig, task_name
@@ -22,6 +22,9 @@ from pgjobs.errors import ConfigurationError, DatabaseUnavailableError, UnknownT
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+# The options of a job whose task this App does not know (strict=False).
+_DEFAULTS = EnqueueOptions()
 
 
 class App:
@@ -226,24 +229,21 @@ class App:
         return _schedule.add(self.schedules, declared)
 
     def job(
-        self,
-        task: str,
-        args: dict[str, Any] | None = None,
-        *,
-        queue: str | None = None,
-        priority: int | None = None,
-        delay: float | None = None,
-        run_at: Any = None,
-        max_attempts: int | None = None,
-        fingerprint: str | None = None,
-        on_conflict: OnConflict | None = None,
-        meta: dict[str, Any] | None = None,
+        self, task: str, args: dict[str, Any] | None = None, **options: Unpack[EnqueueKwargs]
     ) -> JobSpec:
         """A job for a task named by string, checked and serialised (not yet written).
+
+        Args:
+            task: the task's name.
+            args: its arguments by parameter name.
+            **options: the enqueue options, as for `Task.options`; those left
+                out keep the task's defaults (pgjobs' for an unknown task).
 
         Raises:
             UnknownTaskError: the App is strict and does not know the name.
             ArgumentsError: the arguments do not fit the task or are not JSON.
+            ConfigurationError: an option is out of range.
+            TypeError: an option that does not exist.
         """
         args = dict(args or {})
         registered = self.tasks.get(task)
@@ -253,32 +253,49 @@ class App:
             args = registered.bind((), args)
             defaults = registered.defaults
         else:
-            defaults = EnqueueOptions()
-        options = defaults.merge(
-            queue=queue,
-            priority=priority,
-            delay=delay,
-            run_at=run_at,
-            max_attempts=max_attempts,
-            fingerprint=fingerprint,
-            on_conflict=on_conflict,
-            meta=meta,
-        )
-        return JobSpec(task, dump_args(args, max_bytes=self.max_payload_bytes), options)
+            defaults = _DEFAULTS
+        checked = defaults.merge(options)
+        return JobSpec(task, dump_args(args, max_bytes=self.max_payload_bytes), checked)
 
     # -- writing -----------------------------------------------------------
 
-    def enqueue(self, task: str, args: dict[str, Any] | None = None, **options: Any) -> int | None:
-        """Queue a task by name, on the App's pool; see `job` for the options."""
-        return self.enqueue_spec(self.job(task, args, **options))
+    def enqueue(
+        self,
+        task: str,
+        args: dict[str, Any] | None = None,
+        *,
+        conn: SyncConn | None = None,
+        **options: Unpack[EnqueueKwargs],
+    ) -> int | None:
+        """Queue a task by name; see `job` for the arguments and options.
+
+        Args:
+            task: the task's name.
+            args: its arguments by parameter name.
+            conn: a psycopg Connection or a SQLAlchemy Session/Connection:
+                the job is written in its open transaction, visible at commit
+                and gone at rollback. Default: the App's pool, in a
+                transaction of its own.
+            **options: the enqueue options, as for `Task.options`.
+
+        Returns:
+            The job's id; see `Task.options` for a duplicate fingerprint.
+        """
+        return self.enqueue_spec(self.job(task, args, **options), conn)
 
     async def enqueue_async(
-        self, task: str, args: dict[str, Any] | None = None, **options: Any
+        self,
+        task: str,
+        args: dict[str, Any] | None = None,
+        *,
+        conn: AsyncConn | None = None,
+        **options: Unpack[EnqueueKwargs],
     ) -> int | None:
-        """Async twin of `enqueue`."""
-        return await self.enqueue_spec_async(self.job(task, args, **options))
+        """Async twin of `enqueue`: `conn` is a psycopg AsyncConnection or a
+        SQLAlchemy AsyncSession/AsyncConnection."""
+        return await self.enqueue_spec_async(self.job(task, args, **options), conn)
 
-    def enqueue_spec(self, spec: JobSpec, conn: object = None) -> int | None:
+    def enqueue_spec(self, spec: JobSpec, conn: SyncConn | None = None) -> int | None:
         """Write one prepared job, on `conn` (in its transaction) or on the App's pool."""
         if conn is not None:
             return _enqueue.enqueue_sync(conn, spec)
@@ -293,7 +310,7 @@ class App:
                 if not pooled.closed:
                     pooled.autocommit = False
 
-    async def enqueue_spec_async(self, spec: JobSpec, conn: object = None) -> int | None:
+    async def enqueue_spec_async(self, spec: JobSpec, conn: AsyncConn | None = None) -> int | None:
         """Async twin of `enqueue_spec`."""
         if conn is not None:
             return await _enqueue.enqueue_async(conn, spec)
@@ -306,7 +323,7 @@ class App:
                 if not pooled.closed:
                     await pooled.set_autocommit(False)
 
-    def enqueue_many(self, jobs: Sequence[JobSpec], conn: object = None) -> list[int]:
+    def enqueue_many(self, jobs: Sequence[JobSpec], conn: SyncConn | None = None) -> list[int]:
         """Write many jobs in two statements (see `Task.job`); returns the new ids in order.
 
         Jobs whose fingerprint is held by an active job are skipped, whatever
@@ -317,7 +334,9 @@ class App:
         with self.connection() as pooled:
             return _enqueue.enqueue_many_sync(pooled, jobs)
 
-    async def enqueue_many_async(self, jobs: Sequence[JobSpec], conn: object = None) -> list[int]:
+    async def enqueue_many_async(
+        self, jobs: Sequence[JobSpec], conn: AsyncConn | None = None
+    ) -> list[int]:
         """Async twin of `enqueue_many`."""
         if conn is not None:
             return await _enqueue.enqueue_many_async(conn, jobs)

@@ -12,7 +12,7 @@ import datetime as dt
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 import psycopg
 from psycopg import pq
@@ -22,6 +22,24 @@ from pgjobs import _sql
 from pgjobs._options import EnqueueOptions
 from pgjobs._serde import dump_json
 from pgjobs.errors import ConfigurationError, DuplicateJobError
+
+if TYPE_CHECKING:
+    # Only for the aliases below: importing pgjobs does not import SQLAlchemy.
+    import sqlalchemy
+    import sqlalchemy.ext.asyncio
+    import sqlalchemy.orm
+
+#: The connections a job can be written on, in their open transaction (`conn=`).
+SyncConn: TypeAlias = (
+    "psycopg.Connection[Any] | sqlalchemy.Connection | sqlalchemy.orm.Session"
+    " | sqlalchemy.orm.scoped_session[Any]"
+)
+AsyncConn: TypeAlias = (
+    "psycopg.AsyncConnection[Any] | sqlalchemy.ext.asyncio.AsyncConnection"
+    " | sqlalchemy.ext.asyncio.AsyncSession | sqlalchemy.ext.asyncio.async_scoped_session[Any]"
+)
+#: Either kind: the enqueue functions check at run time that it fits the call.
+AnyConn: TypeAlias = "SyncConn | AsyncConn"
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,7 +347,7 @@ def after_conflict(spec: JobSpec, rows: list[tuple[Any, ...]]) -> int | None:
     raise DuplicateJobError(spec.options.fingerprint, existing)
 
 
-def enqueue_sync(conn: object, spec: JobSpec) -> int | None:
+def enqueue_sync(conn: AnyConn, spec: JobSpec) -> int | None:
     """Write one job on a caller's sync connection; see the module docstring for visibility.
 
     Returns:
@@ -343,7 +361,7 @@ def enqueue_sync(conn: object, spec: JobSpec) -> int | None:
     return after_conflict(spec, run_sync(conn, "find_active_fingerprint", fingerprint))
 
 
-async def enqueue_async(conn: object, spec: JobSpec) -> int | None:
+async def enqueue_async(conn: AnyConn, spec: JobSpec) -> int | None:
     """Async twin of `enqueue_sync`."""
     new_id = _new_id(await run_async(conn, *single_query(spec)))
     if new_id is not None or spec.options.on_conflict == "skip":
@@ -352,7 +370,7 @@ async def enqueue_async(conn: object, spec: JobSpec) -> int | None:
     return after_conflict(spec, await run_async(conn, "find_active_fingerprint", fingerprint))
 
 
-def enqueue_many_sync(conn: object, specs: Sequence[JobSpec]) -> list[int]:
+def enqueue_many_sync(conn: AnyConn, specs: Sequence[JobSpec]) -> list[int]:
     """Write many jobs in one or two statements; returns the ids created (duplicates skipped)."""
     if not specs:
         return []
@@ -361,7 +379,7 @@ def enqueue_many_sync(conn: object, specs: Sequence[JobSpec]) -> list[int]:
     return [int(r[0]) for r in run_sync(conn, "enqueue_many", many_params(specs))]
 
 
-async def enqueue_many_async(conn: object, specs: Sequence[JobSpec]) -> list[int]:
+async def enqueue_many_async(conn: AnyConn, specs: Sequence[JobSpec]) -> list[int]:
     """Async twin of `enqueue_many_sync`."""
     if not specs:
         return []

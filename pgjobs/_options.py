@@ -4,14 +4,44 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Literal, TypedDict
 
 from pgjobs._job import Priority
 from pgjobs.errors import ConfigurationError
 
 OnConflict = Literal["raise", "skip", "return"]
 _ON_CONFLICT = ("raise", "skip", "return")
+
+
+class EnqueueKwargs(TypedDict, total=False):
+    """The enqueue options as keyword arguments: `**options: Unpack[EnqueueKwargs]`.
+
+    `Task.options`, `App.job` and `App.enqueue` take these; an option left
+    out, or passed as None, keeps its default (the task's, else pgjobs').
+    At run time this is a plain dict: `EnqueueOptions.merge` checks it.
+
+    Attributes:
+        queue: the queue to put the job on.
+        priority: 0 (critical) to 4 (bulk); lower runs first.
+        delay: seconds (or a timedelta) to wait before the job may run.
+        run_at: an aware datetime before which the job may not run.
+        max_attempts: attempts before the job is `failed`.
+        fingerprint: dedup key among active (queued or running) jobs.
+        on_conflict: what a duplicate fingerprint does: "raise"
+            (DuplicateJobError), "skip" (enqueue returns None) or
+            "return" (enqueue returns the existing job's id).
+        meta: JSON metadata stored with the job (trace ids, tags).
+    """
+
+    queue: str | None
+    priority: int | None
+    delay: float | dt.timedelta | None
+    run_at: dt.datetime | None
+    max_attempts: int | None
+    fingerprint: str | None
+    on_conflict: OnConflict | None
+    meta: dict[str, Any] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +109,29 @@ class EnqueueOptions:
         if not isinstance(self.meta, dict):
             raise ConfigurationError(f"meta must be a dict, got {type(self.meta).__name__}")
 
-    def merge(self, **changes: Any) -> EnqueueOptions:
-        """A copy with the given fields replaced; `None` values are ignored."""
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+    def merge(self, changes: EnqueueKwargs) -> EnqueueOptions:
+        """These options with `changes` applied and checked; `None` values are ignored.
+
+        Raises:
+            ConfigurationError: an option is out of range.
+            TypeError: a key is not an enqueue option.
+        """
+        given: dict[str, Any] = {k: v for k, v in changes.items() if v is not None}
+        if not given:
+            return self  # frozen, so sharing it is safe
+        try:
+            return replace(self, **given)
+        except TypeError:
+            unknown = sorted(changes.keys() - _FIELDS)
+            if not unknown:
+                raise
+            raise TypeError(
+                f"unknown enqueue option(s) {', '.join(unknown)}; "
+                f"the options are {', '.join(sorted(_FIELDS))}"
+            ) from None
+
+
+_FIELDS = frozenset(f.name for f in fields(EnqueueOptions))
 
 
 def check_queue(queue: object) -> None:

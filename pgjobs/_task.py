@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import inspect
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Generic, ParamSpec, Protocol, TypeVar
+from typing import Any, Generic, ParamSpec, Protocol, TypeVar, Unpack
 
 from pgjobs import _enqueue
-from pgjobs._enqueue import JobSpec, new_spec
-from pgjobs._options import EnqueueOptions, OnConflict
+from pgjobs._enqueue import AnyConn, AsyncConn, JobSpec, SyncConn, new_spec
+from pgjobs._options import EnqueueKwargs, EnqueueOptions
 from pgjobs._retry import RetryPolicy
 from pgjobs._serde import dump_args
 from pgjobs.errors import ArgumentsError, ConfigurationError
@@ -124,10 +123,10 @@ class Owner(Protocol):
 
     max_payload_bytes: int
 
-    def enqueue_spec(self, spec: JobSpec, conn: object = None) -> int | None:
+    def enqueue_spec(self, spec: JobSpec, conn: SyncConn | None = None) -> int | None:
         """Write one prepared job; see `App.enqueue_spec`."""
 
-    async def enqueue_spec_async(self, spec: JobSpec, conn: object = None) -> int | None:
+    async def enqueue_spec_async(self, spec: JobSpec, conn: AsyncConn | None = None) -> int | None:
         """Async twin of `enqueue_spec`."""
 
 
@@ -160,51 +159,23 @@ class Task(Generic[P, R]):
         return self.fn(*args, **kwargs)
 
     def options(
-        self,
-        *,
-        queue: str | None = None,
-        priority: int | None = None,
-        delay: float | dt.timedelta | None = None,
-        run_at: dt.datetime | None = None,
-        max_attempts: int | None = None,
-        fingerprint: str | None = None,
-        on_conflict: OnConflict | None = None,
-        meta: dict[str, Any] | None = None,
-        conn: object = None,
+        self, *, conn: AnyConn | None = None, **options: Unpack[EnqueueKwargs]
     ) -> Call[P, R]:
         """Per-call options, checked now. `conn` enqueues in the caller's transaction.
 
         Args:
-            queue: the queue to put the job on (default: the task's).
-            priority: 0 (critical) to 4 (bulk); lower runs first.
-            delay: seconds (or a timedelta) to wait before the job may run.
-            run_at: an aware datetime before which the job may not run.
-            max_attempts: attempts before the job is `failed`.
-            fingerprint: dedup key among active (queued or running) jobs.
-            on_conflict: what a duplicate fingerprint does: "raise"
-                (DuplicateJobError), "skip" (enqueue returns None) or
-                "return" (enqueue returns the existing job's id).
-            meta: JSON metadata stored with the job (trace ids, tags).
             conn: a psycopg Connection/AsyncConnection or a SQLAlchemy
                 Session/Connection (sync or async). The job is written in its
                 open transaction: visible at commit, gone at rollback.
+            **options: queue, priority, delay, run_at, max_attempts,
+                fingerprint, on_conflict, meta (see `EnqueueKwargs` in
+                pgjobs._options); those left out keep the task's defaults.
 
         Raises:
             ConfigurationError: an option is out of range.
+            TypeError: an option that does not exist.
         """
-        if isinstance(delay, dt.timedelta):
-            delay = delay.total_seconds()
-        options = self.defaults.merge(
-            queue=queue,
-            priority=priority,
-            delay=delay,
-            run_at=run_at,
-            max_attempts=max_attempts,
-            fingerprint=fingerprint,
-            on_conflict=on_conflict,
-            meta=meta,
-        )
-        return Call(self, options, conn)
+        return Call(self, self.defaults.merge(options), conn)
 
     def job(self, *args: P.args, **kwargs: P.kwargs) -> JobSpec:
         """A job for `app.enqueue_many`, with the task's default options."""
@@ -232,7 +203,7 @@ class Call(Generic[P, R]):
 
     __slots__ = ("conn", "options", "task")
 
-    def __init__(self, task: Task[P, R], options: EnqueueOptions, conn: object) -> None:
+    def __init__(self, task: Task[P, R], options: EnqueueOptions, conn: AnyConn | None) -> None:
         self.task = task
         self.options = options
         self.conn = conn

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
 import pgjobs
 from pgjobs import _enqueue
@@ -223,6 +223,70 @@ def test_enqueue_by_name_checks_the_signature(conn):
     with pytest.raises(ArgumentsError):
         app.enqueue("welcome", {"nobody": 9})
     assert jobs(conn) == [("welcome", {"user_id": 9}, "emails", 1, 5)]
+
+
+def test_enqueue_by_name_on_a_psycopg_connection_is_in_its_transaction(dsn, conn):
+    with psycopg.connect(dsn) as caller:
+        app.enqueue("welcome", {"user_id": 1}, conn=caller)
+        caller.rollback()
+        assert jobs(conn) == []
+        job_id = app.enqueue("welcome", {"user_id": 2}, conn=caller, priority=0)
+        assert jobs(conn) == []  # not visible before commit
+        caller.commit()
+    assert jobs(conn) == [("welcome", {"user_id": 2}, "emails", 0, 5)]
+    assert isinstance(job_id, int)
+
+    async def main():
+        async with await psycopg.AsyncConnection.connect(dsn) as caller:
+            await app.enqueue_async("welcome", {"user_id": 3}, conn=caller)
+            await caller.rollback()
+            await app.enqueue_async("welcome", {"user_id": 4}, conn=caller, queue="q")
+            assert len(jobs(conn)) == 1
+            await caller.commit()
+
+    asyncio.run(main())
+    assert jobs(conn)[1:] == [("welcome", {"user_id": 4}, "q", 2, 5)]
+
+
+def test_enqueue_by_name_on_sqlalchemy_is_in_its_transaction(dsn, conn):
+    engine = sa.create_engine("postgresql+psycopg://", creator=lambda: psycopg.connect(dsn))
+    try:
+        with Session(engine) as session:
+            app.enqueue("welcome", {"user_id": 1}, conn=session)
+            session.rollback()
+            app.enqueue("welcome", {"user_id": 2}, conn=session)
+            assert jobs(conn) == []
+            session.commit()
+        with engine.connect() as connection:
+            app.enqueue("welcome", {"user_id": 3}, conn=connection)
+            connection.rollback()
+            app.enqueue("welcome", {"user_id": 4}, conn=connection)
+            connection.commit()
+        scoped = scoped_session(sessionmaker(engine))
+        app.enqueue("welcome", {"user_id": 5}, conn=scoped)
+        scoped.rollback()
+        app.enqueue("welcome", {"user_id": 6}, conn=scoped)
+        scoped.commit()
+        scoped.remove()
+    finally:
+        engine.dispose()
+    assert [row[1]["user_id"] for row in jobs(conn)] == [2, 4, 6]
+
+    async def main():
+        engine = create_async_engine(
+            "postgresql+psycopg://", async_creator=lambda: psycopg.AsyncConnection.connect(dsn)
+        )
+        try:
+            async with AsyncSession(engine) as session:
+                await app.enqueue_async("welcome", {"user_id": 7}, conn=session)
+                await session.rollback()
+                await app.enqueue_async("welcome", {"user_id": 8}, conn=session)
+                await session.commit()
+        finally:
+            await engine.dispose()
+
+    asyncio.run(main())
+    assert [row[1]["user_id"] for row in jobs(conn)] == [2, 4, 6, 8]
 
 
 def test_plain_sql_enqueue_and_inspection(conn):

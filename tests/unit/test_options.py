@@ -1,5 +1,6 @@
 """Enqueue options are checked before anything touches the database."""
 
+import dataclasses
 import datetime as dt
 
 import pytest
@@ -41,10 +42,72 @@ def test_bad_options_are_refused(kwargs, needle):
 def test_timedelta_delay_becomes_seconds_and_merge_ignores_none():
     options = EnqueueOptions(delay=dt.timedelta(minutes=2))
     assert options.delay == 120
-    merged = options.merge(queue="emails", priority=None)
+    merged = options.merge({"queue": "emails", "priority": None})
     assert merged.queue == "emails"
     assert merged.priority == 2
     assert merged.delay == 120
+    # Nothing to change: the same (frozen) options, not a copy checked again.
+    assert options.merge({}) is options
+    assert options.merge({"queue": None}) is options
+
+
+def test_the_keyword_options_are_the_fields_of_the_checked_options():
+    from pgjobs._options import EnqueueKwargs
+
+    assert set(EnqueueKwargs.__annotations__) == {
+        f.name for f in dataclasses.fields(EnqueueOptions)
+    }
+    assert EnqueueKwargs.__required_keys__ == frozenset()
+
+
+def test_an_unknown_option_is_a_type_error_that_names_it():
+    import pgjobs
+
+    app = pgjobs.App("postgresql://unused", strict=False)
+
+    @app.task(name="t")
+    def t() -> None:
+        pass
+
+    for call in (
+        lambda: EnqueueOptions().merge({"prioirty": 1}),
+        lambda: t.options(prioirty=1),
+        lambda: app.job("t", prioirty=1),
+    ):
+        with pytest.raises(TypeError, match=r"unknown enqueue option.*prioirty.*the options are"):
+            call()
+
+
+def test_task_options_and_app_job_apply_and_check_the_options():
+    import pgjobs
+
+    app = pgjobs.App("postgresql://unused", strict=False)
+
+    @app.task(name="t", queue="q", max_attempts=7)
+    def t(n: int) -> None:
+        pass
+
+    at = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+    call = t.options(priority=0, run_at=at, fingerprint="f", on_conflict="skip", meta={"m": 1})
+    assert call.options == EnqueueOptions(
+        queue="q",
+        priority=0,
+        run_at=at,
+        max_attempts=7,
+        fingerprint="f",
+        on_conflict="skip",
+        meta={"m": 1},
+    )
+    assert t.options().options is t.defaults
+    assert t.options(delay=dt.timedelta(seconds=3)).options.delay == 3
+    assert app.job("t", {"n": 1}, queue="other").options == EnqueueOptions(
+        queue="other", max_attempts=7
+    )
+    assert app.job("elsewhere", delay=5).options == EnqueueOptions(delay=5)
+    with pytest.raises(ConfigurationError, match="priority"):
+        t.options(priority=9)
+    with pytest.raises(ConfigurationError, match="delay"):
+        app.job("t", {"n": 1}, delay="x")
 
 
 @pytest.mark.parametrize("name", ["", "x" * 256, "a\x00b"])
