@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import psycopg
 
 from pgjobs import _dsn
-from pgjobs._locks import MIGRATE_LOCK_KEY
+from pgjobs._names import MIGRATE_LOCK_KEY
 from pgjobs.errors import DatabaseUnavailableError, SchemaVersionError
 
 if TYPE_CHECKING:

@@ -7,11 +7,12 @@ import contextlib
 import os
 
 import psycopg
+from psycopg import sql
 
 from pgjobs._log import get_logger
+from pgjobs._names import WAKE_CHANNEL
 from pgjobs.worker._db import CONNECTION_ERRORS, Outage, backoff
 
-CHANNEL = "pgjobs"
 #: The longest pause between reconnect attempts: one cheap connection attempt
 #: a second per worker while the server is down, in exchange for wake-ups
 #: that resume within a second of its return (the pool and the leader back
@@ -65,7 +66,7 @@ class Listener:
                 await self._pause(backoff(failures, cap=RECONNECT_CAP))
                 continue
             try:
-                await conn.execute(f"LISTEN {CHANNEL}")
+                await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(WAKE_CHANNEL)))
                 failures = 0
                 self.connected.set()
                 self.wake.set()
