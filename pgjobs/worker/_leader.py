@@ -37,7 +37,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from pgjobs import _sql
+from pgjobs import _connect, _sql
 from pgjobs._log import get_logger
 from pgjobs._names import LEADER_LOCK_CLASSID, LEADER_LOCK_KEY, LEADER_LOCK_OBJID
 from pgjobs.worker._config import WorkerConfig
@@ -154,16 +154,8 @@ class Leader:
 
     async def _connect(self, dsn: str) -> psycopg.AsyncConnection[Any]:
         async with asyncio.timeout(self.query_timeout + 5):
-            return await psycopg.AsyncConnection.connect(
-                dsn,
-                autocommit=True,
-                application_name=f"pgjobs-leader pid={os.getpid()}",
-                # Notice a dead server or network within seconds, not hours.
-                keepalives=1,
-                keepalives_idle=5,
-                keepalives_interval=2,
-                keepalives_count=3,
-            )
+            # Its keepalives notice a dead server or network within seconds.
+            return await _connect.connect_async(dsn, _connect.LEADER, autocommit=True)
 
     async def _campaign(self, conn: psycopg.AsyncConnection[Any]) -> None:
         while not self.stop.is_set():

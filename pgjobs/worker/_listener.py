@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 
 import psycopg
 from psycopg import sql
 
+from pgjobs import _connect
 from pgjobs._log import get_logger
 from pgjobs._names import WAKE_CHANNEL
 from pgjobs.worker._db import CONNECTION_ERRORS, Outage, backoff
@@ -54,12 +54,8 @@ class Listener:
         failures = 0
         while not self.stop.is_set():
             try:
-                conn = await psycopg.AsyncConnection.connect(
-                    self.dsn,
-                    autocommit=True,
-                    # Operators (and the chaos tests) find it in pg_stat_activity.
-                    application_name=f"pgjobs-listener pid={os.getpid()}",
-                )
+                # Operators (and the chaos tests) find it in pg_stat_activity.
+                conn = await _connect.connect_async(self.dsn, _connect.LISTENER, autocommit=True)
             except CONNECTION_ERRORS as exc:
                 self.outage.failed("listener", exc)
                 failures += 1
