@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import text
 
-from pgjobs._locks import MIGRATE_LOCK_KEY
+from pgjobs._names import MIGRATE_LOCK_KEY
 
 config = context.config
 

@@ -11,7 +11,7 @@ from typing import Any, ParamSpec, TypeVar, Unpack, overload
 import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
-from pgjobs import _cron, _dsn, _enqueue, _schedule
+from pgjobs import _connect, _cron, _dsn, _enqueue, _schedule
 from pgjobs._enqueue import AsyncConn, JobSpec, SyncConn
 from pgjobs._job import Priority
 from pgjobs._options import EnqueueKwargs, EnqueueOptions, check_queue
@@ -353,8 +353,8 @@ class App:
     def _sync_pool(self) -> ConnectionPool[psycopg.Connection[Any]]:
         with self._lock:
             if self._pool is None:
-                pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
-                    self.dsn, min_size=1, max_size=self.pool_max_size, open=False
+                pool = _connect.pool(
+                    self.dsn, _connect.APP, min_size=1, max_size=self.pool_max_size
                 )
                 try:
                     pool.open(wait=True, timeout=10)
@@ -368,8 +368,8 @@ class App:
         loop = asyncio.get_running_loop()
         pool = self._async_pools.get(loop)
         if pool is None:
-            pool = AsyncConnectionPool(
-                self.dsn, min_size=1, max_size=self.pool_max_size, open=False
+            pool = _connect.async_pool(
+                self.dsn, _connect.APP, min_size=1, max_size=self.pool_max_size
             )
             try:
                 await pool.open(wait=True, timeout=10)
@@ -381,7 +381,7 @@ class App:
 
     def _why_unreachable(self) -> str:
         try:
-            psycopg.connect(self.dsn, connect_timeout=5).close()
+            _connect.connect(self.dsn, _connect.APP, connect_timeout=5).close()
         except psycopg.Error as exc:
             return _dsn.connect_error_message(self.dsn, exc)
         return _dsn.connect_error_message(self.dsn, TimeoutError("timed out opening the pool"))

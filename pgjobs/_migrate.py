@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 import psycopg
 
 from pgjobs import _dsn
-from pgjobs._locks import MIGRATE_LOCK_KEY
+from pgjobs._connect import MIGRATE, connect
+from pgjobs._names import MIGRATE_LOCK_KEY
 from pgjobs.errors import DatabaseUnavailableError, SchemaVersionError
 
 if TYPE_CHECKING:
@@ -137,7 +138,7 @@ def offline_sql(revision: str = "head") -> str:
 
 def _connect(dsn: str) -> psycopg.Connection[tuple[object, ...]]:
     try:
-        return psycopg.connect(dsn)
+        return connect(dsn, MIGRATE)
     except psycopg.OperationalError as exc:
         raise DatabaseUnavailableError(_dsn.connect_error_message(dsn, exc)) from None
 

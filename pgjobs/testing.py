@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import psycopg
-
+from pgjobs import _connect
 from pgjobs._app import App
 from pgjobs.worker import Worker, WorkerConfig
 
@@ -39,7 +38,7 @@ async def drain_async(app: App, *, timeout: float = 60.0, **config: Any) -> Work
     queues = list(worker.config.queues)
     try:
         async with asyncio.timeout(timeout):
-            async with await psycopg.AsyncConnection.connect(app.dsn, autocommit=True) as conn:
+            async with await _connect.connect_async(app.dsn, _connect.APP, autocommit=True) as conn:
                 while not run.done():
                     await asyncio.sleep(0.05)
                     cur = await conn.execute(_DUE, (queues,))

@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from pgjobs import _dsn, _sql
+from pgjobs import _connect, _dsn, _sql
 from pgjobs.cli._terminal import add_dsn
 from pgjobs.errors import DatabaseUnavailableError, SchemaVersionError
 
@@ -57,7 +57,7 @@ def list_schedules(dsn: str) -> list[dict[str, Any]]:
     """
     try:
         with (
-            psycopg.connect(dsn, connect_timeout=10) as conn,
+            _connect.connect(dsn, _connect.CLI) as conn,
             conn.cursor(row_factory=dict_row) as cur,
         ):
             cur.execute(_sql.psycopg("cron_list"))

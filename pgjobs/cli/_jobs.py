@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 
 from pgjobs import _admin, _dsn, _table
+from pgjobs._connect import CLI, connect
 from pgjobs._job import Priority
 from pgjobs.cli._terminal import add_dsn
 from pgjobs.errors import (
@@ -46,7 +47,7 @@ def _connect(dsn_arg: str | None) -> Iterator[psycopg.Connection[Any]]:
     """An autocommit connection: each command is one statement, so one transaction."""
     dsn = _dsn.require(dsn_arg)
     try:
-        conn = psycopg.connect(dsn, autocommit=True, connect_timeout=10)
+        conn = connect(dsn, CLI, autocommit=True)
     except psycopg.Error as exc:
         raise DatabaseUnavailableError(_dsn.connect_error_message(dsn, exc)) from None
     with conn:

@@ -22,7 +22,7 @@ import psycopg
 import structlog
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from pgjobs import _dsn, _migrate
+from pgjobs import _connect, _dsn, _migrate
 from pgjobs._table import table
 from pgjobs.errors import ConfigurationError, PgjobsError
 
@@ -258,7 +258,7 @@ async def _play(out: TextIO, dsn: str, count: int, concurrency: int) -> Report:
         loop.add_signal_handler(sig, on_signal)
     running = asyncio.create_task(worker.run(), name="pgjobs-demo-worker")
     try:
-        async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        async with await _connect.connect_async(dsn, _connect.APP, autocommit=True) as conn:
             # One transaction: the bulk insert and the single enqueue commit together.
             async with conn.transaction():
                 ids = await app.enqueue_many_async(sample.bulk, conn=conn)

@@ -13,7 +13,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from pgjobs import _dsn
+from pgjobs import _connect, _dsn
 from pgjobs._sql import _PLACEHOLDER
 from pgjobs.errors import DatabaseUnavailableError
 
@@ -66,19 +66,16 @@ class Database:
         loop = asyncio.get_running_loop()
         pool = self._pools.get(loop)
         if pool is None:
-            pool = AsyncConnectionPool(
+            role = _connect.DASHBOARD.with_settings(statement_timeout=int(self.statement_timeout))
+            pool = _connect.async_pool(
                 self.dsn,
+                role,
                 min_size=1,
                 max_size=self.max_size,
-                open=False,
                 timeout=self.connect_timeout,
-                kwargs={
-                    "autocommit": True,
-                    "row_factory": dict_row,
-                    "application_name": "pgjobs-dashboard",
-                    "options": f"-c statement_timeout={int(self.statement_timeout)}",
-                    "connect_timeout": max(1, int(self.connect_timeout)),
-                },
+                autocommit=True,
+                row_factory=dict_row,
+                connect_timeout=max(1, int(self.connect_timeout)),
             )
             # A dead server must not make the first request hang: open without
             # waiting, and let the request's own timeout say it is unreachable.

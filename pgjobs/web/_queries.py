@@ -11,21 +11,20 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
 
 from pgjobs import _admin
+from pgjobs._names import (
+    APP_NAME_LEADER,
+    LEADER_LOCK_CLASSID,
+    LEADER_LOCK_OBJID,
+    pid_from_application_name,
+)
 from pgjobs.errors import InvalidTransitionError, JobNotFoundError
 from pgjobs.web._db import AsyncConn, query
-
-_LEADER_KEY: int | None
-try:  # the leader lock arrived with the cron work; older cores have none
-    from pgjobs._locks import LEADER_LOCK_KEY as _LEADER_KEY
-except ImportError:  # pragma: no cover - depends on the core's version
-    _LEADER_KEY = None
 
 #: Below this size on disk, counting pgjobs.jobs exactly is cheap enough for
 #: every refresh (a few thousand pages); above it, counts are estimates.
@@ -33,8 +32,6 @@ SMALL_TABLE_BYTES = 16 * 1024 * 1024
 
 #: The most jobs a bounded count counts before it says "N+".
 COUNT_CAP = 10_000
-
-_LEADER_APP = re.compile(r"pgjobs-leader pid=(\d+)")
 
 
 async def _all(conn: AsyncConn, name: str, params: dict[str, Any] | None = None) -> list[Any]:
@@ -230,19 +227,16 @@ class Leader:
 
 async def leader(conn: AsyncConn, workers_: list[dict[str, Any]]) -> Leader:
     """The current leader, matched to a worker row when possible."""
-    if _LEADER_KEY is None:
-        return Leader(known=False)
-    params = {"classid": (_LEADER_KEY >> 32) & 0xFFFFFFFF, "objid": _LEADER_KEY & 0xFFFFFFFF}
+    params = {"classid": LEADER_LOCK_CLASSID, "objid": LEADER_LOCK_OBJID}
     try:
         row = await _one(conn, "leader", params)
     except psycopg.errors.InsufficientPrivilege:
         return Leader(known=False)
     if row is None:
         return Leader(known=True)
-    match = _LEADER_APP.fullmatch(row["application_name"] or "")
-    if match is None:
+    pid = pid_from_application_name(row["application_name"], APP_NAME_LEADER)
+    if pid is None:
         return Leader(known=True, backend_pid=int(row["backend_pid"]))
-    pid = int(match.group(1))
     for w in workers_:
         if w["pid"] == pid:
             return Leader(True, int(row["backend_pid"]), pid, int(w["id"]), str(w["host"]))

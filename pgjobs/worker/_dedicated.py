@@ -8,10 +8,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import psycopg
-from psycopg.conninfo import make_conninfo
 from psycopg.rows import tuple_row
 
-from pgjobs import _sql
+from pgjobs import _connect, _sql
 from pgjobs.worker._db import CONNECTION_ERRORS
 
 
@@ -49,10 +48,9 @@ class DedicatedConnection:
                 conninfo = conninfo()
                 if inspect.isawaitable(conninfo):
                     conninfo = await conninfo
-            if not self.synchronous_commit:
-                conninfo = make_conninfo(conninfo, options="-c synchronous_commit=off")
-            self._conn = await psycopg.AsyncConnection.connect(
-                conninfo, autocommit=True, row_factory=tuple_row
+            role = _connect.WORKER if self.synchronous_commit else _connect.CLAIMER
+            self._conn = await _connect.connect_async(
+                conninfo, role, autocommit=True, row_factory=tuple_row
             )
         return self._conn
 

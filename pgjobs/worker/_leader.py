@@ -1,7 +1,7 @@
 """Leader: one worker per database holds an advisory lock and runs the maintenance duties.
 
 The leader is whoever holds the session-level advisory lock LEADER_LOCK_KEY
-(pgjobs/_locks.py) on a dedicated connection, outside the pool. Every worker
+(pgjobs/_names.py) on a dedicated connection, outside the pool. Every worker
 runs a Leader: while it does not lead, it tries `pg_try_advisory_lock` every
 `interval` seconds (±20%). Once it leads, it runs its duties (cron firing,
 rescuer, pruner), each on its own clock, and checks in `pg_locks` before each
@@ -37,14 +37,11 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from pgjobs import _sql
-from pgjobs._locks import LEADER_LOCK_KEY
+from pgjobs import _connect, _sql
 from pgjobs._log import get_logger
+from pgjobs._names import LEADER_LOCK_CLASSID, LEADER_LOCK_KEY, LEADER_LOCK_OBJID
 from pgjobs.worker._config import WorkerConfig
 from pgjobs.worker._db import CONNECTION_ERRORS, Outage, backoff, sleep_or_stop
-
-_CLASSID = (LEADER_LOCK_KEY >> 32) & 0xFFFFFFFF
-_OBJID = LEADER_LOCK_KEY & 0xFFFFFFFF
 
 
 class Duty:
@@ -157,16 +154,8 @@ class Leader:
 
     async def _connect(self, dsn: str) -> psycopg.AsyncConnection[Any]:
         async with asyncio.timeout(self.query_timeout + 5):
-            return await psycopg.AsyncConnection.connect(
-                dsn,
-                autocommit=True,
-                application_name=f"pgjobs-leader pid={os.getpid()}",
-                # Notice a dead server or network within seconds, not hours.
-                keepalives=1,
-                keepalives_idle=5,
-                keepalives_interval=2,
-                keepalives_count=3,
-            )
+            # Its keepalives notice a dead server or network within seconds.
+            return await _connect.connect_async(dsn, _connect.LEADER, autocommit=True)
 
     async def _campaign(self, conn: psycopg.AsyncConnection[Any]) -> None:
         while not self.stop.is_set():
@@ -214,7 +203,11 @@ class Leader:
         return wanted
 
     async def _holds(self, conn: psycopg.AsyncConnection[Any]) -> bool:
-        return bool(await self._query(conn, "leader_check", {"classid": _CLASSID, "objid": _OBJID}))
+        return bool(
+            await self._query(
+                conn, "leader_check", {"classid": LEADER_LOCK_CLASSID, "objid": LEADER_LOCK_OBJID}
+            )
+        )
 
     async def _query(
         self, conn: psycopg.AsyncConnection[Any], name: str, params: dict[str, Any]

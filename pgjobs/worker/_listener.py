@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 
 import psycopg
+from psycopg import sql
 
+from pgjobs import _connect
 from pgjobs._log import get_logger
+from pgjobs._names import WAKE_CHANNEL
 from pgjobs.worker._db import CONNECTION_ERRORS, Outage, backoff
 
-CHANNEL = "pgjobs"
 #: The longest pause between reconnect attempts: one cheap connection attempt
 #: a second per worker while the server is down, in exchange for wake-ups
 #: that resume within a second of its return (the pool and the leader back
@@ -53,19 +54,15 @@ class Listener:
         failures = 0
         while not self.stop.is_set():
             try:
-                conn = await psycopg.AsyncConnection.connect(
-                    self.dsn,
-                    autocommit=True,
-                    # Operators (and the chaos tests) find it in pg_stat_activity.
-                    application_name=f"pgjobs-listener pid={os.getpid()}",
-                )
+                # Operators (and the chaos tests) find it in pg_stat_activity.
+                conn = await _connect.connect_async(self.dsn, _connect.LISTENER, autocommit=True)
             except CONNECTION_ERRORS as exc:
                 self.outage.failed("listener", exc)
                 failures += 1
                 await self._pause(backoff(failures, cap=RECONNECT_CAP))
                 continue
             try:
-                await conn.execute(f"LISTEN {CHANNEL}")
+                await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(WAKE_CHANNEL)))
                 failures = 0
                 self.connected.set()
                 self.wake.set()

@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from pgjobs import _dsn, _migrate, _schedule
+from pgjobs import _connect, _dsn, _migrate, _schedule
 from pgjobs._app import App
 from pgjobs._log import get_logger
 from pgjobs.errors import DatabaseUnavailableError
@@ -113,8 +113,8 @@ class Worker:
         if handle_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self._on_signal, sig)
-        self._pool = AsyncConnectionPool(
-            dsn, min_size=2, max_size=5, timeout=5, open=False, name="pgjobs-worker"
+        self._pool = _connect.async_pool(
+            dsn, _connect.WORKER, min_size=2, max_size=5, timeout=5, name="pgjobs-worker"
         )
         await self._pool.open(wait=True, timeout=10)
         try:
@@ -129,7 +129,7 @@ class Worker:
 
     async def _check_database(self, dsn: str) -> None:
         try:
-            conn = await psycopg.AsyncConnection.connect(dsn, connect_timeout=10)
+            conn = await _connect.connect_async(dsn, _connect.WORKER)
         except psycopg.OperationalError as exc:
             raise DatabaseUnavailableError(_dsn.connect_error_message(dsn, exc)) from None
         async with conn:

@@ -17,7 +17,12 @@ import psycopg
 import pytest
 
 import pgjobs
-from pgjobs._locks import LEADER_LOCK_KEY
+from pgjobs._names import (
+    APP_NAME_LEADER,
+    LEADER_LOCK_CLASSID,
+    LEADER_LOCK_OBJID,
+    pid_from_application_name,
+)
 from tests.conftest import REPO, wait_until
 
 app = pgjobs.App()
@@ -45,9 +50,8 @@ LEADER_SQL = (
 
 def leader_pid(conn: Conn) -> int | None:
     """The OS pid of the worker that holds the leader lock (from its application_name)."""
-    key = (LEADER_LOCK_KEY >> 32) & 0xFFFFFFFF, LEADER_LOCK_KEY & 0xFFFFFFFF
-    row = conn.execute(LEADER_SQL, key).fetchone()
-    return int(row[0].rsplit("pid=", 1)[1]) if row else None
+    row = conn.execute(LEADER_SQL, (LEADER_LOCK_CLASSID, LEADER_LOCK_OBJID)).fetchone()
+    return pid_from_application_name(row[0], APP_NAME_LEADER) if row else None
 
 
 def db_now(conn: Conn) -> dt.datetime:

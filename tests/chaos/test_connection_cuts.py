@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from pgjobs._names import APP_NAME_LEADER, APP_NAME_LISTENER, APP_NAME_WORKER
 from tests.chaos.conftest import assert_nothing_lost, enqueue_records, scalar
 from tests.chaos.test_postgres_faults import ARGS, LEADERS, LISTENERS, wake_latency
 from tests.conftest import wait_until
@@ -14,12 +15,12 @@ from tests.conftest import wait_until
 WORKERS = 3
 ROUNDS = 8
 BATCH = 200
-# Which backends each round cuts. Pool and dedicated connections carry no
-# application_name; the listener and the leader name themselves.
+# Which backends each round cuts, by the application_name of each kind of
+# worker connection ("pool" is the pool and its dedicated connections).
 TARGETS = {
-    "listener": "application_name LIKE 'pgjobs-listener%%'",
-    "leader": "application_name LIKE 'pgjobs-leader%%'",
-    "pool": "application_name = ''",
+    "listener": f"application_name LIKE '{APP_NAME_LISTENER}%%'",
+    "leader": f"application_name LIKE '{APP_NAME_LEADER}%%'",
+    "pool": f"application_name LIKE '{APP_NAME_WORKER}%%'",
     "everything": "true",
 }
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from pgjobs._locks import LEADER_LOCK_KEY
+from pgjobs._names import APP_NAME_LISTENER, LEADER_LOCK_CLASSID, LEADER_LOCK_OBJID
 from tests.chaos.conftest import Cluster, assert_nothing_lost, enqueue_records, events, scalar
 from tests.conftest import wait_until
 
@@ -32,13 +32,14 @@ ARGS = [
     "2",
 ]
 
-_CLASSID = (LEADER_LOCK_KEY >> 32) & 0xFFFFFFFF
-_OBJID = LEADER_LOCK_KEY & 0xFFFFFFFF
 LEADERS = f"""
     SELECT count(*) FROM pg_locks
-    WHERE locktype = 'advisory' AND granted AND classid = {_CLASSID} AND objid = {_OBJID}
+    WHERE locktype = 'advisory' AND granted
+      AND classid = {LEADER_LOCK_CLASSID} AND objid = {LEADER_LOCK_OBJID}
 """
-LISTENERS = "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'pgjobs-listener%%'"
+LISTENERS = (
+    f"SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE '{APP_NAME_LISTENER}%%'"
+)
 
 
 def succeeded(conn: Any) -> int:

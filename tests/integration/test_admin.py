@@ -16,6 +16,7 @@ from psycopg.types.json import Jsonb
 import pgjobs
 from pgjobs import _admin
 from pgjobs._admin import JobFilter
+from pgjobs._names import WAKE_CHANNEL
 from pgjobs.errors import (
     ArgumentsError,
     ConfigurationError,
@@ -304,7 +305,7 @@ def test_bulk_retry_wakes_the_idle_workers_of_each_queue(admin, conn, dsn):
         add_job(conn, queue=queue, status="failed", attempts=3)
     add_job(conn, queue="q3", status="succeeded")
     with psycopg.connect(dsn, autocommit=True) as listener:
-        listener.execute("LISTEN pgjobs")
+        listener.execute(f"LISTEN {WAKE_CHANNEL}")
         admin("retry_jobs")
         woken = [n.payload for n in listener.notifies(timeout=1.0)]
     assert sorted(woken) == ["q1", "q2"]

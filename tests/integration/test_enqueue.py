@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
 import pgjobs
 from pgjobs import _enqueue
+from pgjobs._names import WAKE_CHANNEL
 from pgjobs.errors import ArgumentsError, ConfigurationError, DuplicateJobError, UnknownTaskError
 
 app = pgjobs.App()
@@ -305,7 +306,7 @@ def test_plain_sql_enqueue_and_inspection(conn):
 
 def test_notify_only_when_a_worker_awaits_work(dsn, conn):
     with psycopg.connect(dsn, autocommit=True) as listener:
-        listener.execute("LISTEN pgjobs")
+        listener.execute(f"LISTEN {WAKE_CHANNEL}")
         welcome.enqueue(1)
         assert list(listener.notifies(timeout=0.3)) == []
         conn.execute(
@@ -402,7 +403,7 @@ def test_bulk_copy_wakes_only_queues_with_a_job_due_now(dsn, conn):
     )
     past = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
     with psycopg.connect(dsn, autocommit=True) as listener:
-        listener.execute("LISTEN pgjobs")
+        listener.execute(f"LISTEN {WAKE_CHANNEL}")
         with psycopg.connect(dsn) as caller:
             app.enqueue_many(
                 [
@@ -454,7 +455,7 @@ def test_single_enqueue_wakes_at_commit_only_for_a_new_job_due_now(dsn, conn):
         " VALUES ('h', 1, ARRAY['emails', 'other'], 1, false)"
     )
     with psycopg.connect(dsn, autocommit=True) as listener, psycopg.connect(dsn) as caller:
-        listener.execute("LISTEN pgjobs")
+        listener.execute(f"LISTEN {WAKE_CHANNEL}")
 
         def woken() -> list[str]:
             return [n.payload for n in listener.notifies(timeout=0.3)]
@@ -491,7 +492,7 @@ def test_bulk_copy_wakes_workers_only_once_the_rows_are_committed(dsn, conn, aut
     )
     specs = [welcome.job(i) for i in range(20_000)]
     with psycopg.connect(dsn, autocommit=True) as listener:
-        listener.execute("LISTEN pgjobs")
+        listener.execute(f"LISTEN {WAKE_CHANNEL}")
         with psycopg.connect(dsn, autocommit=autocommit) as caller:
 
             def enqueue() -> None:
@@ -524,7 +525,7 @@ def test_async_bulk_copy_on_an_autocommit_connection_wakes_after_the_rows(dsn, c
             await connect(dsn, autocommit=True) as caller,
             await connect(dsn, autocommit=True) as counter,
         ):
-            await listener.execute("LISTEN pgjobs")
+            await listener.execute(f"LISTEN {WAKE_CHANNEL}")
             writing = asyncio.create_task(app.enqueue_many_async(specs, conn=caller))
             async for woken in listener.notifies(timeout=30, stop_after=1):
                 # Counted the moment the notification arrives.

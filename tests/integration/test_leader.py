@@ -8,7 +8,7 @@ from typing import Any
 
 import psycopg
 
-from pgjobs._locks import LEADER_LOCK_KEY
+from pgjobs._names import LEADER_LOCK_CLASSID, LEADER_LOCK_OBJID
 from pgjobs.worker._db import Outage
 from pgjobs.worker._leader import Duty, Leader
 
@@ -25,7 +25,7 @@ HOLDER_SQL = (
 
 
 def lock_holders(conn: psycopg.Connection[Any]) -> list[int]:
-    key = (LEADER_LOCK_KEY >> 32) & 0xFFFFFFFF, LEADER_LOCK_KEY & 0xFFFFFFFF
+    key = LEADER_LOCK_CLASSID, LEADER_LOCK_OBJID
     return [row[0] for row in conn.execute(HOLDER_SQL, key).fetchall()]
 
 

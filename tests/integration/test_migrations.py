@@ -15,6 +15,7 @@ import pytest
 from psycopg.conninfo import make_conninfo
 
 from pgjobs import _migrate
+from pgjobs._names import WAKE_CHANNEL
 from tests.conftest import REPO
 
 
@@ -185,7 +186,7 @@ def _wakes(conn, dsn) -> list[str]:
         " VALUES ('h', 1, ARRAY['waiting'], 1, true), ('h', 2, ARRAY['busy'], 1, false)"
     )
     with psycopg.connect(dsn, autocommit=True) as listener:
-        listener.execute("LISTEN pgjobs")
+        listener.execute(f"LISTEN {WAKE_CHANNEL}")
         conn.execute("SELECT pgjobs.enqueue('t', queue => 'waiting')")
         conn.execute("SELECT pgjobs.enqueue('t', queue => 'busy')")
         return [n.payload for n in listener.notifies(timeout=0.3)]

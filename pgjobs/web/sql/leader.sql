@@ -1,4 +1,4 @@
--- Who holds the leader's session advisory lock (pgjobs/_locks.py): a bigint
+-- Who holds the leader's session advisory lock (pgjobs/_names.py): a bigint
 -- key shows in pg_locks split into classid (high 32 bits) and objid (low 32
 -- bits), with objsubid 1. The leader connection names itself
 -- "pgjobs-leader pid=N" in application_name; a role without

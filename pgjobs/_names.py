@@ -1,0 +1,98 @@
+"""The names pgjobs goes by inside PostgreSQL: advisory-lock keys, application names, channels.
+
+Operators see these in pg_locks and pg_stat_activity, and other processes
+(the dashboard, a second worker, a LISTENing application) find pgjobs by
+them, so each is defined here once and everything else imports it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+__all__ = [
+    "APP_NAME_APP",
+    "APP_NAME_CLI",
+    "APP_NAME_DASHBOARD",
+    "APP_NAME_LEADER",
+    "APP_NAME_LISTENER",
+    "APP_NAME_MIGRATE",
+    "APP_NAME_WORKER",
+    "LEADER_LOCK_CLASSID",
+    "LEADER_LOCK_KEY",
+    "LEADER_LOCK_OBJID",
+    "MIGRATE_LOCK_KEY",
+    "WAKE_CHANNEL",
+    "pid_from_application_name",
+    "with_pid",
+]
+
+
+def _key(name: str) -> int:
+    """A stable signed 64-bit key: the first 8 bytes of sha1(name)."""
+    return int.from_bytes(
+        hashlib.sha1(name.encode(), usedforsecurity=False).digest()[:8], "big", signed=True
+    )
+
+
+# -- advisory locks ----------------------------------------------------------
+
+#: Held (transaction-scoped) while `pgjobs migrate` runs, so concurrent
+#: migrators wait for each other instead of racing. Value: 793301152439471131.
+MIGRATE_LOCK_KEY = _key("pgjobs.migrate")
+
+#: Held (session-scoped) by the leader worker, on a dedicated connection
+#: (pgjobs/worker/_leader.py). Value: -5701075328894498111, shown in pg_locks
+#: as classid 2967582257, objid 2810186433, objsubid 1 (a bigint key is split
+#: into its high and low 32 bits). To see the leader:
+#: SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 1
+#:   AND classid = 2967582257 AND objid = 2810186433;
+#: The application's own advisory locks only collide with it if they use this
+#: exact 64-bit value; the keys here are sha1 hashes of "pgjobs.<name>".
+LEADER_LOCK_KEY = _key("pgjobs.leader")
+
+#: LEADER_LOCK_KEY as pg_locks shows it: its high 32 bits in classid ...
+LEADER_LOCK_CLASSID = (LEADER_LOCK_KEY >> 32) & 0xFFFFFFFF
+#: ... and its low 32 bits in objid (with objsubid 1).
+LEADER_LOCK_OBJID = LEADER_LOCK_KEY & 0xFFFFFFFF
+
+# -- notification channels ---------------------------------------------------
+
+#: Enqueuers NOTIFY this channel, with the queue's name as payload, when a
+#: worker of that queue waits for work; workers LISTEN on it. The SQL that
+#: sends it (pgjobs/sql/enqueue.sql, the wake function in migrations/) cannot
+#: import this, so a unit test checks that they agree.
+WAKE_CHANNEL = "pgjobs"
+
+# -- application names (pg_stat_activity.application_name) --------------------
+
+#: A worker's pool, and its claiming and completing connections.
+APP_NAME_WORKER = "pgjobs-worker"
+#: The worker that holds (or tries to take) the leader lock; the dashboard
+#: reads the worker's pid from it.
+APP_NAME_LEADER = "pgjobs-leader"
+#: A worker's LISTEN connection.
+APP_NAME_LISTENER = "pgjobs-listener"
+#: The dashboard's pool.
+APP_NAME_DASHBOARD = "pgjobs-dashboard"
+#: An App's own pools, in the application's processes (enqueueing).
+APP_NAME_APP = "pgjobs-app"
+#: The command-line tools (`pgjobs enqueue`, `jobs`, `stats`, `cron list`).
+APP_NAME_CLI = "pgjobs-cli"
+#: `pgjobs migrate`.
+APP_NAME_MIGRATE = "pgjobs-migrate"
+
+_PID = re.compile(r" pid=(\d+)")
+
+
+def with_pid(name: str, pid: int) -> str:
+    """The application name `name` tagged with a process id: "pgjobs-leader pid=42"."""
+    return f"{name} pid={pid}"
+
+
+def pid_from_application_name(application_name: str | None, name: str) -> int | None:
+    """The process id in an application name made by `with_pid(name, ...)`, else None."""
+    if application_name is None or not application_name.startswith(name):
+        return None
+    match = _PID.fullmatch(application_name, len(name))
+    return int(match.group(1)) if match else None
