@@ -209,3 +209,11 @@ def test_a_leader_that_lost_its_lock_steps_down_before_any_duty(
             await leader.close()
 
     asyncio.run(main())
+
+
+def test_stopping_the_leader_stops_its_duties() -> None:
+    """A pruner's long pass must not keep a stepping-down leader (and its worker) waiting."""
+    duty = Counter()
+    leader = Leader(None, [duty], Outage(), interval=INTERVAL)
+    leader.stop()
+    assert duty.stopping

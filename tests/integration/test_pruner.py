@@ -116,7 +116,7 @@ def test_stop_cuts_a_pass_short_between_statements(dsn: str, conn: Conn) -> None
         async with AsyncConnectionPool(dsn, min_size=1, open=False) as pool:
             pruner = Pruner(pool, {"succeeded": DAY}, 30.0, batch=1000, pause=3600)
             pruner.stop()  # the leader stepped down while the pass ran
-            return await pruner.prune()
+            return await asyncio.wait_for(pruner.prune(), 30)
 
     counts = asyncio.run(main())
     assert counts["succeeded"] == 1000  # one statement, no hour-long pause
