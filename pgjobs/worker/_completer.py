@@ -9,19 +9,27 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool
 
 from pgjobs._log import get_logger
-from pgjobs.worker._db import CONNECTION_ERRORS, Outage, backoff
+from pgjobs.worker._db import Outage
 from pgjobs.worker._dedicated import DedicatedConnection
 from pgjobs.worker._outcome import Outcome, batch_params
+from pgjobs.worker._service import Service
 
 
-class Completer:
+class Completer(Service):
     """Collects outcomes and writes them with one UPDATE per batch (complete.sql).
 
     A batch is written when `batch_size` outcomes wait, or `interval` seconds
     after the first one arrived. When the database is down, outcomes stay in
     memory and are written once it is back; the fence in complete.sql drops
-    any whose job was rescued meanwhile.
+    any whose job was rescued meanwhile. `stop` flushes: `run` returns once
+    nothing is pending (or, with the database still down, after a few tries).
     """
+
+    name = "completer"
+    #: The first pass waits for the first outcome.
+    start_after = None
+    #: Tries to write a batch, once stopping, before the rest is given up.
+    CLOSING_TRIES = 5
 
     def __init__(
         self,
@@ -31,15 +39,15 @@ class Completer:
         batch_size: int,
         interval: float,
     ) -> None:
+        super().__init__(outage=outage)
         self.pool = pool
         self.worker_id = worker_id
-        self.outage = outage
         self.batch_size = batch_size
         self.interval = interval
         self._pending: list[Outcome] = []
         self._arrived = asyncio.Event()
         self._full = asyncio.Event()
-        self._closing = False
+        self._gave_up = False
         self._log = get_logger()
         #: Outcomes the fence rejected: their job was rescued or re-claimed.
         self.fenced = 0
@@ -64,46 +72,55 @@ class Completer:
         """Outcomes not yet written."""
         return len(self._pending)
 
-    async def run(self) -> None:
-        """Write batches until `close` is called and nothing is pending."""
-        try:
-            await self._run()
-        finally:
-            await self._writer.close()
+    @property
+    def done(self) -> bool:
+        """Stopping, and every outcome written (or given up on)."""
+        return self.stopping and (not self._pending or self._gave_up)
 
-    async def _run(self) -> None:
-        failures = 0
-        while True:
-            if not self._pending:
-                if self._closing:
-                    return
-                self._arrived.clear()
-                await self._arrived.wait()
-                continue
-            if len(self._pending) < self.batch_size and not self._closing:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._full.wait(), self.interval)
-            batch, self._pending = (
-                self._pending[: self.batch_size],
-                self._pending[self.batch_size :],
-            )
-            self._full.clear()
-            self._writing = batch
-            try:
-                await self._write(batch)
-            except CONNECTION_ERRORS as exc:
-                self._pending[:0] = batch
-                self.outage.failed("completer", exc)
-                failures += 1
-                if self._closing and failures > 5:
-                    self._log.error("completer.gave_up", pending=len(self._pending))
-                    return
-                await asyncio.sleep(backoff(failures))
-            else:
-                failures = 0
-                self.outage.ok()
-            finally:
-                self._writing = []
+    async def run_once(self) -> None:
+        """Write the oldest `batch_size` pending outcomes, if any, in one statement."""
+        if not self._pending:
+            return
+        batch, self._pending = (
+            self._pending[: self.batch_size],
+            self._pending[self.batch_size :],
+        )
+        self._full.clear()
+        self._writing = batch
+        try:
+            await self._write(batch)
+        except BaseException:
+            self._pending[:0] = batch
+            raise
+        finally:
+            self._writing = []
+
+    async def wait(self, pause: float | None) -> None:
+        """Wait for a batch: the first outcome, then a full batch or `interval` seconds.
+
+        After a lost connection (`pause` seconds), it waits out the backoff
+        even when stopping: that is when outcomes most need writing.
+        """
+        if pause is not None:
+            await asyncio.sleep(pause)
+            return
+        if not self._pending:
+            if self.stopping:
+                return
+            self._arrived.clear()
+            await self._arrived.wait()
+        if len(self._pending) < self.batch_size and not self.stopping:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._full.wait(), self.interval)
+
+    async def on_lost(self, exc: BaseException, failures: int) -> float | None:
+        """Keep the batch for later; once stopping, give up after a few tries."""
+        pause = await super().on_lost(exc, failures)
+        if self.stopping and failures > self.CLOSING_TRIES:
+            self._log.error("completer.gave_up", pending=len(self._pending))
+            self._gave_up = True
+            return 0
+        return pause
 
     async def _write(self, batch: list[Outcome]) -> None:
         rows = await self._writer.fetch("complete", batch_params(self.worker_id, batch))
@@ -113,8 +130,12 @@ class Completer:
             self.fenced += len(lost)
             self._log.warning("completer.fenced", job_ids=lost[:20], count=len(lost))
 
-    def close(self) -> None:
-        """Ask `run` to flush what is pending and return."""
-        self._closing = True
+    def stop(self) -> None:
+        """Write what is pending now, without waiting for a full batch, and then return."""
+        super().stop()
         self._arrived.set()
         self._full.set()
+
+    async def close(self) -> None:
+        """Close the writer's connection."""
+        await self._writer.close()

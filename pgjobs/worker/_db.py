@@ -1,8 +1,7 @@
-"""Database access for the worker's loops: named queries, and riding out outages."""
+"""Database access for the worker's services: named queries, and riding out outages."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 import time
@@ -20,7 +19,7 @@ CONNECTION_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeo
 
 
 class Outage:
-    """Shared by every loop, so an outage is logged once, not once per loop or job.
+    """Shared by every service, so an outage is logged once, not once per service or job.
 
     A server that goes away does not fail every connection at the same
     instant: after a crash, backends live on for a moment, and a loop may
@@ -117,12 +116,3 @@ async def _fetch_once(
     async with pool.connection() as conn, conn.cursor(row_factory=tuple_row) as cur:
         await cur.execute(_sql.psycopg(query), params)
         return await cur.fetchall() if cur.description else []
-
-
-async def sleep_or_stop(stop: asyncio.Event, seconds: float) -> bool:
-    """Sleep, waking early when `stop` is set; True if stopping."""
-    try:
-        await asyncio.wait_for(stop.wait(), seconds)
-    except TimeoutError:
-        return False
-    return True

@@ -10,9 +10,10 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
-from pgjobs.worker._db import CONNECTION_ERRORS, Outage, backoff, fetch, sleep_or_stop
+from pgjobs.worker._db import Outage, fetch
 from pgjobs.worker._dedicated import DedicatedConnection
 from pgjobs.worker._outcome import ClaimedJob
+from pgjobs.worker._service import Service
 
 #: How often, at most, a busy fetcher goes back to the start of each queue
 #: (see `Fetcher.claim`): the longest a job placed before its position, such
@@ -46,14 +47,18 @@ class Slots:
         self.freed.set()
 
 
-class Fetcher:
+class Fetcher(Service):
     """The claim loop.
 
-    It fetches as soon as a slot frees while work remains, and otherwise waits
-    for a notification (`wake`) or the poll interval. Before it waits it marks
-    the worker as awaiting work and then looks once more: a job committed just
-    before the mark did not notify anybody, and that last look finds it.
+    A pass claims as many jobs as there are free slots and dispatches them.
+    The next pass comes at once after a full batch (work remains), when a
+    slot frees while every slot is busy, and otherwise on a notification
+    (`wake`) or after the poll interval. Before it waits it marks the worker
+    as awaiting work and then looks once more: a job committed just before
+    the mark did not notify anybody, and that last look finds it.
     """
+
+    name = "fetcher"
 
     def __init__(
         self,
@@ -62,23 +67,20 @@ class Fetcher:
         queues: tuple[str, ...],
         slots: Slots,
         wake: asyncio.Event,
-        stop: asyncio.Event,
         outage: Outage,
         dispatch: Callable[[ClaimedJob], None],
         *,
         listen: bool,
         poll_interval: float,
     ) -> None:
+        super().__init__(outage=outage, interval=poll_interval, wake=wake)
         self.pool = pool
         self.worker_id = worker_id
         self.queues = list(queues)
         self.slots = slots
         self.wake = wake
-        self.stop = stop
-        self.outage = outage
         self.dispatch = dispatch
         self.listen = listen
-        self.poll_interval = poll_interval
         self.awaiting = False
         #: Claim statements run, for the benchmark and the tests.
         self.claims = 0
@@ -150,44 +152,44 @@ class Fetcher:
         await fetch(self.pool, "set_awaiting", {"worker_id": self.worker_id, "awaiting": awaiting})
         self.awaiting = awaiting
 
-    async def run(self) -> None:
-        """Claim and dispatch until `stop` is set."""
-        try:
-            await self._run()
-        finally:
-            await self._claimer.close()
+    async def run_once(self) -> float | None:
+        """Claim up to the free slots' worth of jobs and dispatch them.
 
-    async def _run(self) -> None:
-        failures = 0
-        while not self.stop.is_set():
-            free = self.slots.free
-            if free <= 0:
-                self.slots.freed.clear()
-                await self.slots.freed.wait()  # the worker also sets it when stopping
-                continue
-            self.wake.clear()
-            try:
-                jobs = await self.claim(free)
-                for job in jobs:
-                    self.dispatch(job)
-                if len(jobs) == free:
-                    # Every slot is taken: a wake-up would be wasted, so stop
-                    # asking enqueuers for one.
-                    if self.awaiting:
-                        await self._set_awaiting(False)
-                    continue
-                if self.listen and not self.awaiting:
-                    await self._set_awaiting(True)
-                    continue
-            except CONNECTION_ERRORS as exc:
-                self.outage.failed("fetcher", exc)
-                failures += 1
-                await sleep_or_stop(self.stop, backoff(failures))
-                continue
-            failures = 0
-            self.outage.ok()
-            try:
-                async with asyncio.timeout(self.poll_interval):
-                    await self.wake.wait()  # the worker also sets it when stopping
-            except TimeoutError:
-                pass
+        Returns:
+            0 when the next claim should follow at once; None to wait for a
+            notification, the poll interval, or (every slot busy) a free slot.
+        """
+        free = self.slots.free
+        if free <= 0:
+            return None
+        self.wake.clear()
+        jobs = await self.claim(free)
+        for job in jobs:
+            self.dispatch(job)
+        if len(jobs) == free:
+            # Every slot is taken: a wake-up would be wasted, so stop asking
+            # enqueuers for one.
+            if self.awaiting:
+                await self._set_awaiting(False)
+            return 0
+        if self.listen and not self.awaiting:
+            await self._set_awaiting(True)
+            return 0
+        return None
+
+    async def wait(self, pause: float | None) -> None:
+        """Wait for a free slot when every slot is busy, else as every service does."""
+        if pause is None and self.slots.free <= 0:
+            self.slots.freed.clear()
+            await self.slots.freed.wait()  # stop sets it too
+            return
+        await super().wait(pause)
+
+    def stop(self) -> None:
+        """Claim no more: return from any wait at once."""
+        super().stop()
+        self.slots.freed.set()
+
+    async def close(self) -> None:
+        """Close the claim connection."""
+        await self._claimer.close()

@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
 from pgjobs._log import get_logger
-from pgjobs.worker._db import CONNECTION_ERRORS, Outage, fetch, sleep_or_stop
+from pgjobs.worker._db import Outage, fetch
+from pgjobs.worker._service import Service
 
 
-async def run_heartbeat(
-    pool: AsyncConnectionPool[Any],
-    worker_id: int,
-    interval: float,
-    stop: asyncio.Event,
-    outage: Outage,
-    reregister: Callable[[], Awaitable[None]],
-    known: Callable[[], Collection[int]] | None = None,
-    orphan_age: float = 30.0,
-) -> None:
-    """Refresh `workers.last_seen_at` every `interval` seconds until `stop`.
+class Heartbeat(Service):
+    """Refreshes `workers.last_seen_at` every `interval` seconds.
 
     If the row is gone, the rescuer has declared this worker dead (it was
     paused or cut off for longer than the stale threshold) and returned its
@@ -34,20 +25,48 @@ async def run_heartbeat(
     runs but it has never seen, once claimed `orphan_age` seconds ago
     (pgjobs/sql/release_orphans.sql): a claim whose reply was lost with its
     connection. The rescuer cannot see them, since this worker is alive.
+
+    A beat that finds the database down is not retried sooner: the next one
+    comes after the regular interval.
     """
-    log = get_logger(worker_id=worker_id)
-    while not await sleep_or_stop(stop, interval):
-        try:
-            rows = await fetch(pool, "heartbeat", {"worker_id": worker_id})
-            if not rows and not stop.is_set():
-                log.warning("worker.reregistered")
-                await reregister()
-            if known is not None:
-                await _release_orphans(pool, worker_id, list(known()), orphan_age, log)
-        except CONNECTION_ERRORS as exc:
-            outage.failed("heartbeat", exc)
-        else:
-            outage.ok()
+
+    name = "heartbeat"
+    #: The worker has just registered: the first beat is one interval later.
+    start_after = None
+
+    def __init__(
+        self,
+        pool: AsyncConnectionPool[Any],
+        worker_id: int,
+        interval: float,
+        outage: Outage,
+        reregister: Callable[[], Awaitable[object]],
+        known: Callable[[], Collection[int]] | None = None,
+        orphan_age: float = 30.0,
+    ) -> None:
+        super().__init__(outage=outage, interval=interval)
+        self.pool = pool
+        self.worker_id = worker_id
+        self.reregister = reregister
+        self.known = known
+        self.orphan_age = orphan_age
+        self._log = get_logger(worker_id=worker_id)
+
+    async def run_once(self) -> None:
+        """Beat once; register again if the row is gone; give back orphaned claims."""
+        rows = await fetch(self.pool, "heartbeat", {"worker_id": self.worker_id})
+        if not rows and not self.stopping:
+            self._log.warning("worker.reregistered")
+            await self.reregister()
+        if self.known is not None:
+            await _release_orphans(
+                self.pool, self.worker_id, list(self.known()), self.orphan_age, self._log
+            )
+
+    async def on_lost(self, exc: BaseException, failures: int) -> float | None:
+        """Report the outage; the next beat comes on the regular interval."""
+        self.outage.failed(self.name, exc)
+        return None
 
 
 async def _release_orphans(

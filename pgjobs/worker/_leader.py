@@ -30,8 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
@@ -41,51 +40,25 @@ from pgjobs import _connect, _sql
 from pgjobs._log import get_logger
 from pgjobs._names import LEADER_LOCK_CLASSID, LEADER_LOCK_KEY, LEADER_LOCK_OBJID
 from pgjobs.worker._config import WorkerConfig
-from pgjobs.worker._db import CONNECTION_ERRORS, Outage, backoff, sleep_or_stop
+from pgjobs.worker._db import CONNECTION_ERRORS, Outage, backoff
+from pgjobs.worker._service import Service
 
 
-class Duty:
-    """One job of the leader, run on its own clock.
-
-    Args:
-        name: names it in logs.
-        run: the coroutine to run; it may return the seconds until it wants
-            to run again (the scheduler does: until the next tick), or None
-            for its regular interval.
-        interval: the regular interval, in seconds.
-        jitter: the fraction by which each interval is randomly stretched or
-            shrunk, so that workers and duties do not move in lockstep.
-    """
-
-    def __init__(
-        self,
-        name: str,
-        run: Callable[[], Awaitable[float | None]],
-        interval: float,
-        jitter: float = 0.2,
-    ) -> None:
-        self.name = name
-        self.run = run
-        self.interval = interval
-        self.jitter = jitter
-        self.next_at = 0.0
-
-    def reschedule(self, now: float, wanted: float | None) -> None:
-        """Set the next run `wanted` seconds from `now`, or one jittered interval."""
-        if wanted is None:
-            wanted = self.interval * random.uniform(1 - self.jitter, 1 + self.jitter)
-        self.next_at = now + max(0.0, wanted)
-
-
-class Leader:
+class Leader(Service):
     """Elects one leader per database and runs the duties while leading.
+
+    A pass connects if not connected; or, not leading, tries once to take
+    the lock (the next try comes after `interval` seconds, ±20%); or,
+    leading, runs the duties that are due, checking before each that the
+    lock is still held. Each duty is a Service on its own clock (its
+    interval and jitter, or the pause its pass asks for), run by its
+    `run_once`; a duty that fails is logged and tried again on its clock.
 
     Args:
         dsn: where to hold the lock: a direct or session-pooled address. None
             runs lockless (see the module docstring).
         duties: what the leader does.
-        stop: set to step down and return.
-        outage: shared with the worker's other loops.
+        outage: shared with the worker's other services.
         interval: seconds between attempts to become leader.
         worker_id: for the log lines.
         query_timeout: a query on the leader connection that takes longer
@@ -93,11 +66,14 @@ class Leader:
         max_sleep: the longest the leader sleeps between duty checks.
     """
 
+    name = "leader"
+    # A query on the lock's connection that hangs is as good as lost.
+    recoverable = (*CONNECTION_ERRORS, TimeoutError)
+
     def __init__(
         self,
         dsn: str | None,
-        duties: Sequence[Duty],
-        stop: asyncio.Event,
+        duties: Sequence[Service],
         outage: Outage,
         *,
         interval: float = 5.0,
@@ -105,16 +81,18 @@ class Leader:
         query_timeout: float = 5.0,
         max_sleep: float = 1.0,
     ) -> None:
+        super().__init__(outage=outage, interval=interval, jitter=0.2)
+        self.backoff_cap = min(interval, self.backoff_cap)
         self.dsn = dsn
         self.duties = list(duties)
-        self.stop = stop
-        self.outage = outage
-        self.interval = interval
         self.query_timeout = query_timeout
         self.max_sleep = max_sleep
         self.elected = asyncio.Event()
         self.backend_pid: int | None = None
         self.terms = 0
+        self._conn: psycopg.AsyncConnection[Any] | None = None
+        # When each duty is next due, on the event loop's clock.
+        self._due = [0.0] * len(self.duties)
         self._log = get_logger(worker_id=worker_id, pid=os.getpid())
 
     @property
@@ -122,75 +100,60 @@ class Leader:
         """Whether this process leads now (as far as it knows)."""
         return self.elected.is_set()
 
-    async def run(self) -> None:
-        """Campaign, and lead when elected, until `stop` is set."""
+    async def run_once(self) -> float | None:
+        """Connect; or try once to become leader; or, leading, run the duties that are due.
+
+        Returns:
+            The pause before the next pass: 0 after connecting or losing the
+            lock, None (the jittered interval) after a failed try, and while
+            leading, until the next duty is due (at most `max_sleep`).
+        """
         if self.dsn is None:
-            self._log.warning(
-                "leader.lockless",
-                note="no session connection for the leader lock: this worker runs the "
-                "leader's duties itself; cron ticks still fire once (compare-and-set)",
-            )
-            self.elected.set()
-            self.terms += 1
-            try:
-                await self._lead(None)
-            finally:
-                self.elected.clear()
-            return
-        failures = 0
-        while not self.stop.is_set():
-            conn: psycopg.AsyncConnection[Any] | None = None
-            try:
-                conn = await self._connect(self.dsn)
-                failures = 0
-                await self._campaign(conn)
-            except (*CONNECTION_ERRORS, TimeoutError) as exc:
-                self._step_down(str(exc).strip()[:300] or type(exc).__name__)
-                failures += 1
-                await sleep_or_stop(self.stop, min(self.interval, backoff(failures)))
-            finally:
-                if conn is not None:
-                    await self._close(conn)
+            if not self.is_leader:
+                self._log.warning(
+                    "leader.lockless",
+                    note="no session connection for the leader lock: this worker runs the "
+                    "leader's duties itself; cron ticks still fire once (compare-and-set)",
+                )
+                self._elected()
+            return await self._lead(None)
+        if self._conn is None:
+            self._conn = await self._connect(self.dsn)
+            return 0
+        conn = self._conn
+        if not self.is_leader:
+            if not await self._query(conn, "leader_try_lock", {"key": LEADER_LOCK_KEY}):
+                return None
+            self.backend_pid = conn.info.backend_pid
+            self._elected()
+            self._log.info("leader.elected", backend_pid=self.backend_pid, term=self.terms)
+        return await self._lead(conn)
 
-    async def _connect(self, dsn: str) -> psycopg.AsyncConnection[Any]:
-        async with asyncio.timeout(self.query_timeout + 5):
-            # Its keepalives notice a dead server or network within seconds.
-            return await _connect.connect_async(dsn, _connect.LEADER, autocommit=True)
+    def _elected(self) -> None:
+        self.terms += 1
+        self.elected.set()
+        now = asyncio.get_running_loop().time()
+        self._due = [now] * len(self.duties)
 
-    async def _campaign(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        while not self.stop.is_set():
-            if await self._query(conn, "leader_try_lock", {"key": LEADER_LOCK_KEY}):
-                self.backend_pid = conn.info.backend_pid
-                self.terms += 1
-                self.elected.set()
-                self._log.info("leader.elected", backend_pid=self.backend_pid, term=self.terms)
-                await self._lead(conn)
-                if not self.is_leader:
-                    return  # lost: start again on a fresh connection
-                await self._resign(conn)
-                return
-            await sleep_or_stop(self.stop, self.interval * random.uniform(0.8, 1.2))
-
-    async def _lead(self, conn: psycopg.AsyncConnection[Any] | None) -> None:
-        """Run the duties as they come due, until stopped or the lock is lost."""
+    async def _lead(self, conn: psycopg.AsyncConnection[Any] | None) -> float:
+        """Run the duties that are due; returns the seconds until the next is."""
         loop = asyncio.get_running_loop()
-        for duty in self.duties:
-            duty.next_at = loop.time()
-        while not self.stop.is_set():
-            for duty in sorted(self.duties, key=lambda d: d.next_at):
-                if duty.next_at > loop.time() or self.stop.is_set():
-                    continue
-                if conn is not None and not await self._holds(conn):
-                    self._step_down("the lock is no longer held by this session")
-                    return
-                duty.reschedule(loop.time(), await self._run_duty(duty))
-            soonest = min((d.next_at for d in self.duties), default=loop.time() + self.max_sleep)
-            pause = min(self.max_sleep, max(0.0, soonest - loop.time()))
-            await sleep_or_stop(self.stop, pause)
+        for index in sorted(range(len(self.duties)), key=self._due.__getitem__):
+            if self._due[index] > loop.time() or self.stopping:
+                continue
+            if conn is not None and not await self._holds(conn):
+                self._step_down("the lock is no longer held by this session")
+                await self._disconnect()
+                return 0  # start again on a fresh connection
+            duty = self.duties[index]
+            wanted = duty.pause_for(await self._run_duty(duty))
+            self._due[index] = loop.time() + max(0.0, wanted or 0.0)
+        soonest = min(self._due, default=loop.time() + self.max_sleep)
+        return min(self.max_sleep, max(0.0, soonest - loop.time()))
 
-    async def _run_duty(self, duty: Duty) -> float | None:
+    async def _run_duty(self, duty: Service) -> float | None:
         try:
-            wanted = await duty.run()
+            wanted = await duty.run_once()
         except CONNECTION_ERRORS as exc:
             self.outage.failed(f"leader.{duty.name}", exc)
             return None
@@ -201,6 +164,36 @@ class Leader:
             return None
         self.outage.ok()
         return wanted
+
+    def stop(self) -> None:
+        """Step down and return; a duty's running pass is cut short where it can be."""
+        super().stop()
+        for duty in self.duties:
+            duty.stop()
+
+    async def on_lost(self, exc: BaseException, failures: int) -> float | None:
+        """Step down, drop the connection, and campaign again after a backoff."""
+        self._step_down(str(exc).strip()[:300] or type(exc).__name__)
+        await self._disconnect()
+        return backoff(failures, cap=self.backoff_cap)
+
+    async def close(self) -> None:
+        """Resign if leading (so another worker takes over at once), and disconnect."""
+        conn = self._conn
+        if conn is not None and self.is_leader:
+            await self._resign(conn)
+        await self._disconnect()
+        self.elected.clear()
+
+    async def _disconnect(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await self._close(conn)
+
+    async def _connect(self, dsn: str) -> psycopg.AsyncConnection[Any]:
+        async with asyncio.timeout(self.query_timeout + 5):
+            # Its keepalives notice a dead server or network within seconds.
+            return await _connect.connect_async(dsn, _connect.LEADER, autocommit=True)
 
     async def _holds(self, conn: psycopg.AsyncConnection[Any]) -> bool:
         return bool(
@@ -244,7 +237,6 @@ def leader_for(
     pool: AsyncConnectionPool[Any],
     config: WorkerConfig,
     dsn: str,
-    stop: asyncio.Event,
     outage: Outage,
     worker_id: int | None = None,
 ) -> Leader:
@@ -259,29 +251,22 @@ def leader_for(
     from pgjobs.worker._rescuer import Rescuer
     from pgjobs.worker._scheduler import Scheduler
 
-    scheduler = Scheduler(pool, config.cron_grace)
-    rescuer = Rescuer(pool, config.stale_after)
-    pruner = Pruner(
-        pool,
-        {
-            "succeeded": config.retention_succeeded,
-            "cancelled": config.retention_cancelled,
-            "failed": config.retention_failed,
-        },
-        config.stale_after,
-        batch=config.prune_batch,
-        stop=stop,
-    )
-
-    async def prune() -> None:
-        await pruner.run_once()
-
+    retention = {
+        "succeeded": config.retention_succeeded,
+        "cancelled": config.retention_cancelled,
+        "failed": config.retention_failed,
+    }
     duties = [
-        Duty("scheduler", scheduler.run_once, interval=1.0, jitter=0.0),
-        Duty("rescuer", rescuer.run_once, interval=config.rescue_interval),
-        Duty("pruner", prune, interval=config.prune_interval),
+        Scheduler(pool, config.cron_grace, outage=outage),
+        Rescuer(pool, config.stale_after, interval=config.rescue_interval, outage=outage),
+        Pruner(
+            pool,
+            retention,
+            config.stale_after,
+            batch=config.prune_batch,
+            interval=config.prune_interval,
+            outage=outage,
+        ),
     ]
     lock_dsn = config.leader_dsn or (dsn if config.listen else None)
-    return Leader(
-        lock_dsn, duties, stop, outage, interval=config.leader_interval, worker_id=worker_id
-    )
+    return Leader(lock_dsn, duties, outage, interval=config.leader_interval, worker_id=worker_id)

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import psycopg
 from psycopg import sql
 
 from pgjobs import _connect
-from pgjobs._log import get_logger
 from pgjobs._names import WAKE_CHANNEL
-from pgjobs.worker._db import CONNECTION_ERRORS, Outage, backoff
+from pgjobs.worker._db import Outage
+from pgjobs.worker._service import Service
 
 #: The longest pause between reconnect attempts: one cheap connection attempt
 #: a second per worker while the server is down, in exchange for wake-ups
@@ -20,73 +19,100 @@ from pgjobs.worker._db import CONNECTION_ERRORS, Outage, backoff
 RECONNECT_CAP = 1.0
 
 
-class Listener:
+class Listener(Service):
     """Holds one connection outside the pool, LISTENing on the `pgjobs` channel.
 
-    Each notification's payload is a queue name; one of ours sets `wake`. The
-    connection is health-checked while quiet and re-opened with backoff when
-    it drops. After every (re)connect `wake` is set, because notifications
-    sent while it was down are lost and the fetcher must look for itself.
-    Reconnect attempts are at most `RECONNECT_CAP` seconds apart, so that
-    wake-ups resume within about a second of the server's return.
+    Each notification's payload is a queue name; one of ours sets `wake`. A
+    pass connects (and LISTENs) if not connected, or else takes the
+    notifications of up to `health_interval` seconds and then checks that the
+    connection still works, so a half-open TCP connection cannot leave it
+    deaf. A lost connection is re-opened with backoff. After every
+    (re)connect `wake` is set, because notifications sent while it was down
+    are lost and the fetcher must look for itself. Reconnect attempts are at
+    most `RECONNECT_CAP` seconds apart, so that wake-ups resume within about
+    a second of the server's return.
     """
+
+    name = "listener"
+    backoff_cap = RECONNECT_CAP
 
     def __init__(
         self,
         dsn: str,
         queues: tuple[str, ...],
         wake: asyncio.Event,
-        stop: asyncio.Event,
         outage: Outage,
         health_interval: float = 10.0,
     ) -> None:
+        super().__init__(outage=outage)
         self.dsn = dsn
         self.queues = frozenset(queues)
         self.wake = wake
-        self.stop = stop
-        self.outage = outage
         self.health_interval = health_interval
         self.connected = asyncio.Event()
-        self._log = get_logger()
+        self._conn: psycopg.AsyncConnection[tuple[object, ...]] | None = None
+        self._runner: asyncio.Task[None] | None = None
+
+    async def run_once(self) -> float:
+        """Connect and LISTEN; or, once connected, take notifications for a while.
+
+        Returns:
+            0: the next pass follows at once.
+        """
+        if self._conn is None:
+            await self._connect()
+            return 0
+        conn = self._conn
+        async for notify in conn.notifies(timeout=self.health_interval):
+            if notify.payload in self.queues:
+                self.wake.set()
+            if self.stopping:
+                return 0
+        # Quiet for a while: prove the connection still works.
+        await conn.execute("SELECT 1")
+        return 0
+
+    async def _connect(self) -> None:
+        # Operators (and the chaos tests) find it in pg_stat_activity.
+        conn = await _connect.connect_async(self.dsn, _connect.LISTENER, autocommit=True)
+        try:
+            await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(WAKE_CHANNEL)))
+        except BaseException:
+            await conn.close()
+            raise
+        self._conn = conn
+        self.connected.set()
+        self.wake.set()
 
     async def run(self) -> None:
-        """Listen until `stop` is set, reconnecting as needed."""
-        failures = 0
-        while not self.stop.is_set():
-            try:
-                # Operators (and the chaos tests) find it in pg_stat_activity.
-                conn = await _connect.connect_async(self.dsn, _connect.LISTENER, autocommit=True)
-            except CONNECTION_ERRORS as exc:
-                self.outage.failed("listener", exc)
-                failures += 1
-                await self._pause(backoff(failures, cap=RECONNECT_CAP))
-                continue
-            try:
-                await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(WAKE_CHANNEL)))
-                failures = 0
-                self.connected.set()
-                self.wake.set()
-                await self._listen(conn)
-            except CONNECTION_ERRORS as exc:
-                self.connected.clear()
-                self.outage.failed("listener", exc)
-                failures += 1
-                await self._pause(backoff(failures, cap=RECONNECT_CAP))
-            finally:
-                self.connected.clear()
-                await conn.close()
+        """Listen until `stop`, reconnecting as needed."""
+        self._runner = asyncio.current_task()
+        try:
+            await super().run()
+        finally:
+            self._runner = None
 
-    async def _listen(self, conn: psycopg.AsyncConnection[tuple[object, ...]]) -> None:
-        while not self.stop.is_set():
-            async for notify in conn.notifies(timeout=self.health_interval):
-                if notify.payload in self.queues:
-                    self.wake.set()
-                if self.stop.is_set():
-                    return
-            # Quiet for a while: prove the connection still works, so a
-            # half-open TCP connection cannot leave us deaf.
-            await conn.execute("SELECT 1")
+    def stop(self) -> None:
+        """Stop listening, at once: the running pass is cancelled.
 
-    async def _pause(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.stop.wait(), seconds)
+        A pass may wait `health_interval` seconds for a notification, or hang
+        connecting to a server that is down; nothing is lost by cutting it short.
+        """
+        super().stop()
+        if self._runner is not None:
+            self._runner.cancel()
+
+    async def on_lost(self, exc: BaseException, failures: int) -> float | None:
+        """Drop the connection; the next pass opens a new one, after a backoff."""
+        await self._disconnect()
+        return await super().on_lost(exc, failures)
+
+    async def close(self) -> None:
+        """Close the connection."""
+        await self._disconnect()
+
+    async def _disconnect(self) -> None:
+        self.connected.clear()
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await conn.close()

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
 from pgjobs._log import get_logger
-from pgjobs.worker._db import fetch, sleep_or_stop
+from pgjobs.worker._db import Outage, fetch
+from pgjobs.worker._service import Service
 
 
-class Pruner:
+class Pruner(Service):
     """Deletes succeeded, cancelled and failed jobs older than their retention.
 
     Each statement deletes at most `batch` rows, in its own short transaction,
@@ -29,8 +29,13 @@ class Pruner:
         batch: rows per statement at most.
         pause: seconds between two statements.
         max_batches: statements per status per run at most.
-        stop: cuts a run short when set.
+        interval: seconds between passes (±20%).
+        outage: shared with the worker's other services.
+
+    `stop` cuts a pass short, between two statements.
     """
+
+    name = "pruner"
 
     def __init__(
         self,
@@ -41,18 +46,23 @@ class Pruner:
         batch: int = 1000,
         pause: float = 0.05,
         max_batches: int = 100,
-        stop: asyncio.Event | None = None,
+        interval: float = 60.0,
+        outage: Outage | None = None,
     ) -> None:
+        super().__init__(outage=outage, interval=interval, jitter=0.2)
         self.pool = pool
         self.retention = retention
         self.stale_after = stale_after
         self.batch = batch
         self.pause = pause
         self.max_batches = max_batches
-        self.stop = stop or asyncio.Event()
         self._log = get_logger()
 
-    async def run_once(self) -> dict[str, int]:
+    async def run_once(self) -> None:
+        """Prune once (see `prune`)."""
+        await self.prune()
+
+    async def prune(self) -> dict[str, int]:
         """Prune once; returns the rows deleted by status (and "workers"), and logs them."""
         counts: dict[str, int] = {}
         for status, retention in self.retention.items():
@@ -77,6 +87,6 @@ class Pruner:
             )
             deleted = int(rows[0][0])
             total += deleted
-            if deleted < self.batch or await sleep_or_stop(self.stop, self.pause):
+            if deleted < self.batch or await self.sleep(self.pause):
                 break
         return total

@@ -7,7 +7,8 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool
 
 from pgjobs._log import get_logger
-from pgjobs.worker._db import fetch
+from pgjobs.worker._db import Outage, fetch
+from pgjobs.worker._service import Service
 
 
 async def rescue_once(pool: AsyncConnectionPool[Any], stale_after: float) -> dict[str, int]:
@@ -22,15 +23,27 @@ async def rescue_once(pool: AsyncConnectionPool[Any], stale_after: float) -> dic
     return {"dead_workers": int(dead), "requeued": int(requeued), "failed": int(failed)}
 
 
-class Rescuer:
+class Rescuer(Service):
     """The leader's rescue duty: a worker silent for `stale_after` seconds is dead.
 
     Args:
         pool: the worker's pool.
         stale_after: seconds without a heartbeat before a worker is dead.
+        interval: seconds between passes (±20%).
+        outage: shared with the worker's other services.
     """
 
-    def __init__(self, pool: AsyncConnectionPool[Any], stale_after: float) -> None:
+    name = "rescuer"
+
+    def __init__(
+        self,
+        pool: AsyncConnectionPool[Any],
+        stale_after: float,
+        *,
+        interval: float = 10.0,
+        outage: Outage | None = None,
+    ) -> None:
+        super().__init__(outage=outage, interval=interval, jitter=0.2)
         self.pool = pool
         self.stale_after = stale_after
         self._log = get_logger()

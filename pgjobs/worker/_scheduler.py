@@ -16,7 +16,8 @@ from pgjobs._enqueue import JobSpec
 from pgjobs._log import get_logger
 from pgjobs._options import EnqueueOptions
 from pgjobs.errors import ConfigurationError
-from pgjobs.worker._db import fetch
+from pgjobs.worker._db import Outage, fetch
+from pgjobs.worker._service import Service
 
 #: How long the scheduler sleeps at most between looks at pgjobs.schedules,
 #: so that schedules added by a newly started worker are seen soon.
@@ -43,8 +44,7 @@ async def sync_schedules(pool: AsyncConnectionPool[Any], app: App) -> dict[str, 
     rows = _schedule.rows(app)
     async with pool.connection() as conn, conn.cursor(row_factory=tuple_row) as cur:
         await cur.execute(_sql.psycopg("schedule_clock"))
-        clock = await cur.fetchone()
-        assert clock is not None
+        (clock,) = await cur.fetchall()  # SELECT now(): always one row
         now: dt.datetime = clock[0]
         changed: list[str] = []
         if rows:
@@ -75,7 +75,7 @@ async def sync_schedules(pool: AsyncConnectionPool[Any], app: App) -> dict[str, 
     return {"changed": changed, "removed": removed}
 
 
-class Scheduler:
+class Scheduler(Service):
     """Fires the due ticks of every active schedule: a leader duty.
 
     Each tick is one transaction on the pool: the compare-and-set of
@@ -90,9 +90,21 @@ class Scheduler:
         grace: how late (seconds) a tick may fire and be on time. Older
             missed ticks fire only within their schedule's backfill window.
         limit: the most ticks fired per schedule per round.
+        outage: shared with the worker's other services.
     """
 
-    def __init__(self, pool: AsyncConnectionPool[Any], grace: float, *, limit: int = 1000) -> None:
+    name = "scheduler"
+
+    def __init__(
+        self,
+        pool: AsyncConnectionPool[Any],
+        grace: float,
+        *,
+        limit: int = 1000,
+        outage: Outage | None = None,
+    ) -> None:
+        # Each pass asks for the pause until the next tick; MAX_WAIT is only the fallback.
+        super().__init__(outage=outage, interval=MAX_WAIT)
         self.pool = pool
         self.grace = dt.timedelta(seconds=grace)
         self.limit = limit

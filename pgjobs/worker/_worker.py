@@ -22,16 +22,18 @@ from pgjobs.worker._config import WorkerConfig
 from pgjobs.worker._db import CONNECTION_ERRORS, Outage, fetch
 from pgjobs.worker._executor import Executor
 from pgjobs.worker._fetcher import Fetcher, Slots
-from pgjobs.worker._heartbeat import run_heartbeat
+from pgjobs.worker._heartbeat import Heartbeat
 from pgjobs.worker._leader import Leader, leader_for
 from pgjobs.worker._listener import Listener
 from pgjobs.worker._outcome import ClaimedJob
 from pgjobs.worker._scheduler import sync_schedules
+from pgjobs.worker._service import Service
 
 EXIT_OK = 0
 EXIT_FORCED = 1
-#: One of the worker's loops (claims, outcomes, heartbeat, listener, leader)
-#: failed with an error other than a lost connection, which each loop rides out.
+#: One of the worker's services (fetcher, completer, heartbeat, listener,
+#: leader) failed with an error other than a lost connection, which every
+#: service rides out.
 EXIT_LOOP_FAILED = 3
 
 
@@ -60,24 +62,24 @@ class Worker:
         self.outage = Outage()
         self.running: dict[int, tuple[asyncio.Task[None], ClaimedJob]] = {}
         self.completed = 0
-        self._stop_fetching = asyncio.Event()
-        self._stop_all = asyncio.Event()
+        self._stop_requested = asyncio.Event()
         self._force = asyncio.Event()
         self._wake = asyncio.Event()
         self._slots = Slots(config.concurrency)
         self._log = get_logger()
+        #: The pool of the current (or last) run, made by `run`.
         self._pool: AsyncConnectionPool[Any] | None = None
-        self._completer: Completer | None = None
-        self._executor: Executor | None = None
+        #: What exists only while running: set by `run`, gone when it returns.
+        self._session: _Session | None = None
         self._signals = 0
 
     # -- control -----------------------------------------------------------
 
     def request_stop(self, *, force: bool = False) -> None:
         """Begin a graceful stop; with `force`, give unfinished jobs back at once."""
-        self._stop_fetching.set()
-        self._wake.set()
-        self._slots.freed.set()
+        self._stop_requested.set()
+        if self._session is not None:
+            self._session.stop_claiming()
         if force:
             self.exit_code = EXIT_FORCED
             self._force.set()
@@ -100,7 +102,7 @@ class Worker:
     # -- lifecycle ---------------------------------------------------------
 
     async def run(self, *, handle_signals: bool = False) -> int:
-        """Run until stopped; returns the exit code (0 graceful, 1 forced, 3 a loop failed).
+        """Run until stopped; returns the exit code (0 graceful, 1 forced, 3 a service failed).
 
         Raises:
             DatabaseUnavailableError: PostgreSQL cannot be reached at start.
@@ -118,10 +120,12 @@ class Worker:
         )
         await self._pool.open(wait=True, timeout=10)
         try:
-            await self._register()
+            worker_id = await self._register(self._pool)
             await sync_schedules(self._pool, self.app)
-            return await self._run_loops(dsn)
+            self._session = _Session(self, self._pool, worker_id, dsn)
+            return await self._session.run()
         finally:
+            self._session = None
             if handle_signals:
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     loop.remove_signal_handler(sig)
@@ -142,10 +146,10 @@ class Worker:
                 found = str(version[0]) if version else None
         _migrate.check_revision(found)
 
-    async def _register(self) -> None:
-        assert self._pool is not None
+    async def _register(self, pool: AsyncConnectionPool[Any]) -> int:
+        """Register (or, with `worker_id` set, register again); returns the worker id."""
         rows = await fetch(
-            self._pool,
+            pool,
             "register_worker",
             {
                 "id": self.worker_id,
@@ -157,148 +161,169 @@ class Worker:
             },
         )
         self.worker_id = int(rows[0][0])
+        return self.worker_id
 
-    async def _run_loops(self, dsn: str) -> int:
-        assert self._pool is not None
-        assert self.worker_id is not None
-        config = self.config
-        log = self._log.bind(worker_id=self.worker_id)
-        self._executor = Executor(self.app.tasks, threads=config.concurrency)
-        self._completer = Completer(
-            self._pool,
-            self.worker_id,
-            self.outage,
-            config.complete_batch,
-            config.complete_interval,
+
+class _Session:
+    """One run of a Worker: its executor and services, and how they start and stop.
+
+    Every service runs as a task named after it and ends the same way: a
+    service that fails (with an error other than a lost connection, which it
+    rides out itself) is logged as `worker.loop_failed` and stops the worker
+    as a signal would, with exit code 3. A worker missing a service must not
+    stay up looking alive: without claims it idles registered, without a
+    heartbeat its jobs are rescued while it runs them.
+
+    The order of a stop is the point. The fetcher and the leader stop first:
+    no more claims, and another worker takes over the leader's duties while
+    this one drains. Running jobs then get the grace period; the completer
+    writes every outcome; only then do the heartbeat and the listener stop.
+    """
+
+    def __init__(
+        self, worker: Worker, pool: AsyncConnectionPool[Any], worker_id: int, dsn: str
+    ) -> None:
+        config = worker.config
+        self.worker = worker
+        self.pool = pool
+        self.worker_id = worker_id
+        self.running = worker.running
+        self.slots = worker._slots
+        self.log = worker._log.bind(worker_id=worker_id)
+        self.executor = Executor(worker.app.tasks, threads=config.concurrency)
+        self.completer = Completer(
+            pool, worker_id, worker.outage, config.complete_batch, config.complete_interval
         )
-        fetcher = Fetcher(
-            self._pool,
-            self.worker_id,
+        self.fetcher = Fetcher(
+            pool,
+            worker_id,
             config.queues,
-            self._slots,
-            self._wake,
-            self._stop_fetching,
-            self.outage,
-            self._dispatch,
+            self.slots,
+            worker._wake,
+            worker.outage,
+            self.dispatch,
             listen=config.listen,
             poll_interval=config.poll_interval,
         )
-        background = [
-            asyncio.create_task(self._completer.run(), name="pgjobs-completer"),
-            asyncio.create_task(
-                run_heartbeat(
-                    self._pool,
-                    self.worker_id,
-                    config.heartbeat_interval,
-                    self._stop_all,
-                    self.outage,
-                    self._register,
-                    # Jobs this worker knows it holds; any other job the
-                    # database says it runs is a claim whose reply was lost.
-                    known=lambda: [*self.running, *self._completer_job_ids()],
-                    orphan_age=config.stale_after,
-                ),
-                name="pgjobs-heartbeat",
-            ),
-        ]
-        listener_task = None
-        if config.listen:
-            listener = Listener(dsn, config.queues, self._wake, self._stop_all, self.outage)
-            listener_task = asyncio.create_task(listener.run(), name="pgjobs-listener")
-            listener_task.add_done_callback(self._loop_ended)
-            # Listen before the first claim, so no notification is missed.
-            try:
-                async with asyncio.timeout(10):
-                    await listener.connected.wait()
-            except TimeoutError:
-                log.warning("worker.listener_not_ready", fallback="polling")
-        log.info(
-            "worker.started",
-            queues=list(config.queues),
-            concurrency=config.concurrency,
-            tasks=sorted(self.app.tasks),
-            listen=config.listen,
+        self.heartbeat = Heartbeat(
+            pool,
+            worker_id,
+            config.heartbeat_interval,
+            worker.outage,
+            lambda: worker._register(pool),
+            # Jobs this worker knows it holds; any other job the database
+            # says it runs is a claim whose reply was lost.
+            known=lambda: [*self.running, *self.completer.job_ids()],
+            orphan_age=config.stale_after,
         )
-        # The leader (cron, rescuer, pruner) steps down as soon as a stop
-        # begins, so another worker takes over while this one drains.
-        self.leader: Leader = leader_for(
-            self._pool, config, dsn, self._stop_fetching, self.outage, self.worker_id
+        self.listener = (
+            Listener(dsn, config.queues, worker._wake, worker.outage) if config.listen else None
         )
-        background.append(asyncio.create_task(self.leader.run(), name="pgjobs-leader"))
-        fetch_task = asyncio.create_task(fetcher.run(), name="pgjobs-fetcher")
-        for task in (*background, fetch_task):
-            task.add_done_callback(self._loop_ended)
-        await self._stop_fetching.wait()
-        # Failures were logged, and turned into a stop, by _loop_ended.
-        await asyncio.gather(fetch_task, return_exceptions=True)
-        await self._drain(log, background[0])
-        self._stop_all.set()
-        if listener_task is not None:
-            listener_task.cancel()  # it may be blocked in a long notifies() wait
-            await asyncio.gather(listener_task, return_exceptions=True)
-        await asyncio.gather(*background, return_exceptions=True)
-        # Only now, with the heartbeat stopped: a beat after the row is gone
-        # would take this worker for rescued and register it again.
-        with contextlib.suppress(*CONNECTION_ERRORS):
-            await fetch(self._pool, "unregister_worker", {"worker_id": self.worker_id})
-        self._executor.shutdown()
-        log.info(
-            "worker.stopped",
-            completed=self.completed,
-            exit_code=self.exit_code,
-            fenced=self._completer.fenced,
-        )
-        return self.exit_code
+        self.leader: Leader = leader_for(pool, config, dsn, worker.outage, worker_id)
+        self.tasks: dict[Service, asyncio.Task[None]] = {}
 
-    def _loop_ended(self, task: asyncio.Task[None]) -> None:
-        # Each loop rides out lost connections itself; anything else ends it.
-        # A worker missing a loop must not stay up looking alive: without
-        # claims it idles registered, without a heartbeat its jobs are
-        # rescued while it runs them. It stops, letting the jobs it runs
-        # finish, and exits non-zero.
+    def start(self, service: Service) -> asyncio.Task[None]:
+        """Run `service` as a task; its failure stops the worker."""
+        task = asyncio.create_task(service.run(), name=f"pgjobs-{service.name}")
+        task.add_done_callback(self._ended)
+        self.tasks[service] = task
+        return task
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
         if task.cancelled() or task.exception() is None:
             return
         exc = task.exception()
-        self._log.error(
+        self.worker._log.error(
             "worker.loop_failed",
             loop=task.get_name(),
             error=f"{type(exc).__name__}: {exc}",
             hint="the worker stops; a supervisor should start it again",
         )
-        self.exit_code = EXIT_LOOP_FAILED
-        self.request_stop()
+        self.worker.exit_code = EXIT_LOOP_FAILED
+        self.worker.request_stop()
 
-    def _completer_job_ids(self) -> list[int]:
-        return self._completer.job_ids() if self._completer is not None else []
+    def stop_claiming(self) -> None:
+        """Stop the fetcher and the leader: the first step of every stop."""
+        self.fetcher.stop()
+        self.leader.stop()
 
-    def _dispatch(self, job: ClaimedJob) -> None:
-        self._slots.take()
+    async def stop(self, *services: Service | None) -> None:
+        """Stop `services` and wait for their tasks (a failure was reported by `_ended`)."""
+        started = [service for service in services if service is not None]
+        for service in started:
+            service.stop()
+        await asyncio.gather(*(self.tasks[service] for service in started), return_exceptions=True)
+
+    async def run(self) -> int:
+        """Start the services, wait for a stop, and stop them in order; returns the exit code."""
+        worker, config, log = self.worker, self.worker.config, self.log
+        self.start(self.completer)
+        self.start(self.heartbeat)
+        if self.listener is not None:
+            listening = self.start(self.listener)
+            # Listen before the first claim, so no notification is missed.
+            connected = asyncio.ensure_future(self.listener.connected.wait())
+            await asyncio.wait(
+                [connected, listening], timeout=10, return_when=asyncio.FIRST_COMPLETED
+            )
+            connected.cancel()
+            if not self.listener.connected.is_set() and not listening.done():
+                log.warning("worker.listener_not_ready", fallback="polling")
+        log.info(
+            "worker.started",
+            queues=list(config.queues),
+            concurrency=config.concurrency,
+            tasks=sorted(worker.app.tasks),
+            listen=config.listen,
+        )
+        self.start(self.leader)
+        self.start(self.fetcher)
+        if worker._stop_requested.is_set():
+            self.stop_claiming()  # requested while starting
+        await worker._stop_requested.wait()
+        await self.stop(self.fetcher)  # stopped already, by request_stop
+        await self._drain()  # stops the completer too, once every outcome is in
+        await self.stop(self.heartbeat, self.listener)
+        await self.stop(self.leader)  # stopped already, with the fetcher
+        # Only now, with the heartbeat stopped: a beat after the row is gone
+        # would take this worker for rescued and register it again.
+        with contextlib.suppress(*CONNECTION_ERRORS):
+            await fetch(self.pool, "unregister_worker", {"worker_id": self.worker_id})
+        self.executor.shutdown()
+        log.info(
+            "worker.stopped",
+            completed=worker.completed,
+            exit_code=worker.exit_code,
+            fenced=self.completer.fenced,
+        )
+        return worker.exit_code
+
+    def dispatch(self, job: ClaimedJob) -> None:
+        """Run a claimed job in a task of its own (the fetcher's callback)."""
+        self.slots.take()
         task = asyncio.create_task(self._execute(job), name=f"pgjobs-job-{job.id}")
         self.running[job.id] = (task, job)
 
     async def _execute(self, job: ClaimedJob) -> None:
-        assert self._executor is not None
-        assert self._completer is not None
         try:
-            outcome = await self._executor.run(job)
+            outcome = await self.executor.run(job)
         except asyncio.CancelledError:
             return  # shutdown: the job stays in `running` and is released
-        self._completer.add(outcome)
-        self.completed += 1
+        self.completer.add(outcome)
+        self.worker.completed += 1
         del self.running[job.id]
-        self._slots.release()
+        self.slots.release()
 
-    async def _drain(self, log: Any, completer_task: asyncio.Task[None]) -> None:
+    async def _drain(self) -> None:
         """Let running jobs finish within the grace period, then give the rest back."""
-        assert self._completer is not None
-        assert self._pool is not None
+        worker = self.worker
         tasks = [task for task, _ in self.running.values()]
-        if tasks and not self._force.is_set():
+        if tasks and not worker._force.is_set():
             everything = asyncio.ensure_future(asyncio.wait(tasks))
-            force = asyncio.ensure_future(self._force.wait())
+            force = asyncio.ensure_future(worker._force.wait())
             await asyncio.wait(
                 [everything, force],
-                timeout=self.config.grace_period,
+                timeout=worker.config.grace_period,
                 return_when=asyncio.FIRST_COMPLETED,
             )
             everything.cancel()
@@ -310,16 +335,17 @@ class Worker:
             # Async handlers see CancelledError now; a sync handler in a thread
             # cannot be interrupted and is abandoned (its job is released).
             await asyncio.wait(list(unfinished.values()), timeout=1.0)
-        self._completer.close()
-        await asyncio.gather(completer_task, return_exceptions=True)  # see _loop_ended
+        await self.stop(self.completer)
         if unfinished:
             try:
                 await fetch(
-                    self._pool, "release", {"ids": list(unfinished), "worker_id": self.worker_id}
+                    self.pool, "release", {"ids": list(unfinished), "worker_id": self.worker_id}
                 )
-                log.info("worker.released", job_ids=sorted(unfinished)[:50], count=len(unfinished))
+                self.log.info(
+                    "worker.released", job_ids=sorted(unfinished)[:50], count=len(unfinished)
+                )
             except CONNECTION_ERRORS as exc:
-                log.error(
+                self.log.error(
                     "worker.release_failed",
                     error=str(exc),
                     count=len(unfinished),

@@ -14,7 +14,7 @@ from psycopg_pool import AsyncConnectionPool
 
 import pgjobs
 from pgjobs.errors import ConfigurationError
-from pgjobs.worker._scheduler import Scheduler, sync_schedules
+from pgjobs.worker._scheduler import MAX_WAIT, Scheduler, sync_schedules
 
 T = TypeVar("T")
 Conn = psycopg.Connection[tuple[Any, ...]]
@@ -224,3 +224,13 @@ def test_worker_rejects_a_schedule_of_an_unregistered_task(dsn: str, conn: Conn)
         asyncio.run(pgjobs.Worker(app).run())
     assert schedules(conn) == {}
     assert conn.execute("SELECT count(*) FROM pgjobs.workers").fetchone() == (0,)
+
+
+def test_a_pass_asks_to_come_back_for_the_next_tick(dsn: str, conn: Conn) -> None:
+    """At most MAX_WAIT later, so that schedules added meanwhile are seen soon."""
+    idle = with_pool(dsn, lambda pool: Scheduler(pool, grace=10).run_once())
+    assert idle > MAX_WAIT  # nothing scheduled: the longest wait, plus a margin
+    app = make_app()
+    app.schedule("soon", "* * * * * *", "report")
+    with_pool(dsn, lambda pool: sync_schedules(pool, app))
+    assert with_pool(dsn, lambda pool: Scheduler(pool, grace=10).run_once()) < idle

@@ -37,7 +37,6 @@ def _claims(dsn: str, conn: Any, queues: tuple[str, ...], plan: list[Any]) -> li
                 queues,
                 Slots(10),
                 asyncio.Event(),
-                asyncio.Event(),
                 Outage(),
                 lambda job: None,
                 listen=False,
@@ -51,7 +50,7 @@ def _claims(dsn: str, conn: Any, queues: tuple[str, ...], plan: list[Any]) -> li
                     else:
                         got.append([job.id for job in await fetcher.claim(step)])
             finally:
-                await fetcher._claimer.close()
+                await fetcher.close()
             return got
 
     return asyncio.run(run())
@@ -160,3 +159,61 @@ def test_a_queue_never_gets_the_jobs_of_a_queue_whose_name_has_the_same_hash(
     assert got == [[4, 5], [6], []]
     rows = conn.execute("SELECT id, status FROM pgjobs.jobs WHERE queue = %s", (theirs,))
     assert sorted(rows.fetchall()) == [(1, "queued"), (2, "queued"), (3, "queued")]
+
+
+def test_a_pass_dispatches_its_claim_and_says_when_to_come_back(app, conn, dsn):
+    """A full batch: claim again at once. Fewer: mark the worker as awaiting
+    work, then look once more at once. Nothing, when awaiting: wait."""
+
+    @app.task(name="some")
+    def some(n: int) -> None:
+        pass
+
+    app.enqueue_many([some.job(n) for n in range(3)])
+    (worker_id,) = conn.execute(
+        "INSERT INTO pgjobs.workers (host, pid, queues, concurrency)"
+        " VALUES ('test', 1, ARRAY['default'], 2) RETURNING id"
+    ).fetchone()
+
+    def awaiting() -> bool:
+        query = "SELECT awaiting_work FROM pgjobs.workers WHERE id = %s"
+        return conn.execute(query, (worker_id,)).fetchone()[0]
+
+    async def run() -> list[tuple[float | None, list[int], bool]]:
+        dispatched: list[int] = []
+        slots = Slots(2)
+
+        def dispatch(job: Any) -> None:
+            slots.take()
+            dispatched.append(job.id)
+
+        async with AsyncConnectionPool(dsn, min_size=1, open=False) as pool:
+            fetcher = Fetcher(
+                pool,
+                worker_id,
+                ("default",),
+                slots,
+                asyncio.Event(),
+                Outage(),
+                dispatch,
+                listen=True,
+                poll_interval=1,
+            )
+            passes = []
+            try:
+                for _ in range(2):
+                    passes.append((await fetcher.run_once(), list(dispatched), awaiting()))
+                slots.release()
+                slots.release()
+                for _ in range(2):
+                    passes.append((await fetcher.run_once(), list(dispatched), awaiting()))
+            finally:
+                await fetcher.close()
+            return passes
+
+    assert asyncio.run(run()) == [
+        (0, [1, 2], False),  # a full batch: come back at once
+        (None, [1, 2], False),  # every slot is busy: wait for one
+        (0, [1, 2, 3], True),  # fewer than asked for: awaiting, and one more look
+        (None, [1, 2, 3], True),  # nothing left: wait for a wake-up
+    ]

@@ -8,9 +8,10 @@ from typing import Any
 
 import psycopg
 
-from pgjobs._names import LEADER_LOCK_CLASSID, LEADER_LOCK_OBJID
+from pgjobs._names import LEADER_LOCK_CLASSID, LEADER_LOCK_KEY, LEADER_LOCK_OBJID
 from pgjobs.worker._db import Outage
-from pgjobs.worker._leader import Duty, Leader
+from pgjobs.worker._leader import Leader
+from pgjobs.worker._service import Service
 
 #: What the tests allow for a failover: the documented "about one leader_interval",
 #: plus slack for a loaded CI machine.
@@ -29,25 +30,35 @@ def lock_holders(conn: psycopg.Connection[Any]) -> list[int]:
     return [row[0] for row in conn.execute(HOLDER_SQL, key).fetchall()]
 
 
+class Counter(Service):
+    """A duty that counts its passes."""
+
+    name = "count"
+
+    def __init__(self) -> None:
+        super().__init__(interval=0.05)
+        self.runs = 0
+
+    async def run_once(self) -> float:
+        self.runs += 1
+        return 0.05
+
+
 class Candidate:
     """A Leader whose only duty counts its runs."""
 
     def __init__(self, dsn: str | None, name: str) -> None:
         self.name = name
-        self.runs = 0
-        self.stop = asyncio.Event()
-
-        async def count() -> float:
-            self.runs += 1
-            return 0.05
-
-        self.leader = Leader(
-            dsn, [Duty("count", count, 0.05)], self.stop, Outage(), interval=INTERVAL
-        )
+        self.duty = Counter()
+        self.leader = Leader(dsn, [self.duty], Outage(), interval=INTERVAL)
         self.task = asyncio.create_task(self.leader.run())
 
+    @property
+    def runs(self) -> int:
+        return self.duty.runs
+
     async def close(self) -> None:
-        self.stop.set()
+        self.leader.stop()
         await asyncio.wait_for(self.task, 10)
 
 
@@ -147,3 +158,62 @@ def test_lockless_leaders_all_run_their_duties() -> None:
             await b.close()
 
     asyncio.run(main())
+
+
+def test_a_pass_connects_then_campaigns_then_leads(dsn: str, conn: psycopg.Connection[Any]) -> None:
+    """One pass at a time: connect, take the lock (or not), run the due duties."""
+
+    async def main() -> None:
+        first, second = Counter(), Counter()
+        leader = Leader(dsn, [first], Outage(), interval=INTERVAL)
+        other = Leader(dsn, [second], Outage(), interval=INTERVAL)
+        try:
+            assert await leader.run_once() == 0  # connected
+            assert not leader.is_leader
+            await leader.run_once()
+            assert leader.is_leader
+            assert first.runs == 1  # every duty is due on election
+            assert lock_holders(conn) == [leader.backend_pid]
+            assert await other.run_once() == 0
+            assert await other.run_once() is None  # the lock is taken: try again later
+            assert not other.is_leader
+            assert second.runs == 0
+        finally:
+            await leader.close()
+            await other.close()
+        assert lock_holders(conn) == []  # closing resigns
+
+    asyncio.run(main())
+
+
+def test_a_leader_that_lost_its_lock_steps_down_before_any_duty(
+    dsn: str, conn: psycopg.Connection[Any]
+) -> None:
+    async def main() -> None:
+        duty = Counter()
+        leader = Leader(dsn, [duty], Outage(), interval=INTERVAL)
+        try:
+            await leader.run_once()
+            await leader.run_once()
+            assert leader.is_leader
+            assert duty.runs == 1
+            # The lock goes, while its session lives on: the check before
+            # the next duty must notice.
+            await leader._query(leader._conn, "leader_unlock", {"key": LEADER_LOCK_KEY})
+            assert lock_holders(conn) == []
+            leader._due = [0.0]  # the duty is due again
+            assert await leader.run_once() == 0
+            assert not leader.is_leader
+            assert duty.runs == 1
+        finally:
+            await leader.close()
+
+    asyncio.run(main())
+
+
+def test_stopping_the_leader_stops_its_duties() -> None:
+    """A pruner's long pass must not keep a stepping-down leader (and its worker) waiting."""
+    duty = Counter()
+    leader = Leader(None, [duty], Outage(), interval=INTERVAL)
+    leader.stop()
+    assert duty.stopping

@@ -41,7 +41,7 @@ def prune(dsn: str, runs: int = 1, **options: Any) -> list[dict[str, int]]:
         await pool.open(wait=True)
         try:
             pruner = Pruner(pool, options.pop("retention", RETENTION), 30.0, **options)
-            return [await pruner.run_once() for _ in range(runs)]
+            return [await pruner.prune() for _ in range(runs)]
         finally:
             await pool.close()
 
@@ -107,3 +107,17 @@ def test_gone_workers_without_jobs_are_removed(dsn: str, conn: Conn) -> None:
     assert conn.execute("SELECT array_agg(id ORDER BY id) FROM pgjobs.workers").fetchone() == (
         [2, 3],
     )
+
+
+def test_stop_cuts_a_pass_short_between_statements(dsn: str, conn: Conn) -> None:
+    insert(conn, "succeeded", 3000, "3 days")
+
+    async def main() -> dict[str, int]:
+        async with AsyncConnectionPool(dsn, min_size=1, open=False) as pool:
+            pruner = Pruner(pool, {"succeeded": DAY}, 30.0, batch=1000, pause=3600)
+            pruner.stop()  # the leader stepped down while the pass ran
+            return await asyncio.wait_for(pruner.prune(), 30)
+
+    counts = asyncio.run(main())
+    assert counts["succeeded"] == 1000  # one statement, no hour-long pause
+    assert by_status(conn) == {"succeeded": 2000}

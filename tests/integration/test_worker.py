@@ -1,4 +1,4 @@
-"""The worker on a real PostgreSQL, in-process: order, delays, retries, failures, fencing."""
+"""The worker on a real PostgreSQL, in-process: order, delays, retries, failures, stopping."""
 
 from __future__ import annotations
 
@@ -6,12 +6,18 @@ import asyncio
 import sys
 import time
 
+import psycopg
 import pytest
 
 import pgjobs
 from pgjobs.testing import drain, drain_async
+from pgjobs.worker._completer import Completer
 from pgjobs.worker._db import fetch
-from pgjobs.worker._rescuer import rescue_once
+from pgjobs.worker._fetcher import Fetcher
+from pgjobs.worker._heartbeat import Heartbeat
+from pgjobs.worker._leader import Leader
+from pgjobs.worker._listener import Listener
+from pgjobs.worker._worker import EXIT_LOOP_FAILED
 
 
 @pytest.fixture
@@ -141,54 +147,6 @@ def test_timeout_exit_and_exceptions_do_not_stop_the_worker(app, conn):
     assert rows(conn, "SELECT result FROM pgjobs.jobs WHERE task = 'fine'") == [({"double": 42},)]
 
 
-def test_completion_is_fenced_against_a_rescued_job(app, conn, dsn):
-    import psycopg
-
-    @app.task(name="overtaken")
-    def overtaken() -> None:
-        # While we run, the job is taken from us, as the rescuer would.
-        with psycopg.connect(dsn, autocommit=True) as other:
-            other.execute(
-                "UPDATE pgjobs.jobs SET status = 'queued', worker_id = NULL, run_at = now() + '1h'"
-            )
-
-    overtaken.enqueue()
-    worker = drain(app)
-    assert worker._completer is not None
-    assert worker._completer.fenced == 1
-    assert rows(conn, "SELECT status, result FROM pgjobs.jobs") == [("queued", None)]
-
-
-def test_rescue_returns_a_dead_workers_jobs(app, conn):
-    @app.task(name="orphan", max_attempts=2)
-    def orphan() -> None:
-        pass
-
-    orphan.enqueue()
-    orphan.enqueue()
-    (dead,) = conn.execute(
-        "INSERT INTO pgjobs.workers (host, pid, queues, concurrency, last_seen_at)"
-        " VALUES ('gone', 1, ARRAY['default'], 1, now() - interval '1 hour') RETURNING id"
-    ).fetchone()
-    conn.execute(
-        "UPDATE pgjobs.jobs SET status = 'running', worker_id = %s, attempts = id",
-        (dead,),
-    )  # job 1 is on its 1st attempt, job 2 on its 2nd and last
-
-    async def rescue():
-        from psycopg_pool import AsyncConnectionPool
-
-        async with AsyncConnectionPool(app.dsn, min_size=1, open=False) as pool:
-            return await rescue_once(pool, stale_after=30)
-
-    assert asyncio.run(rescue()) == {"dead_workers": 1, "requeued": 1, "failed": 1}
-    result = rows(
-        conn, "SELECT id, status, attempts, errors->-1->>'type' FROM pgjobs.jobs ORDER BY id"
-    )
-    assert result == [(1, "queued", 1, "pgjobs.WorkerLost"), (2, "failed", 2, "pgjobs.WorkerLost")]
-    assert rows(conn, "SELECT count(*) FROM pgjobs.workers") == [(0,)]
-
-
 def test_a_stopped_worker_leaves_no_row_even_mid_heartbeat(app, conn):
     """A beat racing the clean shutdown must not register the worker again."""
 
@@ -275,26 +233,32 @@ def test_drain_async_reports_completed(app):
     assert worker.completed == 200
 
 
-@pytest.mark.parametrize("loop", ["fetcher", "heartbeat"])
-def test_a_worker_whose_loop_fails_stops_instead_of_idling(app, conn, monkeypatch, loop):
-    """A loop error that is not a lost connection (for the claim, what PostgreSQL
-    says when a migration changes a column a prepared claim returns) ends the
-    loop; the worker must then stop, not stay registered without it."""
-    import psycopg
+@pytest.mark.parametrize("service", [Fetcher, Completer, Heartbeat, Listener, Leader])
+def test_a_worker_whose_service_fails_stops_instead_of_idling(
+    app, conn, monkeypatch, capsys, service
+):
+    """A service error that is not a lost connection (for the claim, what
+    PostgreSQL says when a migration changes a column a prepared claim
+    returns) ends the service; the worker must then stop, not stay registered
+    without it, and say which service failed."""
 
-    from pgjobs.worker import _fetcher, _worker
+    @app.task(name="brief")
+    def brief() -> None:
+        pass
 
-    async def broken(*args, **kwargs):
+    brief.enqueue()  # the completer's first pass waits for an outcome
+
+    async def broken(self):
         raise psycopg.errors.FeatureNotSupported("cached plan must not change result type")
 
-    if loop == "fetcher":
-        monkeypatch.setattr(_fetcher.Fetcher, "claim", broken)
-    else:
-        monkeypatch.setattr(_worker, "run_heartbeat", broken)
+    monkeypatch.setattr(service, "run_once", broken)
 
     async def main() -> int:
-        worker = pgjobs.Worker(app, poll_interval=0.05)
+        worker = pgjobs.Worker(app, poll_interval=0.05, heartbeat_interval=0.1)
         return await asyncio.wait_for(worker.run(), 30)
 
-    assert asyncio.run(main()) == _worker.EXIT_LOOP_FAILED
+    assert asyncio.run(main()) == EXIT_LOOP_FAILED
     assert rows(conn, "SELECT count(*) FROM pgjobs.workers") == [(0,)]
+    (failed,) = [line for line in capsys.readouterr().err.splitlines() if "loop_failed" in line]
+    assert f"loop=pgjobs-{service.name}" in failed
+    assert "FeatureNotSupported: cached plan must not change result type" in failed

@@ -1,0 +1,108 @@
+"""The completer on a real PostgreSQL: outcomes written in batches, fenced, flushed on stop."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from pgjobs.worker._completer import Completer
+from pgjobs.worker._db import Outage
+from pgjobs.worker._outcome import ClaimedJob, succeeded
+
+Conn = psycopg.Connection[tuple[Any, ...]]
+
+
+def claimed(conn: Conn, count: int) -> tuple[int, list[ClaimedJob]]:
+    """A registered worker running `count` jobs (ids 1..count) on their first attempt."""
+    row = conn.execute(
+        "INSERT INTO pgjobs.workers (host, pid, queues, concurrency)"
+        " VALUES ('h', 1, ARRAY['default'], 10) RETURNING id"
+    ).fetchone()
+    assert row is not None
+    worker_id = int(row[0])
+    conn.execute(
+        "INSERT INTO pgjobs.jobs (task, status, worker_id, attempts, started_at)"
+        " SELECT 'done', 'running', %s, 1, now() FROM generate_series(1, %s)",
+        (worker_id, count),
+    )
+    jobs = [ClaimedJob(i, "default", "done", {}, 0, 1, 3, {}) for i in range(1, count + 1)]
+    return worker_id, jobs
+
+
+def statuses(conn: Conn) -> list[tuple[int, str]]:
+    return conn.execute("SELECT id, status::text FROM pgjobs.jobs ORDER BY id").fetchall()
+
+
+def test_a_pass_writes_at_most_one_batch(dsn: str, conn: Conn) -> None:
+    worker_id, jobs = claimed(conn, 5)
+
+    async def main() -> list[int]:
+        async with AsyncConnectionPool(dsn, min_size=1, open=False) as pool:
+            completer = Completer(pool, worker_id, Outage(), batch_size=3, interval=0.01)
+            try:
+                for job in jobs:
+                    completer.add(succeeded(job, '"ok"'))
+                left = []
+                await completer.run_once()
+                left.append(completer.pending)
+                await completer.run_once()
+                left.append(completer.pending)
+                return left
+            finally:
+                await completer.close()
+
+    assert asyncio.run(main()) == [2, 0]
+    assert statuses(conn) == [(i, "succeeded") for i in range(1, 6)]
+    assert conn.execute("SELECT DISTINCT result FROM pgjobs.jobs").fetchall() == [("ok",)]
+
+
+def test_completion_is_fenced_against_a_rescued_job(dsn: str, conn: Conn) -> None:
+    worker_id, jobs = claimed(conn, 2)
+    # While job 1 ran, it was taken from this worker, as the rescuer would.
+    conn.execute(
+        "UPDATE pgjobs.jobs SET status = 'queued', worker_id = NULL, run_at = now() + '1h'"
+        " WHERE id = 1"
+    )
+
+    async def main() -> int:
+        async with AsyncConnectionPool(dsn, min_size=1, open=False) as pool:
+            completer = Completer(pool, worker_id, Outage(), batch_size=10, interval=0.01)
+            try:
+                for job in jobs:
+                    completer.add(succeeded(job, None))
+                await completer.run_once()
+                return completer.fenced
+            finally:
+                await completer.close()
+
+    assert asyncio.run(main()) == 1
+    assert conn.execute(
+        "SELECT id, status::text, result FROM pgjobs.jobs ORDER BY id"
+    ).fetchall() == [
+        (1, "queued", None),
+        (2, "succeeded", None),
+    ]
+
+
+def test_stop_flushes_what_is_pending_without_waiting_for_a_full_batch(
+    dsn: str, conn: Conn
+) -> None:
+    worker_id, jobs = claimed(conn, 3)
+
+    async def main() -> None:
+        async with AsyncConnectionPool(dsn, min_size=1, open=False) as pool:
+            # A batch waits an hour for outcomes that will not come.
+            completer = Completer(pool, worker_id, Outage(), batch_size=100, interval=3600)
+            task = asyncio.create_task(completer.run())
+            for job in jobs:
+                completer.add(succeeded(job, None))
+            await asyncio.sleep(0)
+            completer.stop()
+            await asyncio.wait_for(task, 10)
+            assert completer.pending == 0
+
+    asyncio.run(main())
+    assert statuses(conn) == [(1, "succeeded"), (2, "succeeded"), (3, "succeeded")]
