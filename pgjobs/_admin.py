@@ -37,8 +37,9 @@ if TYPE_CHECKING:
     from pgjobs._app import App
 
 #: The states of the pgjobs.job_states view: the stored statuses, plus
-#: `scheduled` (queued, run_at in the future) and `retrying` (queued after a
-#: failed attempt). Filtering on `queued` matches both of those too.
+#: `retrying` (queued after a failed attempt, waiting out its backoff or due)
+#: and `scheduled` (queued with a future run_at, never failed). Filtering on
+#: `queued` matches both of those too.
 DERIVED_STATES = ("scheduled", "retrying")
 STATES = (*(s.value for s in Status), *DERIVED_STATES)
 
