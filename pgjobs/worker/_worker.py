@@ -163,7 +163,9 @@ class Worker:
         assert self.worker_id is not None
         config = self.config
         log = self._log.bind(worker_id=self.worker_id)
-        self._executor = Executor(self.app.tasks, threads=config.concurrency)
+        self._executor = Executor(
+            self.app.tasks, threads=config.concurrency, worker_id=self.worker_id
+        )
         self._completer = Completer(
             self._pool,
             self.worker_id,
