@@ -349,7 +349,12 @@ async def _rows_async(
 
 
 def enqueue(conn: _SyncConn, spec: JobSpec) -> int | None:
-    """Write a job built by `job_spec`, through the pgjobs.enqueue SQL function.
+    """Write a job built by `job_spec`, as `app.enqueue_spec` does on a connection.
+
+    A job without a fingerprint is one plain INSERT that wakes waiting
+    workers of its queue (pgjobs/sql/enqueue.sql); only a job with a
+    fingerprint goes through the pgjobs.enqueue SQL function, for its
+    ON CONFLICT (pgjobs/sql/enqueue_fingerprinted.sql).
 
     Returns:
         The new id; None when an active job holds the fingerprint and

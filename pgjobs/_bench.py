@@ -856,9 +856,7 @@ def table(results: list[Result], systems: list[str]) -> str:
     return "\n".join(out + (["", *notes] if notes else []))
 
 
-def _ratio(mine: Result | None, other: Result | None, lower_is_better: bool) -> str:
-    assert mine is not None
-    assert other is not None
+def _ratio(mine: Result, other: Result, lower_is_better: bool) -> str:
     value = other.value / mine.value if lower_is_better else mine.value / other.value
     return f"{value:.2f}x"
 

@@ -58,7 +58,10 @@ def head() -> str:
     from alembic.script import ScriptDirectory
 
     revision = ScriptDirectory.from_config(_config()).get_current_head()
-    assert revision is not None
+    if revision is None:
+        raise RuntimeError(
+            f"no migrations found in {migrations_dir()}; reinstall the pgjobs package"
+        )
     return revision
 
 
@@ -102,7 +105,11 @@ def upgrade(dsn: str, revision: str = "head") -> tuple[str | None, str]:
             after = _current_revision(connection.connection.driver_connection)
     finally:
         engine.dispose()
-    assert after is not None
+    if after is None:
+        raise SchemaVersionError(
+            f"the migration to {revision!r} left no revision in pgjobs.alembic_version; "
+            "run `python -m pgjobs migrate` again, and report it if it persists"
+        )
     return before, after
 
 
@@ -143,12 +150,19 @@ def _connect(dsn: str) -> psycopg.Connection[tuple[object, ...]]:
 
 
 def _wait_for_migrators(conn: object) -> None:
-    assert isinstance(conn, psycopg.Connection)
+    conn = _psycopg(conn)
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATE_LOCK_KEY,))
 
 
+def _psycopg(conn: object) -> psycopg.Connection[tuple[object, ...]]:
+    """SQLAlchemy's driver connection, which is psycopg's (the URL says postgresql+psycopg)."""
+    if not isinstance(conn, psycopg.Connection):
+        raise TypeError(f"expected a psycopg Connection, got {type(conn).__name__}")
+    return conn
+
+
 def _current_revision(conn: object) -> str | None:
-    assert isinstance(conn, psycopg.Connection)
+    conn = _psycopg(conn)
     row = conn.execute("SELECT to_regclass('pgjobs.alembic_version') IS NOT NULL").fetchone()
     if not row or not row[0]:
         return None
