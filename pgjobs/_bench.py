@@ -863,7 +863,7 @@ def _ratio(mine: Result, other: Result, lower_is_better: bool) -> str:
 
 @dataclass
 class Target:
-    """One bar from the performance issue, and whether this run cleared it."""
+    """One performance target (a bar pgjobs holds itself to), and whether this run cleared it."""
 
     name: str
     measured: str
@@ -872,7 +872,7 @@ class Target:
 
 
 def targets(results: list[Result]) -> list[Target]:
-    """Check the issue's targets against whatever this run measured."""
+    """Check the performance targets against whatever this run measured."""
     by = {(r.system, r.key): r for r in results}
     out: list[Target] = []
 
