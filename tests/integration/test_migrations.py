@@ -38,6 +38,7 @@ def test_migrate_twice_is_a_no_op(empty_db):
         assert conn.execute("SELECT to_regclass('public.alembic_version')").fetchone() == (None,)
 
 
+@pytest.mark.slow  # three migrate processes
 def test_concurrent_migrate_processes_wait_for_each_other(empty_db):
     env = {**os.environ, "PGJOBS_DSN": empty_db, "PYTHONPATH": str(REPO)}
     procs = [

@@ -5,6 +5,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 SNIPPET = textwrap.dedent(
     """
     import pgjobs
@@ -28,6 +30,7 @@ SNIPPET = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # runs mypy, about 5 s
 def test_mypy_rejects_wrong_enqueue_arguments(tmp_path: Path):
     source = tmp_path / "snippet.py"
     source.write_text(SNIPPET)
