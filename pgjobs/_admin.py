@@ -37,8 +37,9 @@ if TYPE_CHECKING:
     from pgjobs._app import App
 
 #: The states of the pgjobs.job_states view: the stored statuses, plus
-#: `scheduled` (queued, run_at in the future) and `retrying` (queued after a
-#: failed attempt). Filtering on `queued` matches both of those too.
+#: `retrying` (queued after a failed attempt, waiting out its backoff or due)
+#: and `scheduled` (queued with a future run_at, never failed). Filtering on
+#: `queued` matches both of those too.
 DERIVED_STATES = ("scheduled", "retrying")
 STATES = (*(s.value for s in Status), *DERIVED_STATES)
 
@@ -335,7 +336,12 @@ async def _rows_async(
 
 
 def enqueue(conn: _SyncConn, spec: JobSpec) -> int | None:
-    """Write a job built by `job_spec`, through the pgjobs.enqueue SQL function.
+    """Write a job built by `job_spec`, as `app.enqueue_spec` does on a connection.
+
+    A job without a fingerprint is one plain INSERT that wakes waiting
+    workers of its queue (pgjobs/sql/enqueue.sql); only a job with a
+    fingerprint goes through the pgjobs.enqueue SQL function, for its
+    ON CONFLICT (pgjobs/sql/enqueue_fingerprinted.sql).
 
     Returns:
         The new id; None when an active job holds the fingerprint and

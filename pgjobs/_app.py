@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ParamSpec, TypeVar, Unpack, overload
 
 import psycopg
@@ -18,7 +18,12 @@ from pgjobs._options import EnqueueKwargs, EnqueueOptions, check_queue
 from pgjobs._retry import Exponential, RetryPolicy
 from pgjobs._serde import DEFAULT_MAX_PAYLOAD_BYTES, dump_args
 from pgjobs._task import Task, TaskConfig, task_name
-from pgjobs.errors import ConfigurationError, DatabaseUnavailableError, UnknownTaskError
+from pgjobs.errors import (
+    AmbiguousTaskError,
+    ConfigurationError,
+    DatabaseUnavailableError,
+    UnknownTaskError,
+)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -399,3 +404,34 @@ class App:
         pools, self._async_pools = self._async_pools, {}
         for pool in pools.values():
             await pool.close()
+
+
+def resolve_task_name(registered: Iterable[str], name: str) -> str:
+    """The registered task name that `name` stands for: itself, or the one it abbreviates.
+
+    A default task name is `module.qualname`, which is long to type at a
+    command line. A short name stands for the one registered name that ends
+    with it after a dot: its last dotted part (`send_welcome` for
+    `myapp.jobs.send_welcome`), its qualname (`Mailer.send` for
+    `myapp.jobs.Mailer.send`), or a longer tail. An exact match always wins.
+
+    Args:
+        registered: the App's task names (`app.tasks`).
+        name: the name as given.
+
+    Returns:
+        The full registered name, under which the job is stored.
+
+    Raises:
+        UnknownTaskError: no registered name is or ends with `name`.
+        AmbiguousTaskError: more than one registered name ends with `name`.
+    """
+    names = list(registered)
+    if name in names:
+        return name
+    matches = sorted(n for n in names if n.endswith("." + name))
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise AmbiguousTaskError(name, matches)
+    raise UnknownTaskError(name, names)

@@ -219,5 +219,6 @@ def _naive(instant_plus_offset: dt.datetime) -> dt.datetime:
 
 def _utcoffset(local: dt.datetime) -> dt.timedelta:
     offset = local.utcoffset()
-    assert offset is not None
+    if offset is None:
+        raise ValueError(f"{local!r} has no UTC offset; pass an aware datetime")
     return offset

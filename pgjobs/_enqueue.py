@@ -343,8 +343,10 @@ def after_conflict(spec: JobSpec, rows: list[tuple[Any, ...]]) -> int | None:
     existing = _new_id(rows)
     if spec.options.on_conflict == "return":
         return existing
-    assert spec.options.fingerprint is not None
-    raise DuplicateJobError(spec.options.fingerprint, existing)
+    fingerprint = spec.options.fingerprint
+    if fingerprint is None:  # only the fingerprint index can conflict
+        raise RuntimeError("a job without a fingerprint conflicted with an active job")
+    raise DuplicateJobError(fingerprint, existing)
 
 
 def enqueue_sync(conn: AnyConn, spec: JobSpec) -> int | None:

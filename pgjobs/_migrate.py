@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 # and loading them cost every worker about 20 MB of memory for nothing.
 
 #: The schema revision this code needs. A unit test pins it to Alembic's head.
-SCHEMA_REVISION = "0007"
+SCHEMA_REVISION = "0008"
 
 # Alembic keeps its running context in module globals, so two threads of one
 # process must not migrate at once; across processes the advisory lock in
@@ -59,7 +59,10 @@ def head() -> str:
     from alembic.script import ScriptDirectory
 
     revision = ScriptDirectory.from_config(_config()).get_current_head()
-    assert revision is not None
+    if revision is None:
+        raise RuntimeError(
+            f"no migrations found in {migrations_dir()}; reinstall the pgjobs package"
+        )
     return revision
 
 
@@ -103,7 +106,11 @@ def upgrade(dsn: str, revision: str = "head") -> tuple[str | None, str]:
             after = _current_revision(connection.connection.driver_connection)
     finally:
         engine.dispose()
-    assert after is not None
+    if after is None:
+        raise SchemaVersionError(
+            f"the migration to {revision!r} left no revision in pgjobs.alembic_version; "
+            "run `python -m pgjobs migrate` again, and report it if it persists"
+        )
     return before, after
 
 
@@ -144,12 +151,19 @@ def _connect(dsn: str) -> psycopg.Connection[tuple[object, ...]]:
 
 
 def _wait_for_migrators(conn: object) -> None:
-    assert isinstance(conn, psycopg.Connection)
+    conn = _psycopg(conn)
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATE_LOCK_KEY,))
 
 
+def _psycopg(conn: object) -> psycopg.Connection[tuple[object, ...]]:
+    """SQLAlchemy's driver connection, which is psycopg's (the URL says postgresql+psycopg)."""
+    if not isinstance(conn, psycopg.Connection):
+        raise TypeError(f"expected a psycopg Connection, got {type(conn).__name__}")
+    return conn
+
+
 def _current_revision(conn: object) -> str | None:
-    assert isinstance(conn, psycopg.Connection)
+    conn = _psycopg(conn)
     row = conn.execute("SELECT to_regclass('pgjobs.alembic_version') IS NOT NULL").fetchone()
     if not row or not row[0]:
         return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "AmbiguousTaskError",
     "ArgumentsError",
     "ConfigurationError",
     "DatabaseUnavailableError",
@@ -43,6 +44,18 @@ class UnknownTaskError(PgjobsError, LookupError):
         super().__init__(
             f"unknown task {name!r}; registered tasks: {listing}. "
             "Register it with @app.task, or check the name for a typo."
+        )
+
+
+class AmbiguousTaskError(PgjobsError, LookupError):
+    """A short task name that abbreviates more than one registered task."""
+
+    def __init__(self, name: str, candidates: list[str]) -> None:
+        self.name = name
+        self.candidates = sorted(candidates)
+        super().__init__(
+            f"task name {name!r} is ambiguous: it could be {', '.join(self.candidates)}; "
+            "give the full name of one of them."
         )
 
 

@@ -28,6 +28,20 @@ from pgjobs import _migrate
 REPO = Path(__file__).resolve().parent.parent
 LOCAL_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 
+#: The layers left out of the fast lane (`pytest -m "not slow"`): their tests
+#: start worker, CLI or dashboard processes, a browser, or PostgreSQL clusters,
+#: and took twice as long as unit and integration together. CI runs them all.
+SLOW_LAYERS = ("acceptance", "chaos", "web")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test of the SLOW_LAYERS as slow."""
+    tests = REPO / "tests"
+    for item in items:
+        layer = item.path.relative_to(tests).parts[0] if item.path.is_relative_to(tests) else ""
+        if layer in SLOW_LAYERS:
+            item.add_marker(pytest.mark.slow)
+
 
 def _reachable(dsn: str) -> bool:
     try:

@@ -19,7 +19,7 @@ UPGRADE = r"""
 --
 -- last_fired_at is the exactly-once watermark: the last tick fired. The
 -- leader claims a tick with a compare-and-set on it, in the same transaction
--- that inserts the tick's job (DESIGN §5).
+-- that inserts the tick's job (README, How it works: Cron, exactly once).
 CREATE TABLE pgjobs.schedules (
     name            text        PRIMARY KEY,
     expression      text        NOT NULL,

@@ -854,16 +854,14 @@ def table(results: list[Result], systems: list[str]) -> str:
     return "\n".join(out + (["", *notes] if notes else []))
 
 
-def _ratio(mine: Result | None, other: Result | None, lower_is_better: bool) -> str:
-    assert mine is not None
-    assert other is not None
+def _ratio(mine: Result, other: Result, lower_is_better: bool) -> str:
     value = other.value / mine.value if lower_is_better else mine.value / other.value
     return f"{value:.2f}x"
 
 
 @dataclass
 class Target:
-    """One bar from the performance issue, and whether this run cleared it."""
+    """One performance target (a bar pgjobs holds itself to), and whether this run cleared it."""
 
     name: str
     measured: str
@@ -872,7 +870,7 @@ class Target:
 
 
 def targets(results: list[Result]) -> list[Target]:
-    """Check the issue's targets against whatever this run measured."""
+    """Check the performance targets against whatever this run measured."""
     by = {(r.system, r.key): r for r in results}
     out: list[Target] = []
 

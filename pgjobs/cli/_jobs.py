@@ -92,9 +92,14 @@ def _enqueue_parser(sub: _Subparsers) -> None:
         help="queue a job by task name",
         description="Queue a job by task name. Without --app any name is accepted, as by the "
         "pgjobs.enqueue() SQL function; with --app the name and arguments are checked "
-        "against the App's tasks.",
+        "against the App's tasks, and a short name (the last part of one task's name) "
+        "is enough.",
     )
-    p.add_argument("task", help="the task name, as stored in jobs.task")
+    p.add_argument(
+        "task",
+        help="the task name, as stored in jobs.task; with --app, a short name that ends "
+        "exactly one registered name will do (send_welcome for myapp.jobs.send_welcome)",
+    )
     p.add_argument(
         "--args",
         default="{}",
@@ -123,7 +128,9 @@ def _enqueue_parser(sub: _Subparsers) -> None:
         help="attempts before the job is failed (default: the task's, else 3)",
     )
     p.add_argument(
-        "--app", metavar="MODULE:ATTR", help="check the task name and arguments against this App"
+        "--app",
+        metavar="MODULE:ATTR",
+        help="check the task name and arguments against this App, and accept short names",
     )
     add_dsn(p)
     _add_json(p)
@@ -134,12 +141,16 @@ def _run_enqueue(args: argparse.Namespace) -> int:
     # Everything is checked before connecting: bad input writes nothing.
     payload = _admin.parse_args_json(args.args)
     app = None
+    task = args.task
     if args.app:
+        from pgjobs._app import resolve_task_name
         from pgjobs._loader import load_app
 
         app = load_app(args.app)
+        # `send_welcome` for `myapp.jobs.send_welcome`; stored under the full name.
+        task = resolve_task_name(app.tasks, task)
     spec = _admin.job_spec(
-        args.task,
+        task,
         payload,
         app=app,
         queue=args.queue,

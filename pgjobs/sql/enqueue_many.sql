@@ -7,7 +7,7 @@
 -- themselves. Returns the ids created, in input order; a job whose
 -- fingerprint is held by an active job is skipped. Waiting workers of each
 -- queue that got a job due now are woken (pgjobs.wake notifies only when one
--- is waiting, DESIGN §6).
+-- is waiting: README, How it works: Enqueue and the conditional NOTIFY).
 WITH inserted AS (
     INSERT INTO pgjobs.jobs (task, args, queue, priority, run_at, fingerprint, max_attempts, meta)
     SELECT t, a, q, p, coalesce(r, now() + make_interval(secs => d)), f, m, coalesce(x, '{}'::jsonb)

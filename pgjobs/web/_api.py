@@ -1,4 +1,4 @@
-"""The HTTP JSON API under /api/v1, and /healthz; described by _openapi.SPEC."""
+"""The HTTP JSON API under /api/v1, and /healthz; described by _openapi.spec()."""
 
 from __future__ import annotations
 
@@ -106,7 +106,8 @@ async def submit_job(request: Request) -> Response:
     )
     async with dash.db.connection() as conn:
         job_id = await _admin.enqueue_async(conn, spec)
-        assert job_id is not None  # on_conflict "raise" never returns None
+        if job_id is None:  # on_conflict "raise" raises where "skip" returns None
+            raise RuntimeError("a submitted job was skipped as a duplicate")
         detail = await _admin.get_job_async(conn, job_id)
     dash.action(who, "job.submit", job_id=job_id, task=sub.task, queue=detail.job.queue)
     return ApiResponse(dash.job_json(detail, who), status_code=201)

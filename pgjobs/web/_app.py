@@ -56,7 +56,8 @@ async def _on_error(request: Request, exc: Exception) -> Response:
 
 
 async def _on_http_exception(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, StarletteHTTPException)
+    if not isinstance(exc, StarletteHTTPException):  # registered for that class only
+        raise exc
     message = {
         404: "no such page or endpoint; see /api/v1/openapi.json for the API",
         405: "this method is not allowed here; see /api/v1/openapi.json",

@@ -391,7 +391,8 @@ async def login(request: Request) -> Response:
         )
         return render(request, "login.html", None, "", 401, next_url=next_url, failed=True)
     who = dash.auth.from_token(str(secret))
-    assert who is not None
+    if who is None:  # session_value above accepted the same token
+        raise RuntimeError("a token accepted for a session has no principal")
     dash.log.info("dashboard.login", who=who.name, role=who.role)
     target = _safe_next(request, form.get("next") if isinstance(form.get("next"), str) else None)
     response = RedirectResponse(target, status_code=303)

@@ -43,9 +43,17 @@ SPARE_THREADS = 16
 
 
 class Executor:
-    """Runs handlers: async ones as tasks on the loop, sync ones in a thread pool."""
+    """Runs handlers: async ones as tasks on the loop, sync ones in a thread pool.
 
-    def __init__(self, tasks: Mapping[str, Task[Any, Any]], threads: int) -> None:
+    Args:
+        tasks: the App's tasks by name.
+        threads: the worker's concurrency, which sizes the thread pool.
+        worker_id: the worker's row id, carried by every job event it logs.
+    """
+
+    def __init__(
+        self, tasks: Mapping[str, Task[Any, Any]], threads: int, worker_id: int | None = None
+    ) -> None:
         self.tasks = tasks
         # A sync handler that overruns its timeout cannot be stopped: its job
         # is recorded as failed and its slot freed, but its thread sleeps on.
@@ -57,7 +65,8 @@ class Executor:
         )
         #: Threads still running a handler whose job was given up on.
         self.abandoned = 0
-        self._log = get_logger()
+        # Bound once here: each job's own fields are bound only when it logs.
+        self._log = get_logger() if worker_id is None else get_logger(worker_id=worker_id)
         # Per-job debug lines are skipped without a call unless debug is on.
         enabled = getattr(self._log, "is_enabled_for", None)
         self._debug = enabled is None or bool(enabled(logging.DEBUG))

@@ -190,7 +190,7 @@ class _Session:
         self.running = worker.running
         self.slots = worker._slots
         self.log = worker._log.bind(worker_id=worker_id)
-        self.executor = Executor(worker.app.tasks, threads=config.concurrency)
+        self.executor = Executor(worker.app.tasks, threads=config.concurrency, worker_id=worker_id)
         self.completer = Completer(
             pool, worker_id, worker.outage, config.complete_batch, config.complete_interval
         )

@@ -118,6 +118,32 @@ def test_enqueue_with_an_app_checks_the_name_and_arguments(cli, conn):
     assert row.fetchone() == ("sleepy", 5)
 
 
+def test_the_readme_enqueue_line_takes_a_short_task_name(cli, conn):
+    # The README's line, with the README's module replaced by tests/apps/welcome.py.
+    out = cli.ok(
+        "enqueue", "send_welcome", "--args", '{"user_id": 42}', "--app", "tests.apps.welcome:app"
+    )
+    row = conn.execute("SELECT id, task, args, queue, max_attempts FROM pgjobs.jobs").fetchone()
+    job_id, *stored = row
+    # Stored under the full name, with the task's own defaults.
+    assert stored == ["tests.apps.welcome.send_welcome", {"user_id": 42}, "emails", 5]
+    assert out.strip() == (
+        f"enqueued job {job_id} (task 'tests.apps.welcome.send_welcome' on queue 'emails')"
+    )
+
+
+def test_an_ambiguous_short_task_name_lists_the_candidates(cli, conn):
+    line = cli.fails("enqueue", "cleanup", "--app", "tests.apps.welcome:app")
+    assert "task name 'cleanup' is ambiguous" in line
+    assert "reports.cleanup, tests.apps.welcome.cleanup" in line
+    assert count(conn) == 0
+    # The full name, or a longer tail, picks one.
+    data = cli.json("enqueue", "reports.cleanup", "--app", "tests.apps.welcome:app")
+    assert data["task"] == "reports.cleanup"
+    data = cli.json("enqueue", "welcome.cleanup", "--app", "tests.apps.welcome:app")
+    assert data["task"] == "tests.apps.welcome.cleanup"
+
+
 def test_enqueue_duplicate_fingerprint(cli, conn):
     cli.ok("enqueue", "t", "--fingerprint", "once")
     line = cli.fails("enqueue", "t", "--fingerprint", "once")

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
+import os
 import secrets
+import subprocess
+import sys
 from typing import Any
 
 import psycopg
@@ -26,6 +30,7 @@ from pgjobs.errors import (
     UnknownTaskError,
 )
 from pgjobs.testing import drain
+from tests.conftest import REPO
 
 NOW = dt.datetime.now(dt.UTC)
 HOUR = dt.timedelta(hours=1)
@@ -495,3 +500,47 @@ def test_a_job_failed_by_a_worker_shows_its_traceback_and_can_be_retried(admin, 
         assert (detail.state, detail.job.attempts, len(detail.job.errors)) == ("failed", 1, 2)
     finally:
         app.close()
+
+
+def test_a_job_waiting_out_its_backoff_is_retrying(admin, dsn, conn):
+    # retrying: queued after a failed attempt, whether or not the backoff has
+    # passed; scheduled: a future run_at, never failed (migration 0008).
+    app = pgjobs.App(dsn)
+
+    @app.task(name="flaky", retry=pgjobs.Constant(seconds=3600))
+    def flaky() -> None:
+        raise RuntimeError("not yet")
+
+    try:
+        failing = flaky.enqueue()
+        delayed = flaky.options(delay=3600).enqueue()
+        drain(app)  # runs `failing` once; `delayed` is not due
+    finally:
+        app.close()
+    row = one(
+        conn,
+        "SELECT state, attempts, run_at > now() + interval '30 minutes'"
+        " FROM pgjobs.job_states WHERE id = %s",
+        failing,
+    )
+    assert row == ("retrying", 1, True)
+    assert one(conn, "SELECT state FROM pgjobs.job_states WHERE id = %s", delayed) == ("scheduled",)
+    retrying = admin("list_jobs", JobFilter(status="retrying"))
+    assert [(j.id, j.state, j.last_error_type) for j in retrying] == [
+        (failing, "retrying", "RuntimeError")
+    ]
+    assert [j.id for j in admin("list_jobs", JobFilter(status="scheduled"))] == [delayed]
+    assert [j.id for j in admin("list_jobs", JobFilter(status="queued"))] == [delayed, failing]
+
+    # `python -m pgjobs jobs list --status retrying`, as an operator runs it.
+    env = {**os.environ, "PGJOBS_DSN": dsn, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-m", "pgjobs", "jobs", "list", "--status", "retrying", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert [(j["id"], j["state"]) for j in json.loads(done.stdout)] == [(failing, "retrying")]

@@ -402,6 +402,7 @@ def _set_revision(dsn: str, revision: str) -> None:
         conn.execute("UPDATE pgjobs.alembic_version SET version_num = %s", (revision,))
 
 
+@pytest.mark.slow  # a database of its own, migrated, and a worker process
 @pytest.mark.parametrize(
     ("revision", "needle"),
     [

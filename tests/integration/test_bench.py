@@ -9,8 +9,11 @@ import sys
 from collections.abc import Iterator
 
 import psycopg
+import pytest
 
 from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow  # benchmark runs, even when kept small
 
 
 def test_bench_smoke(server_dsn: str) -> None:

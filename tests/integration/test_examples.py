@@ -30,6 +30,7 @@ def test_examples_are_found() -> None:
     assert set(EXPECTED) <= names
 
 
+@pytest.mark.slow  # each example is a process of its own
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.name)
 def test_example_runs(path: Path, dsn: str, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}

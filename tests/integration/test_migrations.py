@@ -39,6 +39,7 @@ def test_migrate_twice_is_a_no_op(empty_db):
         assert conn.execute("SELECT to_regclass('public.alembic_version')").fetchone() == (None,)
 
 
+@pytest.mark.slow  # three migrate processes
 def test_concurrent_migrate_processes_wait_for_each_other(empty_db):
     env = {**os.environ, "PGJOBS_DSN": empty_db, "PYTHONPATH": str(REPO)}
     procs = [
@@ -381,5 +382,58 @@ def test_0007_keeps_the_views_grants_owner_and_comments(empty_db):
             _downgrade(empty_db, "0006")
             assert kept(conn) == before
         finally:
+            conn.execute(f'DROP OWNED BY "{reader}"')
+            conn.execute(f'DROP ROLE "{reader}"')
+
+
+def test_0008_calls_a_job_in_its_backoff_retrying_and_downgrades(empty_db):
+    reader = f"pgjobs_reader_{secrets.token_hex(4)}"
+
+    def states(conn) -> dict[str, str]:
+        return dict(conn.execute("SELECT task, state FROM pgjobs.job_states").fetchall())
+
+    def kept(conn) -> tuple[object, ...]:
+        return conn.execute(
+            "SELECT has_table_privilege(%s, 'pgjobs.job_states', 'SELECT'),"
+            " obj_description('pgjobs.job_states'::regclass, 'pg_class'),"
+            " (SELECT relowner::regrole::text FROM pg_class"
+            "  WHERE oid = 'pgjobs.job_states'::regclass)",
+            (reader,),
+        ).fetchone()
+
+    _migrate.upgrade(empty_db, "0007")
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO pgjobs.jobs (task, attempts, run_at) VALUES"
+            " ('backing-off', 1, now() + interval '1 hour'), ('due-retry', 1, now()),"
+            " ('delayed', 0, now() + interval '1 hour'), ('due', 0, now())"
+        )
+        before = states(conn)
+        assert before == {
+            "backing-off": "scheduled",
+            "due-retry": "retrying",
+            "delayed": "scheduled",
+            "due": "queued",
+        }
+        columns = _view_columns(conn)
+        conn.execute(f'CREATE ROLE "{reader}"')
+        try:
+            conn.execute(f'GRANT SELECT ON pgjobs.job_states TO "{reader}"')
+            conn.execute("COMMENT ON VIEW pgjobs.job_states IS 'states, derived'")
+            # A view of the operator's own over job_states does not stop the migration.
+            conn.execute("CREATE VIEW public.my_retrying AS SELECT id FROM pgjobs.job_states")
+            grants = kept(conn)
+            assert grants[:2] == (True, "states, derived")
+
+            _migrate.upgrade(empty_db, "0008")
+            assert states(conn) == {**before, "backing-off": "retrying"}
+            assert _view_columns(conn) == columns
+            assert kept(conn) == grants
+
+            _downgrade(empty_db, "0007")
+            assert states(conn) == before
+            assert kept(conn) == grants
+        finally:
+            conn.execute("DROP VIEW IF EXISTS public.my_retrying")
             conn.execute(f'DROP OWNED BY "{reader}"')
             conn.execute(f'DROP ROLE "{reader}"')

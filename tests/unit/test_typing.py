@@ -5,6 +5,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 # Each line marked `# error` must be a mypy error, and no other line may be.
 SNIPPET = textwrap.dedent(
     """
@@ -78,6 +80,7 @@ def expected_error_lines(source: str) -> list[int]:
     return [n for n, line in enumerate(source.splitlines(), 1) if "# error" in line]
 
 
+@pytest.mark.slow  # runs mypy, about 5 s
 def test_mypy_rejects_wrong_arguments_options_and_connections(tmp_path: Path):
     source = tmp_path / "snippet.py"
     source.write_text(SNIPPET)

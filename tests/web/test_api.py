@@ -218,6 +218,25 @@ def test_duplicate_fingerprint_is_409_with_the_holder(http: Any) -> None:
 # -- reading -----------------------------------------------------------------
 
 
+def test_status_retrying_includes_jobs_waiting_out_their_backoff(http: Any, conn: Conn) -> None:
+    errors = json.dumps([{"attempt": 1, "type": "KeyError", "message": "k", "traceback": None}])
+    later = "2099-01-01T00:00:00Z"
+    backing_off = insert_job(conn, attempts=1, errors=errors, run_at=later)
+    due = insert_job(conn, attempts=1, errors=errors)
+    delayed = insert_job(conn, run_at=later)
+    insert_job(conn)  # queued and due, never failed: neither
+
+    def listed(status: str) -> list[tuple[int, str]]:
+        r = http.get("/api/v1/jobs", params={"status": status}, headers=VIEWER)
+        assert r.status_code == 200, r.text
+        return [(j["id"], j["state"]) for j in r.json()["jobs"]]
+
+    assert listed("retrying") == [(due, "retrying"), (backing_off, "retrying")]
+    assert listed("scheduled") == [(delayed, "scheduled")]
+    r = http.get(f"/api/v1/jobs/{backing_off}", headers=VIEWER)
+    assert r.json()["state"] == "retrying"
+
+
 def test_list_filters_and_keyset_pages(http: Any, conn: Conn) -> None:
     ids = [insert_job(conn, status="failed", queue="a") for _ in range(7)]
     insert_job(conn, status="succeeded", queue="a")

@@ -1,4 +1,6 @@
--- Jobs in the derived state retrying: queued again after a failed attempt. The same page as
+-- Jobs in the derived state retrying: queued again after a failed attempt, whether
+-- waiting out the backoff or due (the same rule as the pgjobs.job_states view,
+-- migration 0008). The same page as
 -- pgjobs/sql/admin_list_jobs.sql, but the state is spelled out on the stored
 -- columns with a constant status = 'queued', so that the small partial index
 -- jobs_fetch_idx can find them (the job_states view's CASE hides that from
@@ -17,7 +19,7 @@ WITH retrying AS MATERIALIZED (
            errors -> -1 ->> 'type' AS last_error_type
     FROM pgjobs.jobs
     WHERE status = 'queued'
-      AND run_at <= now() AND attempts > 0
+      AND attempts > 0
       AND (CAST(:queue AS text) IS NULL OR queue = CAST(:queue AS text))
       -- the fetch index leads with the queue's hash (migration 0006)
       AND (CAST(:queue AS text) IS NULL OR hashtext(queue) = hashtext(CAST(:queue AS text)))

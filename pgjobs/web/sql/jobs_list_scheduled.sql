@@ -1,4 +1,6 @@
--- Jobs in the derived state scheduled: queued with a future run_at. The same page as
+-- Jobs in the derived state scheduled: queued with a future run_at, never failed (a job
+-- waiting out a retry's backoff is retrying: the rule of the pgjobs.job_states
+-- view, migration 0008). The same page as
 -- pgjobs/sql/admin_list_jobs.sql, but the state is spelled out on the stored
 -- columns with a constant status = 'queued', so that even a generic plan can
 -- read the small partial index jobs_fetch_idx instead of walking every row of
@@ -16,7 +18,7 @@ SELECT id,
        CAST(NULL AS text) AS last_error_type
 FROM pgjobs.jobs
 WHERE status = 'queued'
-  AND run_at > now()
+  AND run_at > now() AND attempts = 0
   AND (CAST(:queue AS text) IS NULL OR queue = CAST(:queue AS text))
   -- the fetch index leads with the queue's hash (migration 0006)
   AND (CAST(:queue AS text) IS NULL OR hashtext(queue) = hashtext(CAST(:queue AS text)))
