@@ -7,6 +7,7 @@ import hmac
 import ipaddress
 import os
 import secrets
+import urllib.parse
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -277,6 +278,21 @@ def check_origin(conn: HTTPConnection) -> None:
         host = conn.headers.get("host", "")
         if origin.split("://", 1)[-1] != host:
             raise HttpError(403, f"requests from {origin} may not change anything here")
+
+
+# -- URLs ------------------------------------------------------------------
+
+
+def path_segment(name: str) -> str:
+    """`name` as one URL path segment, for the URL of an action on the object it names.
+
+    Every `/`, `%`, `?` and `#` is escaped: a browser resolves `..` segments
+    before it sends a URL, so a queue named `zz/../emails` left unescaped would
+    address `emails`. The routes take names as `path` parameters, which receive
+    `%2F` decoded back to `/`. (A name that is exactly `.` or `..` cannot be a
+    path segment at all; those objects are reachable through the API.)
+    """
+    return urllib.parse.quote(name, safe="")
 
 
 # -- redaction -------------------------------------------------------------

@@ -362,7 +362,10 @@ async def schedule_run(request: Request) -> Response:
     who, form = await _form(request)
     name = _http.text_field(request.path_params["name"], "schedule name", max_length=200) or ""
     if not _confirmed(form):
-        return _confirm_page(request, who, form, f"Run schedule {name} now?", request.url.path)
+        # Not request.url.path: that is decoded, and a name with `/../` in it
+        # would post the confirmation to another schedule's URL.
+        action = request.url_for("schedule_run", name=_auth.path_segment(name)).path
+        return _confirm_page(request, who, form, f"Run schedule {name} now?", action)
     async with dash.db.connection() as conn:
         job_id = await _queries.run_schedule_now(conn, name, who.name)
     dash.action(who, "schedule.run_now", schedule=name, job_id=job_id)

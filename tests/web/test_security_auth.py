@@ -1,0 +1,82 @@
+"""The dashboard's authentication under attack: retargeted buttons, redaction, brute force,
+sessions and --insecure, over real HTTP (and the `dashboard` command as a subprocess)."""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import re
+import urllib.parse
+from typing import Any
+
+import psycopg
+import pytest
+
+pytest.importorskip("starlette", reason="the web extra is not installed: pip install 'pgjobs[web]'")
+httpx = pytest.importorskip("httpx", reason="the web extra is not installed")
+
+from tests.web.conftest import (  # noqa: E402
+    ADMIN_TOKEN,
+    insert_job,
+)
+from tests.web.test_pages import _csrf, logged_in  # noqa: E402
+
+Conn = psycopg.Connection[Any]
+
+#: A client address other than the test's own, as a proxy on loopback reports
+#: it: the test server (uvicorn's defaults) trusts X-Forwarded-For from 127.0.0.1.
+ELSEWHERE = {"X-Forwarded-For": "203.0.113.9"}
+
+
+def _actions(page: str, needle: str) -> list[str]:
+    return [a for a in re.findall(r'<form method="post" action="([^"]+)"', page) if needle in a]
+
+
+def _browser_path(action: str) -> str:
+    """The path a browser sends for a form's action: dot segments resolved, escapes kept."""
+    return posixpath.normpath(urllib.parse.urlsplit(action).path)
+
+
+# -- 4: names with /../ keep their buttons on the object they name --------------
+
+
+def test_a_queue_named_with_dot_dot_pauses_itself_not_another(server: Any, conn: Conn) -> None:
+    conn.execute("INSERT INTO pgjobs.queues (name, paused) VALUES ('emails', false)")
+    conn.execute("INSERT INTO pgjobs.queues (name, paused) VALUES ('zz/../emails', false)")
+    insert_job(conn, queue="emails")
+    insert_job(conn, queue="zz/../emails")
+    with logged_in(server, ADMIN_TOKEN) as client:
+        page = client.get("/queues").text
+        (action,) = _actions(page, "zz")
+        path = _browser_path(action)
+        assert path == "/queues/zz%2F..%2Femails/pause", action
+        r = client.post(path, data={"csrf_token": _csrf(page), "confirm": "yes"})
+        assert r.status_code == 303, r.text
+    paused = dict(conn.execute("SELECT name, paused FROM pgjobs.queues").fetchall())
+    assert paused == {"emails": False, "zz/../emails": True}
+
+
+def test_run_now_of_a_schedule_named_with_dot_dot_runs_that_schedule(
+    server: Any, conn: Conn
+) -> None:
+    for name, n in (("nightly", 1), ("zz/../nightly", 2)):
+        conn.execute(
+            "INSERT INTO pgjobs.schedules (name, expression, task, args)"
+            " VALUES (%s, '0 3 * * *', 'noop', %s)",
+            (name, json.dumps({"n": n})),
+        )
+    with logged_in(server, ADMIN_TOKEN) as client:
+        page = client.get("/schedules").text
+        (action,) = _actions(page, "zz")
+        path = _browser_path(action)
+        assert path == "/schedules/zz%2F..%2Fnightly/run", action
+        # Without JavaScript the server asks first; its form must keep the name too.
+        confirm = client.post(path, data={"csrf_token": _csrf(page)})
+        assert confirm.status_code == 200
+        assert "Run schedule zz/../nightly now?" in confirm.text
+        (again,) = _actions(confirm.text, "nightly")
+        assert _browser_path(again) == path
+        r = client.post(_browser_path(again), data={"csrf_token": _csrf(page), "confirm": "yes"})
+        assert r.status_code == 303, r.text
+    rows = conn.execute("SELECT args, meta->>'schedule' FROM pgjobs.jobs WHERE task = 'noop'")
+    assert rows.fetchall() == [({"n": 2}, "zz/../nightly")]
