@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import ipaddress
 import os
+import re
 import secrets
 import urllib.parse
 from collections.abc import Iterable, Mapping
@@ -21,9 +22,35 @@ from pgjobs.web._http import HttpError
 
 ROLES = ("viewer", "admin")
 
-#: Args keys that contain any of these words (case-insensitive) are redacted
-#: for viewers: `db_password`, `X-Api-Key` and `access_token` all match.
-DEFAULT_REDACT_KEYS = ("password", "token", "secret", "authorization", "api_key")
+#: Args keys that look like any of these words are redacted for viewers. A key
+#: is compared with case and separators removed (`apiKey`, `api-key` and
+#: `API_KEY` are all `apikey`), and matches when it contains a word; a word of
+#: SHORT_WORD letters or fewer (`auth`, `pwd`) must instead be one or more
+#: whole words of the key (split at separators and camelCase), so `basicAuth`
+#: matches `auth` but `author` does not.
+DEFAULT_REDACT_KEYS = (
+    "password",
+    "passwd",
+    "passphrase",
+    "pass",
+    "pwd",
+    "secret",
+    "token",
+    "apikey",
+    "accesskey",
+    "privatekey",
+    "credential",
+    "authorization",
+    "auth",
+    "bearer",
+    "jwt",
+    "cookie",
+    "session",
+    "signature",
+)
+
+#: Redaction words this long or shorter match whole words of a key only.
+SHORT_WORD = 4
 
 REDACTED = "[redacted]"
 
@@ -299,14 +326,40 @@ def path_segment(name: str) -> str:
 
 
 def redact(value: Any, keys: tuple[str, ...]) -> Any:
-    """A copy of `value` in which dict entries whose key contains one of `keys` are hidden."""
+    """A copy of `value` in which dict entries whose key looks like one of `keys` are hidden.
+
+    See DEFAULT_REDACT_KEYS for how a key is compared with the words.
+    """
+    words = tuple(w for w in (_fold(k) for k in keys) if w)
+    return _redact(value, words)
+
+
+def _redact(value: Any, words: tuple[str, ...]) -> Any:
     if isinstance(value, dict):
-        return {k: REDACTED if _secret_key(k, keys) else redact(v, keys) for k, v in value.items()}
+        return {
+            k: REDACTED if secret_key(k, words) else _redact(v, words) for k, v in value.items()
+        }
     if isinstance(value, list):
-        return [redact(v, keys) for v in value]
+        return [_redact(v, words) for v in value]
     return value
 
 
-def _secret_key(key: object, keys: tuple[str, ...]) -> bool:
-    folded = str(key).lower().replace("-", "_")
-    return any(word in folded for word in keys)
+_WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
+
+
+def _fold(text: str) -> str:
+    return "".join(ch for ch in text.lower() if ch.isalnum())
+
+
+def secret_key(key: object, words: tuple[str, ...]) -> bool:
+    """Whether an args key looks like one of the (folded) redaction `words`."""
+    text = str(key)
+    folded = _fold(text)
+    if any(len(w) > SHORT_WORD and w in folded for w in words):
+        return True
+    short = [w for w in words if len(w) <= SHORT_WORD and w in folded]
+    if not short:
+        return False  # the common case: no need to split the key into words
+    parts = [p.lower() for p in _WORD.findall(text)][:32]
+    runs = {"".join(parts[i:j]) for i in range(len(parts)) for j in range(i + 1, len(parts) + 1)}
+    return any(w in runs for w in short)

@@ -15,8 +15,11 @@ import pytest
 pytest.importorskip("starlette", reason="the web extra is not installed: pip install 'pgjobs[web]'")
 httpx = pytest.importorskip("httpx", reason="the web extra is not installed")
 
+from pgjobs.web import _auth  # noqa: E402
 from tests.web.conftest import (  # noqa: E402
+    ADMIN,
     ADMIN_TOKEN,
+    VIEWER,
     insert_job,
 )
 from tests.web.test_pages import _csrf, logged_in  # noqa: E402
@@ -80,3 +83,36 @@ def test_run_now_of_a_schedule_named_with_dot_dot_runs_that_schedule(
         assert r.status_code == 303, r.text
     rows = conn.execute("SELECT args, meta->>'schedule' FROM pgjobs.jobs WHERE task = 'noop'")
     assert rows.fetchall() == [({"n": 2}, "zz/../nightly")]
+
+
+# -- 5: redaction matches spellings, not one exact key ---------------------------
+
+
+def test_secret_args_are_redacted_for_viewers_in_any_spelling(http: Any, conn: Conn) -> None:
+    secret = {
+        name: "s3cret"
+        for name in (
+            "apiKey", "api-key", "API_KEY", "X-Api-Key", "passwd", "pwd", "dbPass", "secret_key",
+            "access_token", "private_key", "client_secret", "auth", "basicAuth", "credentials",
+            "Cookie", "session", "SESSION_ID", "jwt",
+        )
+    }  # fmt: skip
+    shown = {"key": "k", "author": "ada", "passenger": "bob", "tokens_left": 3}
+    job = insert_job(conn, args=json.dumps({**secret, **shown, "nested": [dict(secret)]}))
+    as_viewer = http.get(f"/api/v1/jobs/{job}", headers=VIEWER).json()["args"]
+    hidden = dict.fromkeys(secret, "[redacted]")
+    # `tokens_left` contains `token`: a long word matches anywhere in the key.
+    assert as_viewer == {**hidden, **shown, "tokens_left": "[redacted]", "nested": [hidden]}
+    assert http.get(f"/api/v1/jobs/{job}", headers=ADMIN).json()["args"]["apiKey"] == "s3cret"
+
+
+def test_redaction_words_fold_case_and_separators() -> None:
+    words = ("api_key", "pin")
+    assert _auth.redact({"ApiKey": 1, "x.api.key": 2, "PIN": 3, "userPin": 4}, words) == {
+        "ApiKey": "[redacted]",
+        "x.api.key": "[redacted]",
+        "PIN": "[redacted]",
+        "userPin": "[redacted]",
+    }
+    # Short words must be whole words of the key: `spinner` is not a PIN.
+    assert _auth.redact({"spinner": 1, "pinned": 2}, words) == {"spinner": 1, "pinned": 2}
