@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import hmac
 import ipaddress
+import math
 import os
 import re
 import secrets
+import threading
+import time
 import urllib.parse
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +21,7 @@ from typing import Any
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.requests import HTTPConnection
 
+from pgjobs import _log
 from pgjobs.errors import ConfigurationError
 from pgjobs.web._http import HttpError
 
@@ -65,6 +70,16 @@ SESSION_MAX_AGE = 12 * 3600
 
 #: Tokens shorter than this are refused: they are guessable.
 MIN_TOKEN_LENGTH = 16
+
+#: Tokens with fewer different characters than this are refused
+#: (`aaaaaaaaaaaaaaaa`, `abababababababab`).
+MIN_TOKEN_DISTINCT = 6
+
+#: The rule weak tokens break, as the error and the README state it.
+TOKEN_RULE = (
+    f"at least {MIN_TOKEN_LENGTH} characters, at least {MIN_TOKEN_DISTINCT} different "
+    "ones, and no one character making up more than half of it"
+)
 
 _LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
 
@@ -124,9 +139,22 @@ def parse_tokens(text: str, source: str = TOKENS_ENV) -> list[Token]:
                 f"{source}: a {role} token is shorter than {MIN_TOKEN_LENGTH} characters; "
                 "generate one with `openssl rand -hex 24`"
             )
+        if weak_token(secret):
+            raise ConfigurationError(
+                f"{source}: a {role} token is too easy to guess: a token needs {TOKEN_RULE}; "
+                "generate one with `openssl rand -hex 24`"
+            )
         token = Token(secret, role, "")
         tokens.append(Token(secret, role, name.strip() or f"{role}:{token.key[:8]}"))
     return tokens
+
+
+def weak_token(secret: str) -> bool:
+    """Whether `secret` breaks TOKEN_RULE (few different characters, or one dominating)."""
+    if len(secret) < MIN_TOKEN_LENGTH:
+        return True
+    counts = collections.Counter(secret)
+    return len(counts) < MIN_TOKEN_DISTINCT or max(counts.values()) * 2 > len(secret)
 
 
 def load_tokens(
@@ -174,6 +202,106 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def client_key(conn: HTTPConnection) -> str:
+    """Whom failed logins are counted against: the client's address.
+
+    IPv6 clients count per /64, the block one host usually holds, so rotating
+    through addresses does not reset the count. Behind a proxy this is the
+    proxy's address unless the server trusts its forwarded headers
+    (`--proxy-headers`).
+    """
+    host = conn.client.host if conn.client else ""
+    if not host:
+        return "local"  # a Unix socket: only this machine
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if address.version == 6 and not address.is_loopback:
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
+
+
+@dataclass(slots=True)
+class _Failures:
+    count: int
+    last: float  # when the last failure was
+    locked_until: float
+
+
+class FailureLimiter:
+    """Counts failed authentications per client and locks a client out for a while.
+
+    After `threshold` failures the client is locked out for `first_lock`
+    seconds; each further failure doubles that, up to `max_lock`. A success
+    forgets the client, and so does `window` seconds without a failure after
+    its lockout ends. Kept in this process only.
+
+    Args:
+        threshold: failures allowed before the first lockout.
+        window: seconds after which a client's failures are forgotten.
+        first_lock: seconds of the first lockout.
+        max_lock: the longest lockout, in seconds.
+        max_clients: clients remembered at most (the oldest are forgotten first).
+        clock: seconds from a monotonic clock (tests pass their own).
+    """
+
+    def __init__(
+        self,
+        *,
+        threshold: int = 5,
+        window: float = 900.0,
+        first_lock: float = 30.0,
+        max_lock: float = 3600.0,
+        max_clients: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.threshold = threshold
+        self.window = window
+        self.first_lock = first_lock
+        self.max_lock = max_lock
+        self.max_clients = max_clients
+        self._clock = clock
+        self._clients: collections.OrderedDict[str, _Failures] = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def retry_after(self, client: str) -> float:
+        """Seconds until `client` may try to authenticate again; 0 when it may now."""
+        with self._lock:
+            found = self._current(client)
+            return max(0.0, found.locked_until - self._clock()) if found else 0.0
+
+    def failed(self, client: str) -> tuple[int, float]:
+        """Count a failure of `client`: its failures so far, and the lockout it starts (or 0)."""
+        with self._lock:
+            found = self._current(client)
+            if found is None:
+                found = self._clients[client] = _Failures(0, 0.0, 0.0)
+                while len(self._clients) > self.max_clients:
+                    self._clients.popitem(last=False)
+            self._clients.move_to_end(client)
+            found.count += 1
+            found.last = self._clock()
+            lock = 0.0
+            if found.count >= self.threshold:
+                doublings = min(found.count - self.threshold, 32)
+                lock = min(self.first_lock * 2**doublings, self.max_lock)
+                found.locked_until = found.last + lock
+            return found.count, lock
+
+    def succeeded(self, client: str) -> None:
+        """Forget `client`'s failures."""
+        with self._lock:
+            self._clients.pop(client, None)
+
+    def _current(self, client: str) -> _Failures | None:
+        found = self._clients.get(client)
+        if found is not None and self._clock() > max(found.last, found.locked_until) + self.window:
+            del self._clients[client]
+            return None
+        return found
+
+
 class Auth:
     """Decides who a request comes from, and whether it may do what it asks.
 
@@ -181,20 +309,32 @@ class Auth:
     or the session cookie the login form sets. Without tokens the dashboard
     is open, as local development wants, but only to requests made to and
     from loopback (a DNS-rebinding page in a browser sends its own Host), unless
-    `insecure` is set.
+    `insecure` is set: then anyone who can reach it is an admin.
+
+    Failed logins and bearer tokens are logged and counted per client (see
+    FailureLimiter).
 
     Args:
         tokens: the configured tokens; empty means no authentication.
-        secret_key: signs session and CSRF cookies; default $PGJOBS_DASHBOARD_SECRET,
-            else a random key (sessions then end when the process restarts).
+        secret_key: signs session and CSRF cookies; default
+            $PGJOBS_DASHBOARD_SECRET, else a random key (sessions then end when
+            the process restarts).
         insecure: without tokens, answer requests from any address.
+        limiter: counts failed authentications (default: FailureLimiter()).
     """
 
     def __init__(
-        self, tokens: list[Token], *, secret_key: str | None = None, insecure: bool = False
+        self,
+        tokens: list[Token],
+        *,
+        secret_key: str | None = None,
+        insecure: bool = False,
+        limiter: FailureLimiter | None = None,
     ) -> None:
         self.tokens = tokens
         self.insecure = insecure
+        self.limiter = limiter or FailureLimiter()
+        self.log = _log.get_logger()
         key = secret_key or os.environ.get(SECRET_ENV) or secrets.token_hex(32)
         self._serializer = URLSafeTimedSerializer(key, salt="pgjobs-dashboard-session")
         self._by_key = {t.key: t for t in tokens}
@@ -227,7 +367,8 @@ class Auth:
 
         Raises:
             HttpError: 401 for a bad bearer token, 403 for an anonymous
-                request that is not local.
+                request that is not local, 429 while the client is locked
+                out after too many failures.
         """
         if not self.enabled:
             if not self.insecure and not self._local(conn):
@@ -239,13 +380,16 @@ class Auth:
             return Principal("anonymous", "admin", "anonymous")
         header = conn.headers.get("authorization", "")
         if header:
+            self.throttle(conn, "bearer")
             scheme, _, secret = header.partition(" ")
             principal = self.from_token(secret.strip()) if scheme.lower() == "bearer" else None
             if principal is None:
+                self.failed(conn, "bearer")
                 raise HttpError(
                     401,
                     "the Authorization header is not `Bearer TOKEN` with a configured token",
                 )
+            self.limiter.succeeded(client_key(conn))
             return principal
         cookie = conn.cookies.get(SESSION_COOKIE)
         if cookie:
@@ -257,6 +401,50 @@ class Auth:
             if token is not None:
                 return Principal(token.name, token.role, "session")
         return None
+
+    # -- failures ----------------------------------------------------------
+
+    def throttle(self, conn: HTTPConnection, via: str) -> None:
+        """Refuse an authentication attempt from a client that is locked out.
+
+        A valid token is refused too while the lockout lasts, so that guessing
+        learns nothing from it. Sessions already open are not affected.
+
+        Args:
+            conn: the request.
+            via: "form" or "bearer", for the log.
+
+        Raises:
+            HttpError: 429, with the seconds to wait as `retry_after`.
+        """
+        client = client_key(conn)
+        wait = self.limiter.retry_after(client)
+        if wait > 0:
+            seconds = max(1, math.ceil(wait))
+            self.log.warning(
+                "dashboard.auth_throttled", client=client, via=via, retry_after=seconds
+            )
+            raise HttpError(
+                429,
+                f"too many failed logins or tokens from {client}; try again in {seconds} s",
+                retry_after=seconds,
+            )
+
+    def failed(self, conn: HTTPConnection, via: str) -> None:
+        """Log and count a failed login ("form") or bearer token ("bearer"); never the token."""
+        client = client_key(conn)
+        failures, lock = self.limiter.failed(client)
+        self.log.warning(
+            "dashboard.auth_failed",
+            client=client,
+            via=via,
+            failures=failures,
+            locked_for=math.ceil(lock),
+        )
+
+    def succeeded(self, conn: HTTPConnection) -> None:
+        """Forget the client's failures after it authenticated."""
+        self.limiter.succeeded(client_key(conn))
 
     @staticmethod
     def _local(conn: HTTPConnection) -> bool:

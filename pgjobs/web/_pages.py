@@ -386,13 +386,13 @@ async def login(request: Request) -> Response:
     await read_body(request)
     form = await request.form()
     _auth.check_csrf(request, form.get(_auth.CSRF_FIELD))
+    dash.auth.throttle(request, "form")
     secret = form.get("token")
     value = dash.auth.session_value(secret) if isinstance(secret, str) and secret else None
     if value is None:
-        dash.log.warning(
-            "dashboard.login_failed", client=request.client.host if request.client else None
-        )
+        dash.auth.failed(request, "form")
         return render(request, "login.html", None, "", 401, next_url=next_url, failed=True)
+    dash.auth.succeeded(request)
     who = dash.auth.from_token(str(secret))
     assert who is not None
     dash.log.info("dashboard.login", who=who.name, role=who.role)

@@ -15,14 +15,16 @@ import pytest
 pytest.importorskip("starlette", reason="the web extra is not installed: pip install 'pgjobs[web]'")
 httpx = pytest.importorskip("httpx", reason="the web extra is not installed")
 
+from pgjobs.errors import ConfigurationError  # noqa: E402
 from pgjobs.web import _auth  # noqa: E402
 from tests.web.conftest import (  # noqa: E402
     ADMIN,
     ADMIN_TOKEN,
     VIEWER,
+    captured_logs,
     insert_job,
 )
-from tests.web.test_pages import _csrf, logged_in  # noqa: E402
+from tests.web.test_pages import HTML, _csrf, logged_in  # noqa: E402
 
 Conn = psycopg.Connection[Any]
 
@@ -116,3 +118,97 @@ def test_redaction_words_fold_case_and_separators() -> None:
     }
     # Short words must be whole words of the key: `spinner` is not a PIN.
     assert _auth.redact({"spinner": 1, "pinned": 2}, words) == {"spinner": 1, "pinned": 2}
+
+
+# -- 6: brute force: a limit per client, 429 with Retry-After, every failure logged ------
+
+
+def test_failed_logins_are_logged_and_lock_the_client_out(serve: Any) -> None:
+    wrong = "wrong-token-0123456789"
+    with captured_logs() as logs:
+        server = serve()
+        with httpx.Client(base_url=server.url.rstrip("/"), headers=HTML, timeout=15) as client:
+            csrf = _csrf(client.get("/login").text)
+            for _ in range(5):
+                r = client.post("/login", data={"token": wrong, "csrf_token": csrf})
+                assert r.status_code == 401
+            r = client.post("/login", data={"token": wrong, "csrf_token": csrf})
+            assert r.status_code == 429
+            assert int(r.headers["retry-after"]) >= 1
+            # While locked out even the right token is refused: guessing learns nothing.
+            r = client.post("/login", data={"token": ADMIN_TOKEN, "csrf_token": csrf})
+            assert r.status_code == 429
+            assert "pgjobs_session" not in r.cookies
+        # Another client is not locked out.
+        with httpx.Client(base_url=server.url.rstrip("/"), headers=HTML, timeout=15) as other:
+            csrf = _csrf(other.get("/login", headers=ELSEWHERE).text)
+            r = other.post(
+                "/login", data={"token": ADMIN_TOKEN, "csrf_token": csrf}, headers=ELSEWHERE
+            )
+            assert r.status_code == 303
+    failed = [e for e in logs if e["event"] == "dashboard.auth_failed"]
+    assert [(e["via"], e["client"], e["failures"]) for e in failed] == [
+        ("form", "127.0.0.1", n) for n in range(1, 6)
+    ]
+    assert failed[-1]["locked_for"] >= 1
+    assert [e["via"] for e in logs if e["event"] == "dashboard.auth_throttled"] == ["form"] * 2
+    assert wrong not in repr(logs)
+    assert ADMIN_TOKEN not in repr(logs)
+
+
+def test_failed_bearer_tokens_are_logged_and_lock_the_client_out(serve: Any) -> None:
+    bad = {"Authorization": "Bearer guessed-token-0123456789"}
+    with captured_logs() as logs:
+        server = serve()
+        base = server.url.rstrip("/")
+        with logged_in(server, ADMIN_TOKEN) as browser:
+            with httpx.Client(base_url=base, timeout=15) as api:
+                for _ in range(5):
+                    assert api.get("/api/v1/jobs", headers=bad).status_code == 401
+                r = api.get("/api/v1/jobs", headers=bad)
+                assert r.status_code == 429
+                assert int(r.headers["retry-after"]) >= 1
+                assert r.json()["error"]["retry_after"] == int(r.headers["retry-after"])
+                assert api.get("/api/v1/jobs", headers=ADMIN).status_code == 429
+                assert api.get("/api/v1/jobs", headers={**ADMIN, **ELSEWHERE}).status_code == 200
+            # A session already open is not locked out with its address.
+            assert browser.get("/jobs").status_code == 200
+    failed = [e for e in logs if e["event"] == "dashboard.auth_failed"]
+    assert [(e["via"], e["client"]) for e in failed] == [("bearer", "127.0.0.1")] * 5
+    assert "guessed-token" not in repr(logs)
+    assert ADMIN_TOKEN not in repr(logs)
+
+
+def test_the_limiter_doubles_the_lockout_and_forgets_on_success() -> None:
+    now = [1000.0]
+    limiter = _auth.FailureLimiter(
+        threshold=3, first_lock=10, max_lock=35, window=100, clock=lambda: now[0]
+    )
+    assert [limiter.failed("a") for _ in range(2)] == [(1, 0.0), (2, 0.0)]
+    assert limiter.retry_after("a") == 0
+    assert limiter.failed("a") == (3, 10)
+    assert limiter.retry_after("a") == 10
+    assert limiter.retry_after("b") == 0
+    now[0] += 10.5
+    assert limiter.failed("a") == (4, 20)
+    now[0] += 21
+    assert limiter.failed("a") == (5, 35)  # doubled to 40, capped at max_lock
+    limiter.succeeded("a")
+    assert limiter.retry_after("a") == 0
+    assert limiter.failed("a") == (1, 0.0)
+    now[0] += 101  # a window without failures: forgotten
+    assert limiter.failed("a") == (1, 0.0)
+
+
+@pytest.mark.parametrize(
+    "secret",
+    ["a" * 16, "abababababababababab", "abcabcabcabcabcabc", "aaaaaaaaaaaaaaaa-7f3k9q"],
+)
+def test_obviously_weak_tokens_are_refused_at_load(secret: str) -> None:
+    from pgjobs.web import create_app
+    from tests.web.app import app
+
+    with pytest.raises(ConfigurationError, match="too easy to guess") as caught:
+        create_app(app, tokens=f"admin:{secret}")
+    assert _auth.TOKEN_RULE in str(caught.value)
+    assert secret not in str(caught.value)
