@@ -40,6 +40,13 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         help="allow a non-loopback --bind without tokens: anyone who reaches it is admin",
     )
     p.add_argument(
+        "--proxy-headers",
+        action="store_true",
+        help="trust X-Forwarded-Proto and X-Forwarded-For from the proxy at 127.0.0.1 (or "
+        "$FORWARDED_ALLOW_IPS): behind TLS, cookies are then Secure, and failed logins "
+        "count per client rather than per proxy",
+    )
+    p.add_argument(
         "--refresh",
         type=float,
         default=5.0,
@@ -131,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
         port=port,
         root_path=args.root_path,
         log_level=os.environ.get("PGJOBS_DASHBOARD_LOG_LEVEL", "warning"),
-        proxy_headers=False,
+        proxy_headers=args.proxy_headers,
         server_header=False,
     )
     return 0

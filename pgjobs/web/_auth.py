@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import collections
 import hashlib
 import hmac
@@ -311,12 +312,15 @@ class Auth:
     from loopback (a DNS-rebinding page in a browser sends its own Host), unless
     `insecure` is set: then anyone who can reach it is an admin.
 
-    Failed logins and bearer tokens are logged and counted per client (see
-    FailureLimiter).
+    Each login starts a session with its own id, signed into the cookie. Logging
+    out revokes that id in this process: a copy of the cookie stops working here
+    (the revocations are not shared with other processes, nor kept across a
+    restart). Failed logins and bearer tokens are logged and counted per client
+    (see FailureLimiter).
 
     Args:
         tokens: the configured tokens; empty means no authentication.
-        secret_key: signs session and CSRF cookies; default
+        secret_key: signs session cookies and CSRF tokens; default
             $PGJOBS_DASHBOARD_SECRET, else a random key (sessions then end when
             the process restarts).
         insecure: without tokens, answer requests from any address.
@@ -337,7 +341,10 @@ class Auth:
         self.log = _log.get_logger()
         key = secret_key or os.environ.get(SECRET_ENV) or secrets.token_hex(32)
         self._serializer = URLSafeTimedSerializer(key, salt="pgjobs-dashboard-session")
+        self._csrf_key = hashlib.sha256(b"pgjobs-dashboard-csrf\x00" + key.encode()).digest()
         self._by_key = {t.key: t for t in tokens}
+        # Revoked session ids, and when their cookies would expire anyway.
+        self._revoked: dict[str, float] = {}
 
     @property
     def enabled(self) -> bool:
@@ -353,14 +360,14 @@ class Auth:
         return Principal(found.name, found.role, "token") if found else None
 
     def session_value(self, secret: str) -> str | None:
-        """The signed cookie value for someone who logged in with `secret`."""
+        """The signed cookie value of a new session for someone who logged in with `secret`."""
         principal = self.from_token(secret)
         if principal is None:
             return None
         key = next(
             t.key for t in self.tokens if t.name == principal.name and t.role == principal.role
         )
-        return self._serializer.dumps({"k": key})
+        return self._serializer.dumps({"k": key, "s": secrets.token_urlsafe(18)})
 
     def identify(self, conn: HTTPConnection) -> Principal | None:
         """Who sent this request; None when they must authenticate first.
@@ -391,15 +398,10 @@ class Auth:
                 )
             self.limiter.succeeded(client_key(conn))
             return principal
-        cookie = conn.cookies.get(SESSION_COOKIE)
-        if cookie:
-            try:
-                data = self._serializer.loads(cookie, max_age=SESSION_MAX_AGE)
-            except BadSignature:
-                return None
-            token = self._by_key.get(data.get("k", "")) if isinstance(data, dict) else None
-            if token is not None:
-                return Principal(token.name, token.role, "session")
+        session = self._session(conn)
+        if session is not None:
+            token, _ = session
+            return Principal(token.name, token.role, "session")
         return None
 
     # -- failures ----------------------------------------------------------
@@ -446,6 +448,78 @@ class Auth:
         """Forget the client's failures after it authenticated."""
         self.limiter.succeeded(client_key(conn))
 
+    # -- sessions ----------------------------------------------------------
+
+    def session_id(self, conn: HTTPConnection) -> str | None:
+        """The id of the live session whose cookie `conn` carries, if any."""
+        session = self._session(conn)
+        return session[1] if session else None
+
+    def revoke(self, conn: HTTPConnection) -> Principal | None:
+        """Revoke the session whose cookie `conn` carries (logout); its holder, if any."""
+        session = self._session(conn)
+        if session is None:
+            return None
+        token, sid = session
+        now = time.time()
+        self._revoked = {s: t for s, t in self._revoked.items() if t > now}
+        self._revoked[sid] = now + SESSION_MAX_AGE
+        return Principal(token.name, token.role, "session")
+
+    def _session(self, conn: HTTPConnection) -> tuple[Token, str] | None:
+        cookie = conn.cookies.get(SESSION_COOKIE)
+        if not cookie:
+            return None
+        try:
+            data = self._serializer.loads(cookie, max_age=SESSION_MAX_AGE)
+        except BadSignature:
+            return None
+        if not isinstance(data, dict):
+            return None
+        token = self._by_key.get(data.get("k", ""))
+        sid = data.get("s")
+        # A cookie from before sessions had ids has no "s", and cannot be revoked.
+        if token is None or not isinstance(sid, str) or sid in self._revoked:
+            return None
+        return token, sid
+
+    # -- CSRF --------------------------------------------------------------
+
+    def csrf_for(self, session_id: str) -> str:
+        """The CSRF token of a session (or of a visitor's pre-login id): an HMAC of it."""
+        digest = hmac.new(self._csrf_key, session_id.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+    def csrf_token(self, conn: HTTPConnection) -> str | None:
+        """The CSRF token forms must carry on `conn`'s session; None without one.
+
+        Logged in, it is derived from the session id, so a token from one
+        session is refused in another. Before login (the login form itself,
+        or a dashboard without tokens) it is derived from the random id in the
+        CSRF cookie.
+        """
+        sid = self.session_id(conn)
+        if sid is None:
+            visitor = conn.cookies.get(CSRF_COOKIE, "")
+            if not visitor:
+                return None
+            sid = "visitor:" + visitor
+        return self.csrf_for(sid)
+
+    def check_csrf(self, conn: HTTPConnection, value: object) -> None:
+        """Refuse a state-changing request whose CSRF token is not its session's.
+
+        Raises:
+            HttpError: 403.
+        """
+        check_origin(conn)
+        expected = self.csrf_token(conn)
+        if not expected or not isinstance(value, str) or not hmac.compare_digest(expected, value):
+            raise HttpError(
+                403,
+                "the form's CSRF token is missing or stale; reload the page and try again",
+            )
+
     @staticmethod
     def _local(conn: HTTPConnection) -> bool:
         # No client address is a Unix socket, which only this machine can reach.
@@ -457,23 +531,27 @@ class Auth:
 
 
 def new_csrf_token() -> str:
-    """A fresh random value for the CSRF cookie and form field."""
+    """A fresh random value for the CSRF cookie: a visitor's id before login."""
     return secrets.token_urlsafe(24)
 
 
 def check_csrf(conn: HTTPConnection, form_value: object) -> None:
-    """Refuse a form POST whose token does not match its cookie, or from another origin.
+    """Refuse a POST whose CSRF token is not its session's, or that comes from another origin.
+
+    The token is the one `Auth.csrf_token` gives the request's session (from the
+    form field, or a header the caller read); it is checked with the Auth of
+    the dashboard app serving `conn`.
 
     Raises:
         HttpError: 403.
     """
-    check_origin(conn)
-    cookie = conn.cookies.get(CSRF_COOKIE, "")
-    if not cookie or not isinstance(form_value, str) or not hmac.compare_digest(cookie, form_value):
-        raise HttpError(
-            403,
-            "the form's CSRF token is missing or stale; reload the page and try again",
-        )
+    current(conn).check_csrf(conn, form_value)
+
+
+def current(conn: HTTPConnection) -> Auth:
+    """The Auth of the dashboard app that serves `conn`."""
+    auth: Auth = conn.app.state.dashboard.auth
+    return auth
 
 
 def check_origin(conn: HTTPConnection) -> None:

@@ -53,9 +53,13 @@ def render(
     status_code: int = 200,
     **context: Any,
 ) -> Response:
-    """A page, with the CSRF cookie set if the browser has none yet."""
+    """A page, with its session's CSRF token; a visitor's id is set in a cookie if needed."""
     dash = _dash(request)
-    csrf = request.cookies.get(_auth.CSRF_COOKIE) or _auth.new_csrf_token()
+    visitor = None
+    csrf = dash.auth.csrf_token(request)
+    if csrf is None:
+        visitor = _auth.new_csrf_token()
+        csrf = dash.auth.csrf_for("visitor:" + visitor)
     response = dash.templates.TemplateResponse(
         request,
         template,
@@ -69,10 +73,10 @@ def render(
         },
         status_code=status_code,
     )
-    if request.cookies.get(_auth.CSRF_COOKIE) != csrf:
+    if visitor is not None:
         response.set_cookie(
             _auth.CSRF_COOKIE,
-            csrf,
+            visitor,
             httponly=True,
             samesite="strict",
             secure=request.url.scheme == "https",
@@ -411,10 +415,14 @@ async def login(request: Request) -> Response:
 
 
 async def logout(request: Request) -> Response:
-    """POST: forget the session cookie."""
+    """POST: revoke the session (a copy of its cookie stops working) and delete the cookie."""
+    dash = _dash(request)
     await read_body(request)
     form = await request.form()
     _auth.check_csrf(request, form.get(_auth.CSRF_FIELD))
+    who = dash.auth.revoke(request)
+    if who is not None:
+        dash.log.info("dashboard.logout", who=who.name, role=who.role)
     response = _redirect(request, "login", "logged_out")
     response.delete_cookie(_auth.SESSION_COOKIE, path=request.scope.get("root_path", "") or "/")
     return response

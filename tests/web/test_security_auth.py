@@ -6,6 +6,10 @@ from __future__ import annotations
 import json
 import posixpath
 import re
+import socket
+import subprocess
+import sys
+import time
 import urllib.parse
 from typing import Any
 
@@ -17,6 +21,7 @@ httpx = pytest.importorskip("httpx", reason="the web extra is not installed")
 
 from pgjobs.errors import ConfigurationError  # noqa: E402
 from pgjobs.web import _auth  # noqa: E402
+from tests.conftest import REPO  # noqa: E402
 from tests.web.conftest import (  # noqa: E402
     ADMIN,
     ADMIN_TOKEN,
@@ -212,3 +217,102 @@ def test_obviously_weak_tokens_are_refused_at_load(secret: str) -> None:
         create_app(app, tokens=f"admin:{secret}")
     assert _auth.TOKEN_RULE in str(caught.value)
     assert secret not in str(caught.value)
+
+
+# -- 8: sessions: logout revokes, CSRF tokens belong to one session, Secure behind TLS ---
+
+
+def test_logout_revokes_a_copied_session_cookie(server: Any) -> None:
+    with logged_in(server, ADMIN_TOKEN) as client:
+        page = client.get("/jobs")
+        assert page.status_code == 200
+        copied = client.cookies["pgjobs_session"]
+        r = client.post("/logout", data={"csrf_token": _csrf(page.text)})
+        assert r.status_code == 303
+    cookie = {"Cookie": f"pgjobs_session={copied}"}
+    r = httpx.get(server.url + "jobs", headers={**HTML, **cookie}, timeout=15)
+    assert r.status_code == 303
+    assert "/login" in r.headers["location"]
+    assert httpx.get(server.url + "api/v1/jobs", headers=cookie, timeout=15).status_code == 401
+
+
+def test_a_csrf_token_works_only_in_its_own_session(server: Any, conn: Conn) -> None:
+    job = insert_job(conn, status="failed")
+    with logged_in(server, ADMIN_TOKEN) as a, logged_in(server, ADMIN_TOKEN) as b:
+        a_token = _csrf(a.get(f"/jobs/{job}").text)
+        b_token = _csrf(b.get(f"/jobs/{job}").text)
+        # A page on a sibling subdomain can plant cookies (cookie tossing): it gives
+        # B the CSRF cookie and token an attacker got from their own session A.
+        tossed = (
+            f"pgjobs_session={b.cookies['pgjobs_session']}; pgjobs_csrf={a.cookies['pgjobs_csrf']}"
+        )
+        r = httpx.post(
+            f"{server.url}jobs/{job}/retry",
+            data={"csrf_token": a_token, "confirm": "yes"},
+            headers={**HTML, "Cookie": tossed},
+            timeout=15,
+        )
+        assert r.status_code == 403
+        assert conn.execute("SELECT status FROM pgjobs.jobs WHERE id = %s", (job,)).fetchone() == (
+            "failed",
+        )
+        r = b.post(f"/jobs/{job}/retry", data={"csrf_token": b_token, "confirm": "yes"})
+        assert r.status_code == 303
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _cookie_attributes(response: Any, name: str) -> list[str]:
+    for header in response.headers.get_list("set-cookie"):
+        if header.startswith(f"{name}="):
+            return [part.strip().lower() for part in header.split(";")[1:]]
+    raise AssertionError(f"no {name} cookie set: {response.headers.get_list('set-cookie')}")
+
+
+def test_cookies_are_secure_behind_a_tls_proxy_with_proxy_headers(dsn: str) -> None:
+    import os
+
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PGJOBS_DASHBOARD")}
+    env.update(PGJOBS_DSN=dsn, PYTHONPATH=str(REPO), PGJOBS_DASHBOARD_TOKENS=f"admin:{ADMIN_TOKEN}")
+    command = [sys.executable, "-m", "pgjobs", "dashboard", "tests.web.app:app"]
+    proc = subprocess.Popen(
+        [*command, "--bind", f"127.0.0.1:{port}", "--proxy-headers"],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{base}/healthz", timeout=2)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None, proc.communicate()[0].decode()
+                assert time.monotonic() < deadline, "the dashboard did not start"
+                time.sleep(0.1)
+        tls = {**HTML, "X-Forwarded-Proto": "https"}
+        page = httpx.get(f"{base}/login", headers=tls, timeout=15)
+        assert "secure" in _cookie_attributes(page, "pgjobs_csrf")
+        visitor = page.cookies["pgjobs_csrf"]
+        r = httpx.post(
+            f"{base}/login",
+            data={"token": ADMIN_TOKEN, "csrf_token": _csrf(page.text)},
+            headers={**tls, "Cookie": f"pgjobs_csrf={visitor}"},
+            timeout=15,
+        )
+        assert r.status_code == 303
+        assert "secure" in _cookie_attributes(r, "pgjobs_session")
+        # Plain HTTP through the same proxy: not Secure, or the browser would drop it.
+        plain = httpx.get(f"{base}/login", headers=HTML, timeout=15)
+        assert "secure" not in _cookie_attributes(plain, "pgjobs_csrf")
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=20)
