@@ -37,7 +37,8 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument(
         "--insecure",
         action="store_true",
-        help="allow a non-loopback --bind without tokens: anyone who reaches it is admin",
+        help="without tokens, answer every address, not only loopback: anyone who can "
+        "reach it is admin (only behind a proxy that authenticates)",
     )
     p.add_argument(
         "--proxy-headers",
@@ -131,7 +132,14 @@ def run(args: argparse.Namespace) -> int:
     from pgjobs.web._serve import url_for
 
     web, host, port = build(args)
-    print(f"pgjobs dashboard on {url_for(host, port, args.root_path)}", file=sys.stderr, flush=True)
+    url = url_for(host, port, args.root_path)
+    print(f"pgjobs dashboard on {url}", file=sys.stderr, flush=True)
+    if args.insecure and not web.state.dashboard.auth.enabled:
+        print(
+            "warning: no tokens and --insecure: anyone who can reach this address is admin",
+            file=sys.stderr,
+            flush=True,
+        )
     uvicorn.run(
         web,
         host=host,

@@ -316,3 +316,22 @@ def test_cookies_are_secure_behind_a_tls_proxy_with_proxy_headers(dsn: str) -> N
     finally:
         proc.terminate()
         proc.communicate(timeout=20)
+
+
+# -- 9: --insecure: the banner says what it does ---------------------------------------
+
+
+def test_insecure_without_tokens_says_anyone_who_reaches_it_is_admin(serve: Any) -> None:
+    server = serve(tokens="", insecure=True)
+    r = httpx.get(server.url + "queues", headers={**HTML, **ELSEWHERE}, timeout=15)
+    assert r.status_code == 200  # from another machine: admin, as the banner says
+    assert "anyone who can reach this address has admin rights" in r.text
+    assert "anyone on this machine" not in r.text
+
+
+def test_without_insecure_the_banner_says_this_machine_only(serve: Any) -> None:
+    server = serve(tokens="")
+    r = httpx.get(server.url + "queues", headers=HTML, timeout=15)
+    assert "anyone on this machine has admin rights here; other machines are refused" in r.text
+    r = httpx.get(server.url + "queues", headers={**HTML, **ELSEWHERE}, timeout=15)
+    assert r.status_code == 403
