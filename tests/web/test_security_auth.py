@@ -4,6 +4,7 @@ sessions and --insecure, over real HTTP (and the `dashboard` command as a subpro
 from __future__ import annotations
 
 import json
+import os
 import posixpath
 import re
 import socket
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.parse
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -90,6 +92,35 @@ def test_run_now_of_a_schedule_named_with_dot_dot_runs_that_schedule(
         assert r.status_code == 303, r.text
     rows = conn.execute("SELECT args, meta->>'schedule' FROM pgjobs.jobs WHERE task = 'noop'")
     assert rows.fetchall() == [({"n": 2}, "zz/../nightly")]
+
+
+@pytest.mark.slow
+def test_in_chromium_pause_on_zz_dot_dot_emails_pauses_that_queue(server: Any, conn: Conn) -> None:
+    """The browser itself resolves dot segments: click the button as a person would."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    chromium = os.environ.get("PGJOBS_CHROMIUM", "/usr/bin/chromium")
+    if not Path(chromium).exists():
+        pytest.skip(f"no Chromium at {chromium}")
+    conn.execute("INSERT INTO pgjobs.queues (name, paused) VALUES ('emails', false)")
+    conn.execute("INSERT INTO pgjobs.queues (name, paused) VALUES ('zz/../emails', false)")
+    with sync_api.sync_playwright() as p:
+        args = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
+        browser = p.chromium.launch(executable_path=chromium, args=args, headless=True)
+        try:
+            page = browser.new_page()
+            page.on("dialog", lambda dialog: dialog.accept())
+            page.goto(server.url + "login")
+            page.fill("input[name=token]", ADMIN_TOKEN)
+            page.click("button:has-text('Log in')")
+            page.wait_for_url(server.url)
+            page.goto(server.url + "queues")
+            row = page.locator("tr", has_text="zz/../emails")
+            row.locator("button:has-text('Pause')").click()
+            page.wait_for_selector("text=Queue paused")
+        finally:
+            browser.close()
+    paused = dict(conn.execute("SELECT name, paused FROM pgjobs.queues").fetchall())
+    assert paused == {"emails": False, "zz/../emails": True}
 
 
 # -- 5: redaction matches spellings, not one exact key ---------------------------
@@ -274,8 +305,6 @@ def _cookie_attributes(response: Any, name: str) -> list[str]:
 
 
 def test_cookies_are_secure_behind_a_tls_proxy_with_proxy_headers(dsn: str) -> None:
-    import os
-
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PGJOBS_DASHBOARD")}
     env.update(PGJOBS_DSN=dsn, PYTHONPATH=str(REPO), PGJOBS_DASHBOARD_TOKENS=f"admin:{ADMIN_TOKEN}")
