@@ -37,7 +37,15 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument(
         "--insecure",
         action="store_true",
-        help="allow a non-loopback --bind without tokens: anyone who reaches it is admin",
+        help="without tokens, answer every address, not only loopback: anyone who can "
+        "reach it is admin (only behind a proxy that authenticates)",
+    )
+    p.add_argument(
+        "--proxy-headers",
+        action="store_true",
+        help="trust X-Forwarded-Proto and X-Forwarded-For from the proxy at 127.0.0.1 (or "
+        "$FORWARDED_ALLOW_IPS): behind TLS, cookies are then Secure, and failed logins "
+        "count per client rather than per proxy",
     )
     p.add_argument(
         "--refresh",
@@ -124,14 +132,21 @@ def run(args: argparse.Namespace) -> int:
     from pgjobs.web._serve import url_for
 
     web, host, port = build(args)
-    print(f"pgjobs dashboard on {url_for(host, port, args.root_path)}", file=sys.stderr, flush=True)
+    url = url_for(host, port, args.root_path)
+    print(f"pgjobs dashboard on {url}", file=sys.stderr, flush=True)
+    if args.insecure and not web.state.dashboard.auth.enabled:
+        print(
+            "warning: no tokens and --insecure: anyone who can reach this address is admin",
+            file=sys.stderr,
+            flush=True,
+        )
     uvicorn.run(
         web,
         host=host,
         port=port,
         root_path=args.root_path,
         log_level=os.environ.get("PGJOBS_DASHBOARD_LOG_LEVEL", "warning"),
-        proxy_headers=False,
+        proxy_headers=args.proxy_headers,
         server_header=False,
     )
     return 0

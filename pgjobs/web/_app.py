@@ -33,7 +33,9 @@ def _wants_json(request: Request) -> bool:
 
 
 def _error_response(request: Request, error: HttpError) -> Response:
-    headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+    headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else {}
+    if "retry_after" in error.extra:  # 429 after failed logins: when to try again
+        headers["Retry-After"] = str(error.extra["retry_after"])
     if _wants_json(request):
         return ApiResponse(error.body(), status_code=error.status, headers=headers)
     dash: Dashboard = request.app.state.dashboard
@@ -45,6 +47,7 @@ def _error_response(request: Request, error: HttpError) -> Response:
         "error.html",
         {"dash": dash, "error": error, "who": None, "csrf": "", "nav": ""},
         status_code=error.status,
+        headers=headers,
     )
 
 

@@ -104,6 +104,7 @@ class Dashboard:
         templates_dir = Path(str(importlib.resources.files("pgjobs.web") / "templates"))
         self.templates = Jinja2Templates(directory=templates_dir)
         self.templates.env.filters["utc"] = utc
+        self.templates.env.filters["segment"] = _auth.path_segment
 
     # -- who ---------------------------------------------------------------
 

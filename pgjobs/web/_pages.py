@@ -53,9 +53,13 @@ def render(
     status_code: int = 200,
     **context: Any,
 ) -> Response:
-    """A page, with the CSRF cookie set if the browser has none yet."""
+    """A page, with its session's CSRF token; a visitor's id is set in a cookie if needed."""
     dash = _dash(request)
-    csrf = request.cookies.get(_auth.CSRF_COOKIE) or _auth.new_csrf_token()
+    visitor = None
+    csrf = dash.auth.csrf_token(request)
+    if csrf is None:
+        visitor = _auth.new_csrf_token()
+        csrf = dash.auth.csrf_for("visitor:" + visitor)
     response = dash.templates.TemplateResponse(
         request,
         template,
@@ -69,10 +73,10 @@ def render(
         },
         status_code=status_code,
     )
-    if request.cookies.get(_auth.CSRF_COOKIE) != csrf:
+    if visitor is not None:
         response.set_cookie(
             _auth.CSRF_COOKIE,
-            csrf,
+            visitor,
             httponly=True,
             samesite="strict",
             secure=request.url.scheme == "https",
@@ -362,7 +366,10 @@ async def schedule_run(request: Request) -> Response:
     who, form = await _form(request)
     name = _http.text_field(request.path_params["name"], "schedule name", max_length=200) or ""
     if not _confirmed(form):
-        return _confirm_page(request, who, form, f"Run schedule {name} now?", request.url.path)
+        # Not request.url.path: that is decoded, and a name with `/../` in it
+        # would post the confirmation to another schedule's URL.
+        action = request.url_for("schedule_run", name=_auth.path_segment(name)).path
+        return _confirm_page(request, who, form, f"Run schedule {name} now?", action)
     async with dash.db.connection() as conn:
         job_id = await _queries.run_schedule_now(conn, name, who.name)
     dash.action(who, "schedule.run_now", schedule=name, job_id=job_id)
@@ -383,13 +390,13 @@ async def login(request: Request) -> Response:
     await read_body(request)
     form = await request.form()
     _auth.check_csrf(request, form.get(_auth.CSRF_FIELD))
+    dash.auth.throttle(request, "form")
     secret = form.get("token")
     value = dash.auth.session_value(secret) if isinstance(secret, str) and secret else None
     if value is None:
-        dash.log.warning(
-            "dashboard.login_failed", client=request.client.host if request.client else None
-        )
+        dash.auth.failed(request, "form")
         return render(request, "login.html", None, "", 401, next_url=next_url, failed=True)
+    dash.auth.succeeded(request)
     who = dash.auth.from_token(str(secret))
     if who is None:  # session_value above accepted the same token
         raise RuntimeError("a token accepted for a session has no principal")
@@ -409,10 +416,14 @@ async def login(request: Request) -> Response:
 
 
 async def logout(request: Request) -> Response:
-    """POST: forget the session cookie."""
+    """POST: revoke the session (a copy of its cookie stops working) and delete the cookie."""
+    dash = _dash(request)
     await read_body(request)
     form = await request.form()
     _auth.check_csrf(request, form.get(_auth.CSRF_FIELD))
+    who = dash.auth.revoke(request)
+    if who is not None:
+        dash.log.info("dashboard.logout", who=who.name, role=who.role)
     response = _redirect(request, "login", "logged_out")
     response.delete_cookie(_auth.SESSION_COOKIE, path=request.scope.get("root_path", "") or "/")
     return response

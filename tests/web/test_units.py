@@ -10,12 +10,15 @@ from pgjobs.cli._dashboard import check_exposure, parse_bind
 from pgjobs.errors import ConfigurationError
 from pgjobs.web import _auth, _http
 
+A16 = "a1b2c3d4e5f6a7b8"
+V20 = "v1w2x3y4z5v6w7x8y9z0"
+
 
 def test_tokens_parse_roles_and_names() -> None:
-    tokens = _auth.parse_tokens("admin:" + "a" * 16 + ", ci=viewer:" + "v" * 20 + "\n# note\n")
-    assert [(t.role, t.secret) for t in tokens] == [("admin", "a" * 16), ("viewer", "v" * 20)]
+    tokens = _auth.parse_tokens(f"admin:{A16}, ci=viewer:{V20}\n# note\n")
+    assert [(t.role, t.secret) for t in tokens] == [("admin", A16), ("viewer", V20)]
     assert tokens[0].name.startswith("admin:")
-    assert "a" * 16 not in tokens[0].name
+    assert A16 not in tokens[0].name
     assert tokens[1].name == "ci"
 
 
@@ -33,8 +36,8 @@ def test_tokens_file_and_environment(tmp_path: object) -> None:
 
     assert isinstance(tmp_path, Path)
     path = tmp_path / "tokens"
-    path.write_text("viewer:" + "f" * 16 + "\n")
-    env = {_auth.TOKENS_ENV: "admin:" + "e" * 16, _auth.TOKENS_FILE_ENV: str(path)}
+    path.write_text(f"viewer:{V20}\n")
+    env = {_auth.TOKENS_ENV: f"admin:{A16}", _auth.TOKENS_FILE_ENV: str(path)}
     assert [t.role for t in _auth.load_tokens(environ=env)] == ["admin", "viewer"]
     with pytest.raises(ConfigurationError, match="cannot read"):
         _auth.load_tokens(tokens_file=tmp_path / "missing", environ={})
