@@ -228,7 +228,14 @@ def _check_browser_intent(request: Request, who: Principal) -> None:
     origin = request.headers.get("origin")
     host = request.headers.get("host", "")
     from_here = origin is not None and _http.same_origin(origin, host, request.url.scheme)
-    if who.via == "session":
+    if who.via == "anonymous":
+        if origin is not None and not from_here:
+            raise HttpError(
+                403,
+                f"a browser page at {origin[:100]} may not change anything here; tools that "
+                "send no Origin header may",
+            )
+    else:  # the session cookie, or any other credential a browser sends by itself
         if not from_here:
             raise HttpError(
                 403,
@@ -244,12 +251,6 @@ def _check_browser_intent(request: Request, who: Principal) -> None:
                 "the X-CSRF-Token header is missing or does not match this session's "
                 "CSRF token (the csrf_token field of the dashboard's forms)",
             ) from None
-    elif origin is not None and not from_here:
-        raise HttpError(
-            403,
-            f"a browser page at {origin[:100]} may not change anything here; tools that "
-            "send no Origin header may",
-        )
 
 
 # -- stats, queues, workers, schedules -------------------------------------

@@ -42,6 +42,14 @@ SECURITY_HEADERS = {
 _ENCODED_HEADERS = [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
 
 
+#: Set on each request's scope by _Guard: whether its path is the API's (or /healthz).
+_API_KEY = "pgjobs.api"
+
+
+def _is_api(path: str) -> bool:
+    return path.startswith(("/api/", "/healthz"))
+
+
 class _Guard:
     """Every HTTP request and response: the Host allow-list, a UTF-8 URL, security headers.
 
@@ -103,14 +111,6 @@ class _Guard:
         if not _http.is_unicode(str(scope.get("path", ""))):
             return HttpError(400, "the URL's path holds a lone surrogate, which is not text")
         return None
-
-
-#: Set on each request's scope by _Guard: whether its path is the API's (or /healthz).
-_API_KEY = "pgjobs.api"
-
-
-def _is_api(path: str) -> bool:
-    return path.startswith(("/api/", "/healthz"))
 
 
 def _wants_json(request: Request) -> bool:
