@@ -48,6 +48,13 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "count per client rather than per proxy",
     )
     p.add_argument(
+        "--allowed-hosts",
+        metavar="HOSTS",
+        help="comma-separated host names the dashboard answers to, e.g. "
+        "dash.example.com,*.example.com; a request with another Host header gets 400 "
+        "(default: any; set it when the dashboard is reachable by name)",
+    )
+    p.add_argument(
         "--refresh",
         type=float,
         default=5.0,
@@ -121,6 +128,7 @@ def build(args: argparse.Namespace) -> tuple[Any, str, int]:
         tokens_file=args.tokens_file,
         insecure=args.insecure,
         refresh_seconds=args.refresh,
+        allowed_hosts=args.allowed_hosts,
     )
     return web, host, port
 

@@ -13,8 +13,17 @@ from pgjobs._admin import JobSummary
 from pgjobs.errors import UnknownTaskError
 from pgjobs.web import _auth, _http, _queries
 from pgjobs.web._auth import Principal
-from pgjobs.web._dashboard import ApiResponse, Dashboard, as_http_error, read_body
+from pgjobs.web._dashboard import (
+    ApiResponse,
+    Dashboard,
+    as_http_error,
+    read_empty_body,
+    read_json_object,
+)
 from pgjobs.web._http import HttpError
+
+#: The header that carries the CSRF token on a state change made with the session cookie.
+CSRF_HEADER = "X-CSRF-Token"
 
 
 def _dash(request: Request) -> Dashboard:
@@ -89,8 +98,7 @@ async def submit_job(request: Request) -> Response:
     """POST /jobs: enqueue a job of a task the App knows."""
     dash = _dash(request)
     who = _admin_request(request)
-    body = _http.parse_json_object(await read_body(request))
-    sub = _http.submission(body)
+    sub = _http.submission(await read_json_object(request))
     if sub.task not in dash.app.tasks:
         raise UnknownTaskError(sub.task, list(dash.app.tasks))
     spec = dash.app.job(
@@ -137,7 +145,7 @@ async def _job_action(request: Request, action: str) -> Response:
     dash = _dash(request)
     who = _admin_request(request)
     job_id = _http.job_id(request.path_params["id"])
-    await read_body(request)
+    await read_empty_body(request)
     async with dash.db.connection() as conn:
         if action == "retry":
             await _admin.retry_job_async(conn, job_id)
@@ -153,6 +161,7 @@ async def delete_job(request: Request) -> Response:
     dash = _dash(request)
     who = _admin_request(request)
     job_id = _http.job_id(request.path_params["id"])
+    await read_empty_body(request)
     async with dash.db.connection() as conn:
         await _queries.delete_job(conn, job_id)
     dash.action(who, "job.delete", job_id=job_id)
@@ -163,7 +172,7 @@ async def bulk_retry(request: Request) -> Response:
     """POST /jobs/retry-failed: retry every failed job of a task and/or queue."""
     dash = _dash(request)
     who = _admin_request(request)
-    queue, task = _bulk_filters(await read_body(request))
+    queue, task = _bulk_filters(await read_json_object(request))
     async with dash.db.connection() as conn:
         result = await _admin.retry_jobs_async(conn, status="failed", queue=queue, task=task)
     dash.action(who, "jobs.retry_failed", queue=queue, task=task, jobs=result.total)
@@ -174,15 +183,14 @@ async def bulk_cancel(request: Request) -> Response:
     """POST /jobs/cancel-queued: cancel every queued job of a queue and/or task."""
     dash = _dash(request)
     who = _admin_request(request)
-    queue, task = _bulk_filters(await read_body(request))
+    queue, task = _bulk_filters(await read_json_object(request))
     async with dash.db.connection() as conn:
         result = await _admin.cancel_jobs_async(conn, queue=queue, task=task)
     dash.action(who, "jobs.cancel_queued", queue=queue, task=task, jobs=result.total)
     return ApiResponse({"jobs": result.total, "per_queue": result.per_queue})
 
 
-def _bulk_filters(body: bytes) -> tuple[str | None, str | None]:
-    data = _http.parse_json_object(body)
+def _bulk_filters(data: dict[str, Any]) -> tuple[str | None, str | None]:
     unknown = sorted(set(data) - {"queue", "task"})
     if unknown:
         raise HttpError(422, f"unknown field(s) {', '.join(unknown)}; allowed: queue, task")
@@ -200,7 +208,50 @@ def _bulk_filters(body: bytes) -> tuple[str | None, str | None]:
 
 def _admin_request(request: Request) -> Principal:
     _auth.check_origin(request)
-    return _dash(request).require(request, "admin")
+    who = _dash(request).require(request, "admin")
+    _check_browser_intent(request, who)
+    return who
+
+
+def _check_browser_intent(request: Request, who: Principal) -> None:
+    """Refuse a state change a browser may have sent without its user meaning to.
+
+    A browser attaches the session cookie (and reaches a tokenless loopback
+    dashboard) on requests that any page it shows can start: a cross-site
+    form, or one whose Origin is `null`. A bearer token is only ever sent
+    by a client that holds it, so bearer calls need none of this.
+
+    Raises:
+        HttpError: 403.
+    """
+    if who.via == "token":
+        return
+    origin = request.headers.get("origin")
+    host = request.headers.get("host", "")
+    from_here = origin is not None and _http.same_origin(origin, host, request.url.scheme)
+    if who.via == "anonymous":
+        if origin is not None and not from_here:
+            raise HttpError(
+                403,
+                f"a browser page at {origin[:100]} may not change anything here; tools that "
+                "send no Origin header may",
+            )
+    else:  # the session cookie, or any other credential a browser sends by itself
+        if not from_here:
+            raise HttpError(
+                403,
+                "a change through the API with the session cookie must come from this "
+                "dashboard's own origin and carry the X-CSRF-Token header; scripts and "
+                "services should send `Authorization: Bearer TOKEN` instead",
+            )
+        try:
+            _auth.check_csrf(request, request.headers.get(CSRF_HEADER))
+        except HttpError:
+            raise HttpError(
+                403,
+                "the X-CSRF-Token header is missing or does not match this session's "
+                "CSRF token (the csrf_token field of the dashboard's forms)",
+            ) from None
 
 
 # -- stats, queues, workers, schedules -------------------------------------
@@ -251,7 +302,7 @@ async def _set_paused(request: Request, paused: bool) -> Response:
     dash = _dash(request)
     who = _admin_request(request)
     name = queue_name(request.path_params["name"])
-    await read_body(request)
+    await read_empty_body(request)
     async with dash.db.connection() as conn:
         await _queries.set_paused(conn, name, paused)
     dash.action(who, "queue.pause" if paused else "queue.resume", queue=name)
@@ -292,7 +343,7 @@ async def run_schedule(request: Request) -> Response:
     name = _http.text_field(request.path_params["name"], "schedule name", max_length=200)
     if name is None:
         raise _http.bad_request("the schedule name is empty")
-    await read_body(request)
+    await read_empty_body(request)
     async with dash.db.connection() as conn:
         job_id = await _queries.run_schedule_now(conn, name, who.name)
     dash.action(who, "schedule.run_now", schedule=name, job_id=job_id)
@@ -305,7 +356,8 @@ async def openapi(request: Request) -> Response:
     """GET /openapi.json."""
     from pgjobs.web._openapi import spec
 
-    return ApiResponse(spec(str(request.url_for("healthz")).removesuffix("/healthz")))
+    # A path, never the Host header's name: a request cannot choose where clients go.
+    return ApiResponse(spec(request.url_for("healthz").path.removesuffix("/healthz")))
 
 
 def routes() -> list[BaseRoute]:

@@ -9,27 +9,116 @@ from collections.abc import AsyncIterator, Iterable
 import psycopg
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pgjobs._app import App
 from pgjobs.errors import (
     PgjobsError,
 )
-from pgjobs.web import _api, _auth, _pages
+from pgjobs.web import _api, _auth, _http, _pages
 from pgjobs.web._auth import Auth
-from pgjobs.web._dashboard import ApiResponse, Dashboard, as_http_error
+from pgjobs.web._dashboard import ApiResponse, Dashboard, as_http_error, path_for
 from pgjobs.web._db import Database
 from pgjobs.web._http import HttpError
 
+#: Sent with every response. No inline script or style anywhere, no framing,
+#: forms post only here; the page's own URL never leaves it in a Referer.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+}
+
+_ENCODED_HEADERS = [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+
+
+#: Set on each request's scope by _Guard: whether its path is the API's (or /healthz).
+_API_KEY = "pgjobs.api"
+
+
+def _is_api(path: str) -> bool:
+    return path.startswith(("/api/", "/healthz"))
+
+
+class _Guard:
+    """Every HTTP request and response: the Host allow-list, a UTF-8 URL, security headers.
+
+    Pages and API answers are also `Cache-Control: no-store` (they show jobs
+    to whoever is logged in); static files keep their caching.
+
+    Args:
+        app: the application inside.
+        allowed_hosts: the Host names to answer (from parse_allowed_hosts); None: any.
+    """
+
+    def __init__(self, app: ASGIApp, allowed_hosts: tuple[str, ...] | None) -> None:
+        self.app = app
+        self.allowed_hosts = allowed_hosts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Refuse a request with a Host not allowed or a URL that is not UTF-8, or pass
+        it on; add the security headers to the response either way."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = str(scope.get("path", "")).removeprefix(str(scope.get("root_path", "")))
+        scope[_API_KEY] = _is_api(path)
+        extra = list(_ENCODED_HEADERS)
+        if not path.startswith("/static/"):
+            extra.append((b"cache-control", b"no-store"))
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                headers += [(k, v) for k, v in extra if k not in present]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        error = self._refusal(scope)
+        if error is None:
+            await self.app(scope, receive, send_with_headers)
+            return
+        response = ApiResponse(error.body(), status_code=error.status)
+        await response(scope, receive, send_with_headers)
+
+    def _refusal(self, scope: Scope) -> HttpError | None:
+        headers = dict(scope.get("headers", []))
+        host = headers.get(b"host", b"").decode("latin-1")
+        if self.allowed_hosts is not None and not _http.host_allowed(host, self.allowed_hosts):
+            return HttpError(
+                400,
+                f"this dashboard does not answer to the host name {host[:100]!r}; "
+                "use one of its allowed hosts (the --allowed-hosts option)",
+            )
+        raw_path = scope.get("raw_path") or str(scope.get("path", "")).encode("utf-8", "replace")
+        if not _http.url_is_utf8(raw_path, scope.get("query_string", b"")):
+            return HttpError(
+                400,
+                "the URL's path or query is not UTF-8 once percent-decoded; encode text "
+                "as UTF-8 before percent-encoding it",
+            )
+        if not _http.is_unicode(str(scope.get("path", ""))):
+            return HttpError(400, "the URL's path holds a lone surrogate, which is not text")
+        return None
+
 
 def _wants_json(request: Request) -> bool:
-    path = request.url.path.removeprefix(request.scope.get("root_path", ""))
-    return path.startswith(("/api/", "/healthz")) or "text/html" not in request.headers.get(
-        "accept", ""
-    )
+    # Decided before routing: inside the /api/v1 mount, root_path has grown to end in /api/v1.
+    api = request.scope.get(_API_KEY)
+    if api is None:
+        api = _is_api(request.url.path.removeprefix(request.scope.get("root_path", "")))
+    return bool(api) or "text/html" not in request.headers.get("accept", "")
 
 
 def _error_response(request: Request, error: HttpError) -> Response:
@@ -40,7 +129,7 @@ def _error_response(request: Request, error: HttpError) -> Response:
         return ApiResponse(error.body(), status_code=error.status, headers=headers)
     dash: Dashboard = request.app.state.dashboard
     if error.status == 401:
-        login = request.url_for("login").include_query_params(next=request.url.path)
+        login = path_for(request, "login").include_query_params(next=request.url.path)
         return Response(status_code=303, headers={"location": str(login)})
     return dash.templates.TemplateResponse(
         request,
@@ -89,6 +178,7 @@ def create_app(
     statement_timeout_ms: int = 5000,
     connect_timeout: float = 5.0,
     title: str = "pgjobs",
+    allowed_hosts: str | Iterable[str] | None = None,
 ) -> Starlette:
     """The dashboard and HTTP API as an ASGI app, to serve or to mount.
 
@@ -119,10 +209,14 @@ def create_app(
         connect_timeout: seconds a request waits for a database connection
             before it answers 503.
         title: the name in the page header.
+        allowed_hosts: the host names requests may name in their Host header
+            (`dash.example.com`, `*.example.com`; a list, or comma-separated);
+            other requests get 400. Default: any host.
 
     Raises:
-        ConfigurationError: malformed tokens.
+        ConfigurationError: malformed tokens or allowed hosts.
     """
+    hosts = None if allowed_hosts is None else _http.parse_allowed_hosts(allowed_hosts)
     auth = Auth(_auth.load_tokens(tokens, tokens_file), secret_key=secret_key, insecure=insecure)
     db = Database(
         dsn or app.dsn, statement_timeout=statement_timeout_ms, connect_timeout=connect_timeout
@@ -159,6 +253,7 @@ def create_app(
             500: _on_crash,
         },
         lifespan=lifespan,
+        middleware=[Middleware(_Guard, allowed_hosts=hosts)],
     )
     web.state.dashboard = dash
     return web

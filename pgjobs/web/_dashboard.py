@@ -10,7 +10,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import psycopg
+from starlette.datastructures import URL
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.templating import Jinja2Templates
@@ -29,7 +31,7 @@ from pgjobs.errors import (
     SchemaVersionError,
     UnknownTaskError,
 )
-from pgjobs.web import _auth, _queries
+from pgjobs.web import _auth, _http, _queries
 from pgjobs.web._auth import Auth, Principal
 from pgjobs.web._db import Database
 from pgjobs.web._http import MAX_BODY_BYTES, HttpError
@@ -57,6 +59,26 @@ def utc(value: object) -> dt.datetime | None:
     if not isinstance(value, dt.datetime):
         return None
     return value.astimezone(dt.UTC) if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def path_only(url: URL) -> URL:
+    """`url` without its scheme and host: a path (under root_path) and query.
+
+    Starlette builds absolute URLs from the request's Host header, which the
+    client chooses; links and redirects made of paths stay on whatever site
+    the browser is already on.
+    """
+    return URL(url.path + (f"?{url.query}" if url.query else ""))
+
+
+def path_for(request: Request, name: str, /, **params: Any) -> URL:
+    """The path of the route `name`, as `request.url_for` gives it but without the host."""
+    return path_only(request.url_for(name, **params))
+
+
+@jinja2.pass_context
+def _template_path_for(context: Any, name: str, /, **params: Any) -> URL:
+    return path_for(context["request"], name, **params)
 
 
 class ApiResponse(JSONResponse):
@@ -105,6 +127,7 @@ class Dashboard:
         self.templates = Jinja2Templates(directory=templates_dir)
         self.templates.env.filters["utc"] = utc
         self.templates.env.filters["segment"] = _auth.path_segment
+        self.templates.env.globals["url_for"] = _template_path_for
 
     # -- who ---------------------------------------------------------------
 
@@ -197,6 +220,30 @@ async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
     # Starlette's own body()/form() read this cache instead of the spent stream.
     request._body = body
     return body
+
+
+async def read_json_object(request: Request) -> dict[str, Any]:
+    """The body of a JSON request: sent as application/json, an object, each key once.
+
+    Raises:
+        HttpError: 413 too large, 415 not sent as JSON, 400 not a JSON object
+            of Unicode text with unique keys.
+    """
+    body = await read_body(request)
+    _http.check_json_content_type(request.headers.get("content-type"))
+    return _http.parse_json_object(body)
+
+
+async def read_empty_body(request: Request) -> None:
+    """The body of an action that takes none: empty, or else JSON (and then ignored).
+
+    Raises:
+        HttpError: 413 too large, 415 a body or Content-Type that is not JSON
+            (as a cross-site form would send).
+    """
+    body = await read_body(request)
+    if body.strip() or "content-type" in request.headers:
+        _http.check_json_content_type(request.headers.get("content-type"))
 
 
 # What PostgreSQL says when the pgjobs schema is absent or older than this code.

@@ -7,7 +7,8 @@ import binascii
 import datetime as dt
 import json
 import math
-from collections.abc import Mapping
+import urllib.parse
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,9 +63,36 @@ def text_field(value: object, name: str, *, max_length: int = 255) -> str | None
         return None
     if "\x00" in value:
         raise bad_request(f"{name} contains a NUL character, which PostgreSQL text cannot hold")
+    check_text(value, name)
     if len(value) > max_length:
         raise bad_request(f"{name} is longer than {max_length} characters")
     return value
+
+
+def is_unicode(text: str) -> bool:
+    """Whether `text` can be encoded as UTF-8 (it holds no lone surrogate such as \\ud800)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def check_text(text: str, name: str) -> None:
+    """Refuse a string from a request that is not Unicode text.
+
+    JSON's `\\ud800` escapes decode to lone surrogates, which no UTF-8
+    encoder (psycopg's, the response's) accepts; refused here, they never
+    reach the database or a template.
+
+    Raises:
+        HttpError: 400.
+    """
+    if not is_unicode(text):
+        raise bad_request(
+            f"{name} contains a lone UTF-16 surrogate (such as \\ud800), which is not "
+            "Unicode text; send the character itself or a valid surrogate pair"
+        )
 
 
 def job_id(text: str) -> int:
@@ -85,6 +113,88 @@ def page_size(value: object, default: int = 50) -> int:
     if not text.isascii() or not text.isdigit() or not 1 <= int(text[:6]) <= MAX_PAGE:
         raise bad_request(f"limit must be an integer from 1 to {MAX_PAGE}, got {text[:40]!r}")
     return int(text)
+
+
+def same_origin(origin: str, host: str, scheme: str) -> bool:
+    """Whether a browser's Origin header names the site the request was made to.
+
+    Args:
+        origin: the Origin header (`null` names no site, so never matches).
+        host: the Host header the request came with.
+        scheme: the request's own scheme, `http` or `https`; an https origin
+            also matches an http request, as behind a proxy that ends TLS.
+
+    Returns:
+        True when the origin's host and port are the Host header's, exactly.
+    """
+    origin_scheme, sep, rest = origin.partition("://")
+    if not sep or not host or rest.lower() != host.lower():
+        return False
+    return origin_scheme == "https" or origin_scheme == scheme == "http"
+
+
+# -- hosts and URLs --------------------------------------------------------
+
+
+def parse_allowed_hosts(hosts: str | Iterable[str]) -> tuple[str, ...]:
+    """Host names from `a.example.com,*.example.org` (or a list): lower case, no port.
+
+    `*` allows any host; `*.example.org` allows its subdomains (not example.org itself).
+
+    Raises:
+        ConfigurationError: an empty list, or an entry that is not a host name.
+    """
+    entries = hosts.split(",") if isinstance(hosts, str) else list(hosts)
+    found = tuple(e.strip().lower().rstrip(".") for e in entries if e.strip())
+    for entry in found:
+        name = entry.removeprefix("*.")
+        if entry.startswith("[") and entry.endswith("]"):  # an IPv6 address
+            continue
+        if entry != "*" and (not name or any(c in name for c in "*/:@ []")):
+            raise ConfigurationError(
+                f"allowed hosts: {entry[:60]!r} is not a host name; give names such as "
+                "dash.example.com or *.example.com, without a scheme or port"
+            )
+    if not found:
+        raise ConfigurationError(
+            "allowed hosts: the list is empty; give the names the dashboard is reached by "
+            "(e.g. dash.example.com), or * for any"
+        )
+    return found
+
+
+def host_name(host_header: str) -> str:
+    """The name in a Host header, without its port, in lower case."""
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        return host.partition("]")[0] + "]"
+    name, sep, port = host.rpartition(":")
+    return (name if sep and port.isdigit() else host).rstrip(".")
+
+
+def host_allowed(host_header: str, allowed: tuple[str, ...]) -> bool:
+    """Whether a request's Host header names one of `allowed` (from parse_allowed_hosts)."""
+    name = host_name(host_header)
+    if not name:
+        return "*" in allowed
+    for pattern in allowed:
+        if pattern in ("*", name) or (pattern.startswith("*.") and name.endswith(pattern[1:])):
+            return True
+    return False
+
+
+def url_is_utf8(raw_path: bytes, query_string: bytes) -> bool:
+    """Whether a URL's path and query, percent-decoded, are UTF-8 text.
+
+    Servers decode invalid bytes (`%ED%A0%80`, a surrogate's encoding) to
+    U+FFFD, so a name would silently change; such a URL is refused instead.
+    """
+    for raw in (raw_path, query_string.replace(b"+", b" ")):
+        try:
+            urllib.parse.unquote_to_bytes(raw).decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+    return True
 
 
 # -- cursors ---------------------------------------------------------------
@@ -179,16 +289,68 @@ def job_query(params: Mapping[str, str]) -> JobQuery:
 # -- JSON bodies -----------------------------------------------------------
 
 
-def parse_json_object(body: bytes) -> dict[str, Any]:
-    """A request body that must be a JSON object.
+def check_json_content_type(content_type: str | None) -> None:
+    """Refuse a body that does not say it is JSON.
+
+    A browser can send a cross-site form as `text/plain` whose body happens
+    to parse as JSON; only `application/json` (which a cross-site page cannot
+    send without a CORS preflight this API never grants) is read as JSON.
 
     Raises:
-        HttpError: 400 when it is not JSON or not an object.
+        HttpError: 415.
+    """
+    media = (content_type or "").partition(";")[0].strip().lower()
+    if media != "application/json":
+        shown = f"Content-Type {media!r}" if media else "no Content-Type"
+        raise HttpError(
+            415,
+            f"the request body must be JSON sent as Content-Type: application/json, got {shown}",
+        )
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            shown = key[:60] if is_unicode(key) else ascii(key)[:60]
+            raise bad_request(
+                f"the key {shown!r} appears twice in one JSON object; send each key once"
+            )
+        found[key] = value
+    return found
+
+
+def _no_constant(name: str) -> Any:
+    raise bad_request(f"{name} is not JSON; send a number, or null")
+
+
+def _check_strings(value: Any) -> None:
+    """Refuse a lone surrogate in any key or string of a parsed JSON value."""
+    # Iterative: a body may nest as deeply as the parser allowed.
+    stack: list[tuple[str, Any]] = [("the request body", value)]
+    while stack:
+        where, item = stack.pop()
+        if isinstance(item, str):
+            check_text(item, where)
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                check_text(key, f"a key in {where}")
+                stack.append((key if where == "the request body" else f"{where}.{key}", child))
+        elif isinstance(item, list):
+            stack.extend((f"{where}[{i}]", child) for i, child in enumerate(item))
+
+
+def parse_json_object(body: bytes) -> dict[str, Any]:
+    """A request body that must be a JSON object of Unicode text, each key once.
+
+    Raises:
+        HttpError: 400 when it is not JSON, not an object, repeats a key in
+            an object, or holds a lone surrogate in a string.
     """
     if not body.strip():
         raise bad_request("the request body is empty; send a JSON object")
     try:
-        value = json.loads(body)
+        value = json.loads(body, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         where = (
             f" at line {exc.lineno} column {exc.colno}"
@@ -198,8 +360,11 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
         raise bad_request(f"the request body is not valid JSON{where}") from None
     except RecursionError:
         raise bad_request("the request body nests too deeply") from None
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        raise bad_request(f"the request body holds a value Python cannot read: {exc}") from None
     if not isinstance(value, dict):
         raise bad_request(f"the request body must be a JSON object, got {type(value).__name__}")
+    _check_strings(value)
     return value
 
 

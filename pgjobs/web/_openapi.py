@@ -21,12 +21,19 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 def _errors(*statuses: int) -> dict[str, Any]:
     text = {
-        400: "Malformed input (a filter, cursor, id or JSON body)",
+        400: (
+            "Malformed input (a filter, cursor, id or JSON body; a key given twice, a lone "
+            "surrogate, a URL that is not UTF-8), or a Host the dashboard does not serve"
+        ),
         401: "No or unknown token",
-        403: "A viewer asked for an admin action, or a cross-site request",
+        403: (
+            "A viewer asked for an admin action, a browser request from another origin, "
+            "or a session-cookie change without X-CSRF-Token"
+        ),
         404: "No such job, schedule or endpoint (a name with a line break matches no route)",
         409: "The job's state does not allow it",
         413: "The body is too large",
+        415: "A body (or Content-Type) that is not application/json",
         422: "The body is JSON but not a valid request",
         503: "The database is unreachable or its schema is not current",
     }
@@ -205,7 +212,10 @@ def spec(server_url: str = "") -> dict[str, Any]:
             "version": "1",
             "description": (
                 "Submit, inspect, retry and cancel pgjobs jobs over HTTP. Authenticate with "
-                "`Authorization: Bearer TOKEN`; viewer tokens read, admin tokens also act."
+                "`Authorization: Bearer TOKEN`; viewer tokens read, admin tokens also act. "
+                "Bodies are `application/json` (anything else is 415), each key once. "
+                "A change made with the dashboard's session cookie instead must come from "
+                "the dashboard's own origin and carry its CSRF token in `X-CSRF-Token`."
             ),
         },
         "servers": [{"url": server_url or "/"}],
@@ -255,7 +265,7 @@ def spec(server_url: str = "") -> dict[str, Any]:
                     },
                     "responses": {
                         "201": _json(_ref("Job"), "The new job"),
-                        **_errors(409, 413, 422),
+                        **_errors(409, 413, 415, 422),
                     },
                 },
             },
@@ -267,7 +277,10 @@ def spec(server_url: str = "") -> dict[str, Any]:
                         "required": True,
                         "content": {"application/json": {"schema": _ref("BulkFilter")}},
                     },
-                    "responses": {"200": _json(_ref("BulkResult"), "Done"), **_errors(413, 422)},
+                    "responses": {
+                        "200": _json(_ref("BulkResult"), "Done"),
+                        **_errors(413, 415, 422),
+                    },
                 }
             },
             "/api/v1/jobs/cancel-queued": {
@@ -278,7 +291,10 @@ def spec(server_url: str = "") -> dict[str, Any]:
                         "required": True,
                         "content": {"application/json": {"schema": _ref("BulkFilter")}},
                     },
-                    "responses": {"200": _json(_ref("BulkResult"), "Done"), **_errors(413, 422)},
+                    "responses": {
+                        "200": _json(_ref("BulkResult"), "Done"),
+                        **_errors(413, 415, 422),
+                    },
                 }
             },
             "/api/v1/jobs/{id}": {
@@ -295,7 +311,7 @@ def spec(server_url: str = "") -> dict[str, Any]:
                             {"type": "object", "properties": {"deleted": {"type": "integer"}}},
                             "Deleted",
                         ),
-                        **_errors(404, 409),
+                        **_errors(404, 409, 413, 415),
                     },
                 },
             },
@@ -306,7 +322,7 @@ def spec(server_url: str = "") -> dict[str, Any]:
                     "security": admin,
                     "responses": {
                         "200": _json(_ref("Job"), "The job"),
-                        **_errors(404, 409, 413),
+                        **_errors(404, 409, 413, 415),
                     },
                 },
             },
@@ -317,7 +333,7 @@ def spec(server_url: str = "") -> dict[str, Any]:
                     "security": admin,
                     "responses": {
                         "200": _json(_ref("Job"), "The job"),
-                        **_errors(404, 409, 413),
+                        **_errors(404, 409, 413, 415),
                     },
                 },
             },
@@ -362,7 +378,10 @@ def spec(server_url: str = "") -> dict[str, Any]:
                 "post": {
                     "summary": "Stop workers claiming from a queue (admin)",
                     "security": admin,
-                    "responses": {"200": _json({"type": "object"}, "Paused"), **_errors(404, 413)},
+                    "responses": {
+                        "200": _json({"type": "object"}, "Paused"),
+                        **_errors(404, 413, 415),
+                    },
                 },
             },
             "/api/v1/queues/{name}/resume": {
@@ -372,7 +391,7 @@ def spec(server_url: str = "") -> dict[str, Any]:
                     "security": admin,
                     "responses": {
                         "200": _json({"type": "object"}, "Resumed"),
-                        **_errors(404, 413),
+                        **_errors(404, 413, 415),
                     },
                 },
             },
@@ -402,7 +421,7 @@ def spec(server_url: str = "") -> dict[str, Any]:
                     "security": admin,
                     "responses": {
                         "201": _json({"type": "object"}, "Enqueued"),
-                        **_errors(404, 409, 413),
+                        **_errors(404, 409, 413, 415),
                     },
                 },
             },

@@ -15,7 +15,7 @@ from pgjobs import _admin
 from pgjobs.errors import JobNotFoundError
 from pgjobs.web import _api, _auth, _http, _queries
 from pgjobs.web._auth import Principal
-from pgjobs.web._dashboard import Dashboard, read_body, utc
+from pgjobs.web._dashboard import Dashboard, path_for, read_body, utc
 from pgjobs.web._http import HttpError
 
 #: Outcome messages a redirect may ask for (`?done=CODE&n=N`): fixed texts, so
@@ -86,7 +86,7 @@ def render(
 
 
 def _redirect(request: Request, name: str, done: str, n: object = "", **params: Any) -> Response:
-    url = request.url_for(name, **params).include_query_params(done=done, n=n)
+    url = path_for(request, name, **params).include_query_params(done=done, n=n)
     return RedirectResponse(str(url), status_code=303)
 
 
@@ -193,7 +193,7 @@ async def jobs(request: Request) -> Response:
                     await _admin.get_job_async(conn, job_id)
                 except JobNotFoundError:
                     return _redirect(request, "jobs", "not_found")
-            return RedirectResponse(str(request.url_for("job", id=str(job_id))), status_code=303)
+            return RedirectResponse(str(path_for(request, "job", id=str(job_id))), status_code=303)
         params["fingerprint"] = search
     query = _http.job_query(params)
     page, following = await _api.list_page(dash, query)
@@ -201,7 +201,7 @@ async def jobs(request: Request) -> Response:
         count = await _queries.count_jobs(conn, query.filter) if query.fingerprint is None else None
         queue_names = [q.name for q in await _queries.queues(conn)]
         task_names = sorted(set(dash.app.tasks) | set(await _queries.task_names(conn)))
-    base = request.url_for("jobs")
+    base = path_for(request, "jobs")
     return render(
         request,
         "jobs.html",
@@ -431,7 +431,7 @@ async def logout(request: Request) -> Response:
 
 def _safe_next(request: Request, target: object) -> str:
     """Only a path inside the dashboard: never an open redirect."""
-    root = str(request.url_for("overview"))
+    root = str(path_for(request, "overview"))
     if isinstance(target, str) and target.startswith("/") and not target.startswith("//"):
         prefix = request.scope.get("root_path", "")
         if target.startswith(prefix or "/") and "\\" not in target:

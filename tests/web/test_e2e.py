@@ -110,11 +110,9 @@ def test_failed_job_is_found_read_retried_and_succeeds(
     fixed("e2e")
     page.click("button:has-text('Retry')")  # the dialog handler confirms
     page.wait_for_selector("text=Job put back in line.")
-    # Live refresh swaps the page while the worker runs the job again.
-    page.wait_for_function(
-        "document.getElementById('job-status').textContent.trim() === 'succeeded'",
-        timeout=20_000,
-    )
+    # Live refresh swaps the page while the worker runs the job again. (A selector, not
+    # wait_for_function: the page's Content-Security-Policy forbids evaluating strings.)
+    page.wait_for_selector("#job-status:text-is('succeeded')", timeout=20_000)
     assert "e2e ok" in page.locator("pre.json").last.inner_text()
     shot(page, "04-job-succeeded")
 

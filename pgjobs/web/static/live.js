@@ -73,4 +73,13 @@
       event.preventDefault();
     }
   }, true);
+
+  // "Go back" links: the previous page when there is one, else their href.
+  // (Here, not in a javascript: URL, which the Content-Security-Policy forbids.)
+  document.addEventListener("click", function (event) {
+    var link = event.target.closest && event.target.closest("a[data-back]");
+    if (!link || window.history.length < 2) return;
+    event.preventDefault();
+    window.history.back();
+  });
 })();
