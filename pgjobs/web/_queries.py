@@ -17,15 +17,10 @@ from typing import Any
 
 import psycopg
 
-from pgjobs import _admin
+from pgjobs import _admin, _migrate, _sql
+from pgjobs._locks import LEADER_LOCK_KEY
 from pgjobs.errors import InvalidTransitionError, JobNotFoundError
-from pgjobs.web._db import AsyncConn, query
-
-_LEADER_KEY: int | None
-try:  # the leader lock arrived with the cron work; older cores have none
-    from pgjobs._locks import LEADER_LOCK_KEY as _LEADER_KEY
-except ImportError:  # pragma: no cover - depends on the core's version
-    _LEADER_KEY = None
+from pgjobs.web._db import AsyncConn
 
 #: Below this size on disk, counting pgjobs.jobs exactly is cheap enough for
 #: every refresh (a few thousand pages); above it, counts are estimates.
@@ -39,7 +34,7 @@ _LEADER_APP = re.compile(r"pgjobs-leader pid=(\d+)")
 
 async def _all(conn: AsyncConn, name: str, params: dict[str, Any] | None = None) -> list[Any]:
     # Never prepared, so never planned generically: see pgjobs/_admin.py, _rows.
-    cur = await conn.execute(query(name), params or {}, prepare=False)
+    cur = await conn.execute(_sql.psycopg(name, "pgjobs.web"), params or {}, prepare=False)
     return await cur.fetchall()
 
 
@@ -197,7 +192,7 @@ async def throughput(conn: AsyncConn, minutes: int = 60) -> list[Minute]:
 
 @dataclass(frozen=True, slots=True)
 class Leader:
-    """Who leads: `known` is False when it cannot be told (no lock support, no privilege)."""
+    """Who leads: `known` is False when it cannot be told (no privilege to read pg_locks)."""
 
     known: bool
     backend_pid: int | None = None
@@ -230,9 +225,10 @@ class Leader:
 
 async def leader(conn: AsyncConn, workers_: list[dict[str, Any]]) -> Leader:
     """The current leader, matched to a worker row when possible."""
-    if _LEADER_KEY is None:
-        return Leader(known=False)
-    params = {"classid": (_LEADER_KEY >> 32) & 0xFFFFFFFF, "objid": _LEADER_KEY & 0xFFFFFFFF}
+    params = {
+        "classid": (LEADER_LOCK_KEY >> 32) & 0xFFFFFFFF,
+        "objid": LEADER_LOCK_KEY & 0xFFFFFFFF,
+    }
     try:
         row = await _one(conn, "leader", params)
     except psycopg.errors.InsufficientPrivilege:
@@ -334,8 +330,4 @@ async def run_schedule_now(conn: AsyncConn, name: str, who: str) -> int | None:
 
 async def schema_revision(conn: AsyncConn) -> str | None:
     """The database's pgjobs schema revision, or None without a schema."""
-    try:
-        row = await _one(conn, "schema_revision")
-    except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName):
-        return None
-    return str(row["version_num"]) if row else None
+    return await _migrate.current_revision_async(conn)
