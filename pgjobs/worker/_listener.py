@@ -8,10 +8,10 @@ import os
 
 import psycopg
 
+from pgjobs import _sql
 from pgjobs._log import get_logger
 from pgjobs.worker._db import CONNECTION_ERRORS, Outage, backoff
 
-CHANNEL = "pgjobs"
 #: The longest pause between reconnect attempts: one cheap connection attempt
 #: a second per worker while the server is down, in exchange for wake-ups
 #: that resume within a second of its return (the pool and the leader back
@@ -65,7 +65,7 @@ class Listener:
                 await self._pause(backoff(failures, cap=RECONNECT_CAP))
                 continue
             try:
-                await conn.execute(f"LISTEN {CHANNEL}")
+                await conn.execute(_sql.psycopg("listen"), {})
                 failures = 0
                 self.connected.set()
                 self.wake.set()
@@ -88,7 +88,7 @@ class Listener:
                     return
             # Quiet for a while: prove the connection still works, so a
             # half-open TCP connection cannot leave us deaf.
-            await conn.execute("SELECT 1")
+            await conn.execute(_sql.psycopg("health_check"), {})
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
