@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+from psycopg.rows import dict_row
 
 from pgjobs import _admin, _migrate, _sql
 from pgjobs._locks import LEADER_LOCK_KEY
@@ -32,13 +33,19 @@ COUNT_CAP = 10_000
 _LEADER_APP = re.compile(r"pgjobs-leader pid=(\d+)")
 
 
-async def _all(conn: AsyncConn, name: str, params: dict[str, Any] | None = None) -> list[Any]:
+async def _all(
+    conn: AsyncConn, name: str, params: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
     # Never prepared, so never planned generically: see pgjobs/_admin.py, _rows.
-    cur = await conn.execute(_sql.psycopg(name, "pgjobs.web"), params or {}, prepare=False)
-    return await cur.fetchall()
+    # Rows by column name, whatever the connection's own row factory.
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(_sql.psycopg(name, "pgjobs.web"), params or {}, prepare=False)
+        return await cur.fetchall()
 
 
-async def _one(conn: AsyncConn, name: str, params: dict[str, Any] | None = None) -> Any:
+async def _one(
+    conn: AsyncConn, name: str, params: dict[str, Any] | None = None
+) -> dict[str, Any] | None:
     rows = await _all(conn, name, params)
     return rows[0] if rows else None
 
