@@ -3,11 +3,11 @@
 The core's queries are in pgjobs/sql/, the dashboard's in pgjobs/web/sql/.
 Each file is one statement, written with `:name` placeholders: a neutral
 style that serves psycopg (`to_psycopg`) and SQLAlchemy's text()
-(`to_sqlalchemy`) alike. A line that reads `\\include NAME` is replaced by the core's
-query NAME (pgjobs/sql/NAME.sql): one statement written once and ending
-several (job_summaries.sql, the columns of a job list). Comments stay in
-the text the server receives, so a statement in pg_stat_statements or a
-server log says where it comes from.
+(`to_sqlalchemy`) alike. A line that reads `\\include NAME` is replaced by
+the core's query NAME (pgjobs/sql/NAME.sql), for a part that several
+statements end with (job_summaries.sql, the columns of a job list).
+Comments stay in the text the server receives, so a statement in
+pg_stat_statements or a server log says where it comes from.
 """
 
 from __future__ import annotations
