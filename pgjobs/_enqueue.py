@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 import psycopg
 from psycopg import pq
-from psycopg.rows import tuple_row
+from psycopg.rows import dict_row
 
-from pgjobs import _sql
+from pgjobs import _rows, _sql
 from pgjobs._options import EnqueueOptions
 from pgjobs._serde import dump_json
 from pgjobs.errors import ConfigurationError, DuplicateJobError
@@ -152,11 +152,9 @@ def many_params(specs: Sequence[JobSpec]) -> dict[str, Any]:
 # fingerprint, one on a connection in pipeline mode, and any batch on
 # SQLAlchemy take the INSERT.
 
-_COPY = "COPY pgjobs.jobs (id, task, args, queue, priority, run_at, max_attempts, meta) FROM STDIN"
-# A batch whose jobs are all due now leaves run_at to its column default,
-# now(): the same transaction clock that `now` below is. Parsing a timestamp
-# was 1.2 us of the server's 10.9 us a row.
-_COPY_DUE_NOW = "COPY pgjobs.jobs (id, task, args, queue, priority, max_attempts, meta) FROM STDIN"
+_COPY = _sql.text("enqueue_copy")
+# A batch whose jobs are all due now leaves run_at out (see the file).
+_COPY_DUE_NOW = _sql.text("enqueue_copy_due_now")
 _COPY_CHUNK = 2000
 
 # COPY text needs these four escaped; everything else is taken as it is.
@@ -264,9 +262,10 @@ def _copy_sync(conn: psycopg.Connection[Any], specs: Sequence[JobSpec]) -> list[
     # Two statements: on an autocommit connection they need a transaction of
     # their own, or the wake-ups would be delivered before the rows exist.
     block = conn.transaction() if conn.autocommit else contextlib.nullcontext()
-    with block, conn.cursor(row_factory=tuple_row) as cur:
+    with block, conn.cursor(row_factory=dict_row) as cur:
         cur.execute(_sql.psycopg("enqueue_copy_begin"), copy_begin_params(specs))
-        ids, now, _ = cur.fetchone()  # type: ignore[misc]
+        (begun,) = cur.fetchall()  # one row: the reserved ids, and the clock
+        ids, now = begun["ids"], begun["now"]
         due_now = _all_due_now(specs)
         with cur.copy(_COPY_DUE_NOW if due_now else _COPY) as copy:
             for text in copy_chunks(specs, ids, None if due_now else now):
@@ -276,9 +275,10 @@ def _copy_sync(conn: psycopg.Connection[Any], specs: Sequence[JobSpec]) -> list[
 
 async def _copy_async(conn: psycopg.AsyncConnection[Any], specs: Sequence[JobSpec]) -> list[int]:
     block = conn.transaction() if conn.autocommit else contextlib.nullcontext()
-    async with block, conn.cursor(row_factory=tuple_row) as cur:
+    async with block, conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(_sql.psycopg("enqueue_copy_begin"), copy_begin_params(specs))
-        ids, now, _ = await cur.fetchone()  # type: ignore[misc]
+        (begun,) = await cur.fetchall()  # one row: the reserved ids, and the clock
+        ids, now = begun["ids"], begun["now"]
         due_now = _all_due_now(specs)
         async with cur.copy(_COPY_DUE_NOW if due_now else _COPY) as copy:
             for text in copy_chunks(specs, ids, None if due_now else now):
@@ -306,41 +306,46 @@ def _unsupported(conn: object, wanted: str) -> ConfigurationError:
     )
 
 
-def run_sync(conn: object, query: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-    """Run a named query on a caller's sync connection, in its transaction."""
+# Every statement run here returns job ids, in a column named `id`: it is
+# read by name, found once per result (a bulk INSERT returns a row per job).
+_ID = _rows.column_row("id")
+
+
+def run_sync(conn: object, query: str, params: dict[str, Any]) -> list[Any]:
+    """Run a named query on a caller's sync connection, in its transaction; its `id`s."""
     if isinstance(conn, psycopg.Connection):
-        with conn.cursor(row_factory=tuple_row) as cur:
+        with conn.cursor(row_factory=_ID) as cur:
             cur.execute(_sql.psycopg(query), params)
             return cur.fetchall()
     if _is_sqlalchemy(conn) and not _is_async_sqlalchemy(conn):
         from sqlalchemy import text
 
-        result = conn.execute(text(_sql.text(query)), params)  # type: ignore[attr-defined]
-        return [tuple(row) for row in result]
+        result = conn.execute(text(_sql.sqlalchemy(query)), params)  # type: ignore[attr-defined]
+        return list(result.scalars("id"))
     raise _unsupported(conn, "sync")
 
 
-async def run_async(conn: object, query: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-    """Run a named query on a caller's async connection, in its transaction."""
+async def run_async(conn: object, query: str, params: dict[str, Any]) -> list[Any]:
+    """Run a named query on a caller's async connection, in its transaction; its `id`s."""
     if isinstance(conn, psycopg.AsyncConnection):
-        async with conn.cursor(row_factory=tuple_row) as cur:
+        async with conn.cursor(row_factory=_ID) as cur:
             await cur.execute(_sql.psycopg(query), params)
             return await cur.fetchall()
     if _is_async_sqlalchemy(conn):
         from sqlalchemy import text
 
-        result = await conn.execute(text(_sql.text(query)), params)  # type: ignore[attr-defined]
-        return [tuple(row) for row in result]
+        result = await conn.execute(text(_sql.sqlalchemy(query)), params)  # type: ignore[attr-defined]
+        return list(result.scalars("id"))
     raise _unsupported(conn, "async")
 
 
-def _new_id(rows: list[tuple[Any, ...]]) -> int | None:
-    return int(rows[0][0]) if rows and rows[0][0] is not None else None
+def _new_id(ids: list[Any]) -> int | None:
+    return int(ids[0]) if ids and ids[0] is not None else None
 
 
-def after_conflict(spec: JobSpec, rows: list[tuple[Any, ...]]) -> int | None:
+def after_conflict(spec: JobSpec, ids: list[Any]) -> int | None:
     """Finish a fingerprint conflict: raise, or return the existing job's id."""
-    existing = _new_id(rows)
+    existing = _new_id(ids)
     if spec.options.on_conflict == "return":
         return existing
     fingerprint = spec.options.fingerprint
@@ -378,7 +383,7 @@ def enqueue_many_sync(conn: AnyConn, specs: Sequence[JobSpec]) -> list[int]:
         return []
     if isinstance(conn, psycopg.Connection) and _copyable(conn, specs):
         return _copy_sync(conn, specs)
-    return [int(r[0]) for r in run_sync(conn, "enqueue_many", many_params(specs))]
+    return [int(i) for i in run_sync(conn, "enqueue_many", many_params(specs))]
 
 
 async def enqueue_many_async(conn: AnyConn, specs: Sequence[JobSpec]) -> list[int]:
@@ -387,4 +392,4 @@ async def enqueue_many_async(conn: AnyConn, specs: Sequence[JobSpec]) -> list[in
         return []
     if isinstance(conn, psycopg.AsyncConnection) and _copyable(conn, specs):
         return await _copy_async(conn, specs)
-    return [int(r[0]) for r in await run_async(conn, "enqueue_many", many_params(specs))]
+    return [int(i) for i in await run_async(conn, "enqueue_many", many_params(specs))]

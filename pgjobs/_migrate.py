@@ -8,11 +8,12 @@ import io
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import psycopg
+from psycopg.rows import dict_row
 
-from pgjobs import _dsn
+from pgjobs import _dsn, _sql
 from pgjobs._connect import MIGRATE, connect
 from pgjobs._names import MIGRATE_LOCK_KEY
 from pgjobs.errors import DatabaseUnavailableError, SchemaVersionError
@@ -93,7 +94,7 @@ def upgrade(dsn: str, revision: str = "head") -> tuple[str | None, str]:
             # starts from (env.py takes the same transaction-scoped lock again;
             # it stacks), or both would report migrating "from nothing".
             _wait_for_migrators(connection.connection.driver_connection)
-            before = _current_revision(connection.connection.driver_connection)
+            before = current_revision(_psycopg(connection.connection.driver_connection))
             config = _config()
             config.attributes["connection"] = connection
             try:
@@ -103,7 +104,7 @@ def upgrade(dsn: str, revision: str = "head") -> tuple[str | None, str]:
                     f"cannot migrate: {exc}. The database was migrated by a newer pgjobs; "
                     "upgrade the pgjobs package."
                 ) from None
-            after = _current_revision(connection.connection.driver_connection)
+            after = current_revision(_psycopg(connection.connection.driver_connection))
     finally:
         engine.dispose()
     if after is None:
@@ -151,24 +152,44 @@ def _connect(dsn: str) -> psycopg.Connection[tuple[object, ...]]:
 
 
 def _wait_for_migrators(conn: object) -> None:
-    conn = _psycopg(conn)
-    conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATE_LOCK_KEY,))
+    _psycopg(conn).execute(_sql.psycopg("migrate_lock"), {"key": MIGRATE_LOCK_KEY})
 
 
-def _psycopg(conn: object) -> psycopg.Connection[tuple[object, ...]]:
+def _psycopg(conn: object) -> psycopg.Connection[Any]:
     """SQLAlchemy's driver connection, which is psycopg's (the URL says postgresql+psycopg)."""
     if not isinstance(conn, psycopg.Connection):
         raise TypeError(f"expected a psycopg Connection, got {type(conn).__name__}")
     return conn
 
 
-def _current_revision(conn: object) -> str | None:
-    conn = _psycopg(conn)
-    row = conn.execute("SELECT to_regclass('pgjobs.alembic_version') IS NOT NULL").fetchone()
-    if not row or not row[0]:
-        return None
-    found = conn.execute("SELECT version_num FROM pgjobs.alembic_version").fetchone()
-    return str(found[0]) if found else None
+def current_revision(conn: psycopg.Connection[Any]) -> str | None:
+    """The database's pgjobs schema revision; None without a schema.
+
+    Runs in the connection's transaction, and never fails it: a database
+    without the schema is asked whether it has one first.
+    """
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(_sql.psycopg("schema_versioned"), {})
+        row = cur.fetchone()
+        if row is None or not row["versioned"]:
+            return None
+        cur.execute(_sql.psycopg("schema_revision"), {})
+        return _revision(cur.fetchone())
+
+
+async def current_revision_async(conn: psycopg.AsyncConnection[Any]) -> str | None:
+    """Async twin of `current_revision`."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(_sql.psycopg("schema_versioned"), {})
+        row = await cur.fetchone()
+        if row is None or not row["versioned"]:
+            return None
+        await cur.execute(_sql.psycopg("schema_revision"), {})
+        return _revision(await cur.fetchone())
+
+
+def _revision(row: dict[str, Any] | None) -> str | None:
+    return None if row is None or row["version_num"] is None else str(row["version_num"])
 
 
 def check_revision(found: str | None) -> None:

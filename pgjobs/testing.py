@@ -5,14 +5,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from pgjobs import _connect
+from psycopg.rows import dict_row
+
+from pgjobs import _connect, _sql
 from pgjobs._app import App
 from pgjobs.worker import Worker, WorkerConfig
-
-_DUE = """
-SELECT count(*) FROM pgjobs.jobs
-WHERE queue = ANY(%s) AND (status = 'running' OR (status = 'queued' AND run_at <= now()))
-"""
 
 
 # A timeout argument is this helper's whole contract, so ASYNC109 does not apply.
@@ -38,12 +35,14 @@ async def drain_async(app: App, *, timeout: float = 60.0, **config: Any) -> Work
     queues = list(worker.config.queues)
     try:
         async with asyncio.timeout(timeout):
-            async with await _connect.connect_async(app.dsn, _connect.APP, autocommit=True) as conn:
+            async with await _connect.connect_async(
+                app.dsn, _connect.APP, autocommit=True, row_factory=dict_row
+            ) as conn:
                 while not run.done():
                     await asyncio.sleep(0.05)
-                    cur = await conn.execute(_DUE, (queues,))
+                    cur = await conn.execute(_sql.psycopg("testing_unfinished"), {"queues": queues})
                     row = await cur.fetchone()
-                    if row is not None and row[0] == 0 and worker.worker_id is not None:
+                    if row is not None and row["unfinished"] == 0 and worker.worker_id is not None:
                         break
     finally:
         worker.request_stop()

@@ -60,7 +60,7 @@ def list_schedules(dsn: str) -> list[dict[str, Any]]:
             _connect.connect(dsn, _connect.CLI) as conn,
             conn.cursor(row_factory=dict_row) as cur,
         ):
-            cur.execute(_sql.psycopg("cron_list"))
+            cur.execute(_sql.psycopg("cron_list"), {})
             return list(cur.fetchall())
     except psycopg.errors.UndefinedTable:
         raise SchemaVersionError(

@@ -3,23 +3,15 @@
 -- counted, so a page costs the same on a table of any size. Every filter is
 -- optional: NULL matches everything. `state` filters on the derived states of
 -- the job_states view (scheduled, retrying), `status` on the stored one.
-SELECT id,
-       queue,
-       task,
-       state,
-       CAST(status AS text) AS status,
-       priority,
-       attempts,
-       max_attempts,
-       run_at,
-       created_at,
-       CASE WHEN status = 'failed' OR state = 'retrying'
-            THEN errors -> -1 ->> 'type' END AS last_error_type
-FROM pgjobs.job_states
-WHERE (CAST(:status AS pgjobs.job_status) IS NULL OR status = CAST(:status AS pgjobs.job_status))
-  AND (CAST(:state AS text) IS NULL OR state = CAST(:state AS text))
-  AND (CAST(:queue AS text) IS NULL OR queue = CAST(:queue AS text))
-  AND (CAST(:task AS text) IS NULL OR task = CAST(:task AS text))
-  AND (CAST(:before_id AS bigint) IS NULL OR id < CAST(:before_id AS bigint))
-ORDER BY id DESC
-LIMIT CAST(:limit AS integer)
+WITH page AS (
+    SELECT *
+    FROM pgjobs.job_states
+    WHERE (CAST(:status AS pgjobs.job_status) IS NULL OR status = CAST(:status AS pgjobs.job_status))
+      AND (CAST(:state AS text) IS NULL OR state = CAST(:state AS text))
+      AND (CAST(:queue AS text) IS NULL OR queue = CAST(:queue AS text))
+      AND (CAST(:task AS text) IS NULL OR task = CAST(:task AS text))
+      AND (CAST(:before_id AS bigint) IS NULL OR id < CAST(:before_id AS bigint))
+    ORDER BY id DESC
+    LIMIT CAST(:limit AS integer)
+)
+\include job_summaries

@@ -12,4 +12,4 @@ SELECT pgjobs.enqueue(
     fingerprint  => CAST(:fingerprint AS text),
     max_attempts => CAST(:max_attempts AS integer),
     meta         => CAST(:meta AS jsonb)
-)
+) AS id

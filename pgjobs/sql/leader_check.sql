@@ -10,4 +10,4 @@ SELECT EXISTS (
       AND objsubid = 1
       AND CAST(classid AS bigint) = CAST(:classid AS bigint)
       AND CAST(objid AS bigint) = CAST(:objid AS bigint)
-)
+) AS answer

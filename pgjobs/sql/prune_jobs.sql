@@ -22,4 +22,4 @@ deleted AS (
     WHERE j.id = doomed.id
     RETURNING 1
 )
-SELECT count(*) FROM deleted
+SELECT count(*) AS deleted FROM deleted

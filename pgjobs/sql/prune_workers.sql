@@ -9,4 +9,4 @@ WITH gone AS (
       )
     RETURNING 1
 )
-SELECT count(*) FROM gone
+SELECT count(*) AS removed FROM gone

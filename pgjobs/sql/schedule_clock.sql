@@ -1,2 +1,2 @@
 -- The database clock, which schedules' next fire times are computed against.
-SELECT now()
+SELECT now() AS now

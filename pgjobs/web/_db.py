@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import importlib.resources
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,19 +11,15 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from pgjobs import _connect, _dsn
-from pgjobs._sql import _PLACEHOLDER
+from pgjobs import _connect, _dsn, _sql
 from pgjobs.errors import DatabaseUnavailableError
 
 AsyncConn = psycopg.AsyncConnection[dict[str, Any]]
 
 
-@functools.cache
 def query(name: str) -> str:
     """The dashboard query `name` (pgjobs/web/sql/NAME.sql), with psycopg placeholders."""
-    resource = importlib.resources.files("pgjobs.web") / "sql" / f"{name}.sql"
-    text = resource.read_text(encoding="utf-8")
-    return _PLACEHOLDER.sub(r"%(\1)s", text.replace("%", "%%"))
+    return _sql.psycopg(name, "pgjobs.web")
 
 
 class Database:

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+from psycopg.rows import dict_row
 
-from pgjobs import _admin
+from pgjobs import _admin, _migrate, _sql
 from pgjobs._names import (
     APP_NAME_LEADER,
     LEADER_LOCK_CLASSID,
@@ -24,7 +25,7 @@ from pgjobs._names import (
     pid_from_application_name,
 )
 from pgjobs.errors import InvalidTransitionError, JobNotFoundError
-from pgjobs.web._db import AsyncConn, query
+from pgjobs.web._db import AsyncConn
 
 #: Below this size on disk, counting pgjobs.jobs exactly is cheap enough for
 #: every refresh (a few thousand pages); above it, counts are estimates.
@@ -34,13 +35,19 @@ SMALL_TABLE_BYTES = 16 * 1024 * 1024
 COUNT_CAP = 10_000
 
 
-async def _all(conn: AsyncConn, name: str, params: dict[str, Any] | None = None) -> list[Any]:
+async def _all(
+    conn: AsyncConn, name: str, params: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
     # Never prepared, so never planned generically: see pgjobs/_admin.py, _rows.
-    cur = await conn.execute(query(name), params or {}, prepare=False)
-    return await cur.fetchall()
+    # Rows by column name, whatever the connection's own row factory.
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(_sql.psycopg(name, "pgjobs.web"), params or {}, prepare=False)
+        return await cur.fetchall()
 
 
-async def _one(conn: AsyncConn, name: str, params: dict[str, Any] | None = None) -> Any:
+async def _one(
+    conn: AsyncConn, name: str, params: dict[str, Any] | None = None
+) -> dict[str, Any] | None:
     rows = await _all(conn, name, params)
     return rows[0] if rows else None
 
@@ -194,7 +201,7 @@ async def throughput(conn: AsyncConn, minutes: int = 60) -> list[Minute]:
 
 @dataclass(frozen=True, slots=True)
 class Leader:
-    """Who leads: `known` is False when it cannot be told (no lock support, no privilege)."""
+    """Who leads: `known` is False when it cannot be told (no privilege to read pg_locks)."""
 
     known: bool
     backend_pid: int | None = None
@@ -328,8 +335,4 @@ async def run_schedule_now(conn: AsyncConn, name: str, who: str) -> int | None:
 
 async def schema_revision(conn: AsyncConn) -> str | None:
     """The database's pgjobs schema revision, or None without a schema."""
-    try:
-        row = await _one(conn, "schema_revision")
-    except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName):
-        return None
-    return str(row["version_num"]) if row else None
+    return await _migrate.current_revision_async(conn)

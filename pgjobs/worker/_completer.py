@@ -8,6 +8,7 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
+from pgjobs import _rows
 from pgjobs._log import get_logger
 from pgjobs.worker._db import Outage
 from pgjobs.worker._dedicated import DedicatedConnection
@@ -123,9 +124,11 @@ class Completer(Service):
         return pause
 
     async def _write(self, batch: list[Outcome]) -> None:
-        rows = await self._writer.fetch("complete", batch_params(self.worker_id, batch))
-        if len(rows) < len(batch):
-            written = {row[0] for row in rows}
+        ids = await self._writer.fetch(
+            "complete", batch_params(self.worker_id, batch), _rows.column_row("id")
+        )
+        if len(ids) < len(batch):
+            written = set(ids)
             lost = [o.job_id for o in batch if o.job_id not in written]
             self.fenced += len(lost)
             self._log.warning("completer.fenced", job_ids=lost[:20], count=len(lost))

@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 import psycopg
-from psycopg.rows import tuple_row
+from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from pgjobs import _sql
@@ -90,8 +90,8 @@ def backoff(attempt: int, base: float = 0.1, cap: float = 5.0) -> float:
 
 async def fetch(
     pool: AsyncConnectionPool[Any], query: str, params: dict[str, Any]
-) -> list[tuple[Any, ...]]:
-    """Run a named query in its own transaction and return its rows.
+) -> list[dict[str, Any]]:
+    """Run a named query in its own transaction and return its rows, by column name.
 
     A pooled connection that the server dropped while it sat idle (a restart,
     pg_terminate_backend) fails on first use; the pool discards it, and the
@@ -112,7 +112,7 @@ async def fetch(
 
 async def _fetch_once(
     pool: AsyncConnectionPool[Any], query: str, params: dict[str, Any]
-) -> list[tuple[Any, ...]]:
-    async with pool.connection() as conn, conn.cursor(row_factory=tuple_row) as cur:
+) -> list[dict[str, Any]]:
+    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(_sql.psycopg(query), params)
         return await cur.fetchall() if cur.description else []

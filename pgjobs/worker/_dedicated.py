@@ -5,13 +5,15 @@ from __future__ import annotations
 import contextlib
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
-from psycopg.rows import tuple_row
+from psycopg.rows import AsyncRowFactory, tuple_row
 
 from pgjobs import _connect, _sql
 from pgjobs.worker._db import CONNECTION_ERRORS
+
+T = TypeVar("T")
 
 
 class DedicatedConnection:
@@ -54,8 +56,10 @@ class DedicatedConnection:
             )
         return self._conn
 
-    async def fetch(self, query: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-        """Run a named query as its own transaction and return its rows.
+    async def fetch(
+        self, query: str, params: dict[str, Any], row_factory: AsyncRowFactory[T]
+    ) -> list[T]:
+        """Run a named query as its own transaction and return its rows, made by `row_factory`.
 
         A kept connection that died while idle (a server restart, a terminated
         backend) fails on first use; the statement is then tried once more on
@@ -66,21 +70,24 @@ class DedicatedConnection:
         """
         reused = self._conn is not None and not self._conn.closed
         try:
-            return await self._fetch_once(query, params)
+            return await self._fetch_once(query, params, row_factory)
         except CONNECTION_ERRORS:
             await self.close()
             if not reused:
                 raise
         try:
-            return await self._fetch_once(query, params)
+            return await self._fetch_once(query, params, row_factory)
         except CONNECTION_ERRORS:
             await self.close()
             raise
 
-    async def _fetch_once(self, query: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    async def _fetch_once(
+        self, query: str, params: dict[str, Any], row_factory: AsyncRowFactory[T]
+    ) -> list[T]:
         conn = await self._connection()
-        cur = await conn.execute(_sql.psycopg(query), params, prepare=True)
-        return await cur.fetchall() if cur.description else []
+        async with conn.cursor(row_factory=row_factory) as cur:
+            await cur.execute(_sql.psycopg(query), params, prepare=True)
+            return await cur.fetchall() if cur.description else []
 
     async def close(self) -> None:
         """Close the connection, if open."""

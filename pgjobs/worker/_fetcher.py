@@ -10,6 +10,7 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
+from pgjobs import _rows
 from pgjobs.worker._db import Outage, fetch
 from pgjobs.worker._dedicated import DedicatedConnection
 from pgjobs.worker._outcome import ClaimedJob
@@ -19,6 +20,10 @@ from pgjobs.worker._service import Service
 #: (see `Fetcher.claim`): the longest a job placed before its position, such
 #: as a more urgent one, waits while the queue stays busy.
 RESCAN_INTERVAL = 0.5
+
+# Claimed rows are read by name at about the cost of reading them by
+# position (pgjobs/_rows.py): the claim is on the critical path of every job.
+_CLAIMED = _rows.fields_row(ClaimedJob)
 
 # A position before every job: priorities start at 0 and ids at 1.
 _START = (-1, dt.datetime(1, 1, 1, tzinfo=dt.UTC), 0)
@@ -115,7 +120,7 @@ class Fetcher(Service):
         if len(self.queues) == 1:
             (queue,) = self.queues
             after_priority, after_run_at, after_id = self._after.get(queue, _START)
-            rows = await self._claimer.fetch(
+            jobs = await self._claimer.fetch(
                 "claim_one_queue",
                 {
                     "queue": queue,
@@ -125,10 +130,11 @@ class Fetcher(Service):
                     "limit": limit,
                     "worker_id": self.worker_id,
                 },
+                _CLAIMED,
             )
         else:
             starts = [self._after.get(queue, _START) for queue in self.queues]
-            rows = await self._claimer.fetch(
+            jobs = await self._claimer.fetch(
                 "claim",
                 {
                     "queues": self.queues,
@@ -138,15 +144,16 @@ class Fetcher(Service):
                     "limit": limit,
                     "worker_id": self.worker_id,
                 },
+                _CLAIMED,
             )
-        if len(rows) < limit:
+        if len(jobs) < limit:
             self._after.clear()
         else:
-            for row in rows:
-                position = (row[4], row[8], row[0])  # priority, run_at, id
-                if position > self._after.get(row[1], _START):
-                    self._after[row[1]] = position
-        return [ClaimedJob(*row[:8]) for row in rows]
+            for job in jobs:
+                position = (job.priority, job.run_at, job.id)
+                if position > self._after.get(job.queue, _START):
+                    self._after[job.queue] = position
+        return jobs
 
     async def _set_awaiting(self, awaiting: bool) -> None:
         await fetch(self.pool, "set_awaiting", {"worker_id": self.worker_id, "awaiting": awaiting})

@@ -81,7 +81,7 @@ async def _release_orphans(
         "release_orphans",
         {"worker_id": worker_id, "known": known, "min_age": min_age},
     )
-    released = list(rows[0][0]) if rows else []
+    released = list(rows[0]["ids"]) if rows else []
     if released:
         log.warning(
             "worker.orphans_released",

@@ -34,6 +34,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import psycopg
+from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from pgjobs import _connect, _sql
@@ -205,10 +206,10 @@ class Leader(Service):
     async def _query(
         self, conn: psycopg.AsyncConnection[Any], name: str, params: dict[str, Any]
     ) -> object:
-        async with asyncio.timeout(self.query_timeout):
-            cur = await conn.execute(_sql.psycopg(name), params)
+        async with asyncio.timeout(self.query_timeout), conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(_sql.psycopg(name), params)
             row = await cur.fetchone()
-        return row[0] if row else None
+        return row["answer"] if row else None
 
     def _step_down(self, reason: str) -> None:
         if self.is_leader:

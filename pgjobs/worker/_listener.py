@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import psycopg
-from psycopg import sql
 
-from pgjobs import _connect
-from pgjobs._names import WAKE_CHANNEL
+from pgjobs import _connect, _sql
 from pgjobs.worker._db import Outage
 from pgjobs.worker._service import Service
 
@@ -69,14 +67,14 @@ class Listener(Service):
             if self.stopping:
                 return 0
         # Quiet for a while: prove the connection still works.
-        await conn.execute("SELECT 1")
+        await conn.execute(_sql.psycopg("health_check"), {})
         return 0
 
     async def _connect(self) -> None:
         # Operators (and the chaos tests) find it in pg_stat_activity.
         conn = await _connect.connect_async(self.dsn, _connect.LISTENER, autocommit=True)
         try:
-            await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(WAKE_CHANNEL)))
+            await conn.execute(_sql.psycopg("listen"), {})
         except BaseException:
             await conn.close()
             raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import traceback
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +15,7 @@ _MAX_TRACEBACK = 16_000
 
 @dataclass(frozen=True, slots=True)
 class ClaimedJob:
-    """The fields of a claimed row that a run needs."""
+    """A claimed job: the columns of a claim's row (claim.sql), read by name."""
 
     id: int
     queue: str
@@ -24,6 +25,7 @@ class ClaimedJob:
     attempts: int  # this run's attempt number, counting from 1
     max_attempts: int
     meta: dict[str, Any]
+    run_at: dt.datetime  # where the fetcher resumes this queue's search (its position)
 
 
 @dataclass(frozen=True, slots=True)

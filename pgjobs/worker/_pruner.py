@@ -70,7 +70,7 @@ class Pruner(Service):
                 continue
             counts[status] = await self._prune_status(status, retention)
         rows = await fetch(self.pool, "prune_workers", {"stale_after": self.stale_after})
-        counts["workers"] = int(rows[0][0])
+        counts["workers"] = int(rows[0]["removed"])
         if any(counts.values()):
             self._log.info("pruner.pruned", **counts)
         else:
@@ -85,7 +85,7 @@ class Pruner(Service):
                 "prune_jobs",
                 {"status": status, "retention": retention, "batch": self.batch},
             )
-            deleted = int(rows[0][0])
+            deleted = int(rows[0]["deleted"])
             total += deleted
             if deleted < self.batch or await self.sleep(self.pause):
                 break

@@ -19,8 +19,8 @@ async def rescue_once(pool: AsyncConnectionPool[Any], stale_after: float) -> dic
     which is what makes two leaders harmless.
     """
     rows = await fetch(pool, "rescue", {"stale_after": stale_after})
-    dead, requeued, failed, _ = rows[0] if rows else (0, 0, 0, 0)
-    return {"dead_workers": int(dead), "requeued": int(requeued), "failed": int(failed)}
+    row = rows[0] if rows else {}
+    return {name: int(row.get(name, 0)) for name in ("dead_workers", "requeued", "failed")}
 
 
 class Rescuer(Service):

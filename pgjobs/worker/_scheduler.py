@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
 from typing import Any
 
-from psycopg.rows import tuple_row
+from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from pgjobs import _enqueue, _schedule, _sql
@@ -42,10 +41,10 @@ async def sync_schedules(pool: AsyncConnectionPool[Any], app: App) -> dict[str, 
         ArgumentsError: a schedule's arguments do not fit its task.
     """
     rows = _schedule.rows(app)
-    async with pool.connection() as conn, conn.cursor(row_factory=tuple_row) as cur:
-        await cur.execute(_sql.psycopg("schedule_clock"))
+    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(_sql.psycopg("schedule_clock"), {})
         (clock,) = await cur.fetchall()  # SELECT now(): always one row
-        now: dt.datetime = clock[0]
+        now: dt.datetime = clock["now"]
         changed: list[str] = []
         if rows:
             await cur.execute(
@@ -64,9 +63,9 @@ async def sync_schedules(pool: AsyncConnectionPool[Any], app: App) -> dict[str, 
                     "next_fire_ats": [app.schedules[r["name"]].cron.next_tick(now) for r in rows],
                 },
             )
-            changed = [str(r[0]) for r in await cur.fetchall()]
+            changed = [str(r["name"]) for r in await cur.fetchall()]
         await cur.execute(_sql.psycopg("schedule_deactivate"), {"names": [r["name"] for r in rows]})
-        removed = [str(r[0]) for r in await cur.fetchall()]
+        removed = [str(r["name"]) for r in await cur.fetchall()]
     log = get_logger()
     # Quiet unless something changed: a worker start that only confirms the
     # table is not news.
@@ -115,41 +114,28 @@ class Scheduler(Service):
     async def run_once(self) -> float:
         """Fire what is due; returns the seconds until the next tick (at most MAX_WAIT)."""
         rows = await fetch(self.pool, "cron_due", {})
-        now: dt.datetime = rows[0][0]
+        now: dt.datetime = rows[0]["now"]
         wait = MAX_WAIT
         for row in rows:
-            if row[1] is None:
+            if row["name"] is None:
                 continue  # no schedule: the row only carries the clock
             next_tick = await self._run_schedule(now, row)
             if next_tick is not None:
                 wait = min(wait, (next_tick - now).total_seconds())
         return max(0.0, wait) + _MARGIN
 
-    async def _run_schedule(self, now: dt.datetime, row: Sequence[Any]) -> dt.datetime | None:
-        (
-            _,
-            name,
-            expression,
-            timezone,
-            task,
-            args,
-            queue,
-            priority,
-            max_attempts,
-            backfill,
-            skip_if_running,
-            last_fired_at,
-            next_fire_at,
-            active_since,
-        ) = row
-        cron = self._cron(name, expression, timezone)
+    async def _run_schedule(self, now: dt.datetime, row: dict[str, Any]) -> dt.datetime | None:
+        name: str = row["name"]
+        backfill: dt.timedelta = row["backfill"]
+        last_fired_at: dt.datetime | None = row["last_fired_at"]
+        cron = self._cron(name, row["expression"], row["timezone"])
         if cron is None:
             return None
         window = max(backfill, self.grace)
         plan = _schedule.plan(
             cron,
             last_fired_at=last_fired_at,
-            active_since=active_since,
+            active_since=row["active_since"],
             now=now,
             window=window,
             limit=self.limit,
@@ -165,7 +151,7 @@ class Scheduler(Service):
                 backfill=backfill.total_seconds(),
             )
         if not plan.due:
-            if next_fire_at != plan.next_tick:
+            if row["next_fire_at"] != plan.next_tick:
                 await fetch(
                     self.pool, "cron_set_next", {"name": name, "next_fire_at": plan.next_tick}
                 )
@@ -174,15 +160,15 @@ class Scheduler(Service):
         for index, tick in enumerate(plan.due):
             following = plan.due[index + 1] if index + 1 < len(plan.due) else plan.next_tick
             options = EnqueueOptions(
-                queue=queue,
-                priority=priority,
+                queue=row["queue"],
+                priority=row["priority"],
                 run_at=tick,
-                max_attempts=max_attempts,
-                fingerprint=_schedule.fingerprint(name) if skip_if_running else None,
+                max_attempts=row["max_attempts"],
+                fingerprint=_schedule.fingerprint(name) if row["skip_if_running"] else None,
                 on_conflict="skip",
                 meta={"cron": {"schedule": name, "tick": tick.isoformat()}},
             )
-            spec = JobSpec(task, args, options)
+            spec = JobSpec(row["task"], row["args"], options)
             claimed, job_id = await self._fire(name, previous, tick, following, spec)
             if not claimed:
                 # Another process moved the watermark first (it fired this
@@ -203,7 +189,7 @@ class Scheduler(Service):
                 self._log.info(
                     "cron.fired",
                     schedule=name,
-                    task=task,
+                    task=row["task"],
                     tick=tick.isoformat(),
                     job_id=job_id,
                     late=late,
@@ -220,7 +206,7 @@ class Scheduler(Service):
     ) -> tuple[bool, int | None]:
         """Claim one tick and enqueue its job, in one transaction."""
         async with self.pool.connection() as conn:
-            async with conn.cursor(row_factory=tuple_row) as cur:
+            async with conn.cursor(row_factory=dict_row) as cur:
                 await cur.execute(
                     _sql.psycopg("cron_claim_tick"),
                     {"name": name, "previous": previous, "tick": tick, "next_fire_at": following},

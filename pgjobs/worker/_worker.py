@@ -137,13 +137,7 @@ class Worker:
         except psycopg.OperationalError as exc:
             raise DatabaseUnavailableError(_dsn.connect_error_message(dsn, exc)) from None
         async with conn:
-            found = None
-            cur = await conn.execute("SELECT to_regclass('pgjobs.alembic_version') IS NOT NULL")
-            row = await cur.fetchone()
-            if row and row[0]:
-                cur = await conn.execute("SELECT version_num FROM pgjobs.alembic_version")
-                version = await cur.fetchone()
-                found = str(version[0]) if version else None
+            found = await _migrate.current_revision_async(conn)
         _migrate.check_revision(found)
 
     async def _register(self, pool: AsyncConnectionPool[Any]) -> int:
@@ -160,7 +154,7 @@ class Worker:
                 "meta": json.dumps({"tasks": len(self.app.tasks), **self.config.host_tags}),
             },
         )
-        self.worker_id = int(rows[0][0])
+        self.worker_id = int(rows[0]["id"])
         return self.worker_id
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import importlib.resources
 import re
 
 import psycopg
@@ -138,7 +137,7 @@ def _history(conn: psycopg.Connection) -> None:
 
 
 def _web_text(name: str) -> str:
-    return (importlib.resources.files("pgjobs.web") / "sql" / f"{name}.sql").read_text()
+    return _sql.text(name, "pgjobs.web")
 
 
 def _explain(conn: psycopg.Connection, name: str, text: str, params: dict, mode: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -67,6 +68,7 @@ def claimed(task: str, attempt: int = 1, args: dict[str, Any] | None = None) -> 
         attempts=attempt,
         max_attempts=2,
         meta={},
+        run_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
     )
 
 

@@ -1,11 +1,13 @@
 """What a run's result means for its job (pure)."""
 
+import datetime as dt
+
 from pgjobs import Constant
 from pgjobs.worker._outcome import ClaimedJob, failed, succeeded
 
 
 def job(attempt, max_attempts=3):
-    return ClaimedJob(7, "default", "t", {}, 2, attempt, max_attempts, {})
+    return ClaimedJob(7, "default", "t", {}, 2, attempt, max_attempts, {}, dt.datetime.now(dt.UTC))
 
 
 def boom():

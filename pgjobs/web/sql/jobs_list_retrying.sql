@@ -15,8 +15,7 @@
 -- (1.0 ms before). The fence costs more when thousands of jobs are retrying
 -- at once, as all of them are collected before the newest are picked.
 WITH retrying AS MATERIALIZED (
-    SELECT id, queue, task, status, priority, attempts, max_attempts, run_at, created_at,
-           errors -> -1 ->> 'type' AS last_error_type
+    SELECT id, queue, task, status, priority, attempts, max_attempts, run_at, created_at, errors
     FROM pgjobs.jobs
     WHERE status = 'queued'
       AND attempts > 0
@@ -25,18 +24,10 @@ WITH retrying AS MATERIALIZED (
       AND (CAST(:queue AS text) IS NULL OR hashtext(queue) = hashtext(CAST(:queue AS text)))
       AND (CAST(:task AS text) IS NULL OR task = CAST(:task AS text))
       AND (CAST(:before_id AS bigint) IS NULL OR id < CAST(:before_id AS bigint))
+), page AS (
+    SELECT *, 'retrying' AS state
+    FROM retrying
+    ORDER BY id DESC
+    LIMIT CAST(:limit AS integer)
 )
-SELECT id,
-       queue,
-       task,
-       'retrying' AS state,
-       CAST(status AS text) AS status,
-       priority,
-       attempts,
-       max_attempts,
-       run_at,
-       created_at,
-       last_error_type
-FROM retrying
-ORDER BY id DESC
-LIMIT CAST(:limit AS integer)
+\include job_summaries

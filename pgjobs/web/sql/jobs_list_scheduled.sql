@@ -5,24 +5,17 @@
 -- columns with a constant status = 'queued', so that even a generic plan can
 -- read the small partial index jobs_fetch_idx instead of walking every row of
 -- the primary key (the job_states view's CASE hides that from the planner).
-SELECT id,
-       queue,
-       task,
-       'scheduled' AS state,
-       CAST(status AS text) AS status,
-       priority,
-       attempts,
-       max_attempts,
-       run_at,
-       created_at,
-       CAST(NULL AS text) AS last_error_type
-FROM pgjobs.jobs
-WHERE status = 'queued'
-  AND run_at > now() AND attempts = 0
-  AND (CAST(:queue AS text) IS NULL OR queue = CAST(:queue AS text))
-  -- the fetch index leads with the queue's hash (migration 0006)
-  AND (CAST(:queue AS text) IS NULL OR hashtext(queue) = hashtext(CAST(:queue AS text)))
-  AND (CAST(:task AS text) IS NULL OR task = CAST(:task AS text))
-  AND (CAST(:before_id AS bigint) IS NULL OR id < CAST(:before_id AS bigint))
-ORDER BY id DESC
-LIMIT CAST(:limit AS integer)
+WITH page AS (
+    SELECT *, 'scheduled' AS state
+    FROM pgjobs.jobs
+    WHERE status = 'queued'
+      AND run_at > now() AND attempts = 0
+      AND (CAST(:queue AS text) IS NULL OR queue = CAST(:queue AS text))
+      -- the fetch index leads with the queue's hash (migration 0006)
+      AND (CAST(:queue AS text) IS NULL OR hashtext(queue) = hashtext(CAST(:queue AS text)))
+      AND (CAST(:task AS text) IS NULL OR task = CAST(:task AS text))
+      AND (CAST(:before_id AS bigint) IS NULL OR id < CAST(:before_id AS bigint))
+    ORDER BY id DESC
+    LIMIT CAST(:limit AS integer)
+)
+\include job_summaries
