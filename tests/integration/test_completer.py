@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from typing import Any
 
 import psycopg
@@ -28,7 +29,8 @@ def claimed(conn: Conn, count: int) -> tuple[int, list[ClaimedJob]]:
         " SELECT 'done', 'running', %s, 1, now() FROM generate_series(1, %s)",
         (worker_id, count),
     )
-    jobs = [ClaimedJob(i, "default", "done", {}, 0, 1, 3, {}) for i in range(1, count + 1)]
+    due = dt.datetime.now(dt.UTC)
+    jobs = [ClaimedJob(i, "default", "done", {}, 0, 1, 3, {}, due) for i in range(1, count + 1)]
     return worker_id, jobs
 
 
