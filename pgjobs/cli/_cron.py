@@ -10,9 +10,10 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from pgjobs import _connect, _dsn, _sql
-from pgjobs.cli._terminal import add_dsn
-from pgjobs.errors import DatabaseUnavailableError, SchemaVersionError
+from pgjobs import _dsn, _sql
+from pgjobs._table import table
+from pgjobs.cli._terminal import add_dsn, add_json, connection, print_json
+from pgjobs.errors import SchemaVersionError
 
 _COLUMNS = ("name", "expression", "tz", "task", "next fire", "last fire", "active")
 
@@ -32,7 +33,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "whether it is still in the code (active).",
     )
     add_dsn(p)
-    p.add_argument("--json", action="store_true", help="one JSON object per schedule, in a list")
+    add_json(p, help="one JSON object per schedule, in a list")
     p.set_defaults(handler=_run_list)
 
 
@@ -40,11 +41,11 @@ def _run_list(args: argparse.Namespace) -> int:
     dsn = _dsn.require(args.dsn)
     schedules = list_schedules(dsn)
     if args.json:
-        print(json.dumps([_jsonable(s) for s in schedules], indent=2))
+        print_json([_jsonable(s) for s in schedules])
     elif not schedules:
         print("no schedules (workers write them to pgjobs.schedules when they start)")
     else:
-        print(_table(schedules))
+        print(_schedule_table(schedules))
     return 0
 
 
@@ -56,33 +57,19 @@ def list_schedules(dsn: str) -> list[dict[str, Any]]:
         SchemaVersionError: the schema has no schedules table (not migrated).
     """
     try:
-        with (
-            _connect.connect(dsn, _connect.CLI) as conn,
-            conn.cursor(row_factory=dict_row) as cur,
-        ):
+        with connection(dsn) as conn, conn.cursor(row_factory=dict_row) as cur:
             cur.execute(_sql.psycopg("cron_list"), {})
             return list(cur.fetchall())
     except psycopg.errors.UndefinedTable:
         raise SchemaVersionError(
             "the database has no pgjobs.schedules table; run `python -m pgjobs migrate`"
         ) from None
-    except psycopg.OperationalError as exc:
-        raise DatabaseUnavailableError(_dsn.connect_error_message(dsn, exc)) from None
 
 
 def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in row.items():
-        if key == "now":
-            continue
-        if isinstance(value, dt.datetime):
-            out[key] = value.isoformat()
-        elif isinstance(value, dt.timedelta):
-            out[key] = value.total_seconds()
-        elif key == "args":
-            out[key] = json.loads(value)
-        else:
-            out[key] = value
+    # The clock is the query's, not the schedule's; args are stored as JSON text.
+    out = {key: value for key, value in row.items() if key != "now"}
+    out["args"] = json.loads(row["args"])
     return out
 
 
@@ -106,7 +93,7 @@ def _span(seconds: float) -> str:
     return f"{seconds:.0f}s"
 
 
-def _table(schedules: list[dict[str, Any]]) -> str:
+def _schedule_table(schedules: list[dict[str, Any]]) -> str:
     rows = [
         (
             s["name"],
@@ -119,10 +106,4 @@ def _table(schedules: list[dict[str, Any]]) -> str:
         )
         for s in schedules
     ]
-    widths = [max(len(str(r[i])) for r in [_COLUMNS, *rows]) for i in range(len(_COLUMNS))]
-    lines = [
-        "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-        for row in [_COLUMNS, *rows]
-    ]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return table(_COLUMNS, rows)

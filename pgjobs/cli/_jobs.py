@@ -3,23 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import datetime as dt
-import json
 import sys
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-import psycopg
-
-from pgjobs import _admin, _dsn, _table
-from pgjobs._connect import CLI, connect
+from pgjobs import _admin, _table
 from pgjobs._job import Priority
-from pgjobs.cli._terminal import add_dsn
+from pgjobs.cli._terminal import add_dsn, add_json, connection, pretty, print_json
 from pgjobs.errors import (
     ConfigurationError,
-    DatabaseUnavailableError,
     DuplicateJobError,
     PgjobsError,
 )
@@ -35,40 +28,7 @@ def add_parsers(sub: _Subparsers) -> None:
     _stats_parser(sub)
 
 
-# -- shared plumbing -------------------------------------------------------
-
-
-def _add_json(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="print JSON for scripts")
-
-
-@contextlib.contextmanager
-def _connect(dsn_arg: str | None) -> Iterator[psycopg.Connection[Any]]:
-    """An autocommit connection: each command is one statement, so one transaction."""
-    dsn = _dsn.require(dsn_arg)
-    try:
-        conn = connect(dsn, CLI, autocommit=True)
-    except psycopg.Error as exc:
-        raise DatabaseUnavailableError(_dsn.connect_error_message(dsn, exc)) from None
-    with conn:
-        try:
-            yield conn
-        except psycopg.OperationalError as exc:
-            raise DatabaseUnavailableError(_dsn.connect_error_message(dsn, exc)) from None
-
-
-def _json_default(value: object) -> object:
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
-def _print_json(value: object) -> None:
-    print(json.dumps(value, indent=2, ensure_ascii=False, default=_json_default))
-
-
-def _pretty(value: object) -> str:
-    return json.dumps(value, indent=2, ensure_ascii=False, default=_json_default)
+# -- arguments -------------------------------------------------------------
 
 
 def _priority(text: str) -> int:
@@ -133,7 +93,7 @@ def _enqueue_parser(sub: _Subparsers) -> None:
         help="check the task name and arguments against this App, and accept short names",
     )
     add_dsn(p)
-    _add_json(p)
+    add_json(p)
     p.set_defaults(handler=_run_enqueue)
 
 
@@ -160,7 +120,7 @@ def _run_enqueue(args: argparse.Namespace) -> int:
         fingerprint=args.fingerprint,
         on_conflict="skip" if args.skip_duplicate else None,
     )
-    with _connect(args.dsn) as conn:
+    with connection(args.dsn) as conn:
         try:
             job_id = _admin.enqueue(conn, spec)
         except DuplicateJobError as exc:
@@ -170,7 +130,7 @@ def _run_enqueue(args: argparse.Namespace) -> int:
                 "accept that quietly (exit code 0)."
             ) from None
     if args.json:
-        _print_json({"id": job_id, "task": spec.task, "queue": spec.options.queue})
+        print_json({"id": job_id, "task": spec.task, "queue": spec.options.queue})
     elif job_id is None:
         print(f"not enqueued: an active job already has fingerprint {spec.options.fingerprint!r}")
     else:
@@ -207,7 +167,7 @@ def _jobs_parser(sub: _Subparsers) -> None:
         help="only jobs older than this id: the next page after a listing",
     )
     add_dsn(p)
-    _add_json(p)
+    add_json(p)
     p.set_defaults(handler=_run_list)
 
     p = actions.add_parser(
@@ -217,7 +177,7 @@ def _jobs_parser(sub: _Subparsers) -> None:
     )
     p.add_argument("id", type=int, help="the job id")
     add_dsn(p)
-    _add_json(p)
+    add_json(p)
     p.set_defaults(handler=_run_show)
 
     p = actions.add_parser(
@@ -233,7 +193,7 @@ def _jobs_parser(sub: _Subparsers) -> None:
     p.add_argument("--queue", help="only jobs of this queue")
     p.add_argument("--task", help="only jobs of this task")
     add_dsn(p)
-    _add_json(p)
+    add_json(p)
     p.set_defaults(handler=_run_retry)
 
     p = actions.add_parser(
@@ -246,7 +206,7 @@ def _jobs_parser(sub: _Subparsers) -> None:
     p.add_argument("--queue", help="cancel the queued jobs of this queue")
     p.add_argument("--task", help="cancel the queued jobs of this task")
     add_dsn(p)
-    _add_json(p)
+    add_json(p)
     p.set_defaults(handler=_run_cancel)
 
 
@@ -271,10 +231,10 @@ def _run_list(args: argparse.Namespace) -> int:
         limit=args.limit,
         before_id=args.before,
     )
-    with _connect(args.dsn) as conn:
+    with connection(args.dsn) as conn:
         jobs = _admin.list_jobs(conn, where)
     if args.json:
-        _print_json([dataclasses.asdict(j) for j in jobs])
+        print_json([dataclasses.asdict(j) for j in jobs])
         return 0
     if not jobs:
         print("no jobs match")
@@ -302,11 +262,11 @@ def _run_list(args: argparse.Namespace) -> int:
 
 
 def _run_show(args: argparse.Namespace) -> int:
-    with _connect(args.dsn) as conn:
+    with connection(args.dsn) as conn:
         detail = _admin.get_job(conn, args.id)
     job = detail.job
     if args.json:
-        _print_json({**dataclasses.asdict(job), "state": detail.state})
+        print_json({**dataclasses.asdict(job), "state": detail.state})
         return 0
     state = detail.state if detail.state == job.status else f"{detail.state} (status {job.status})"
     print(
@@ -324,9 +284,9 @@ def _run_show(args: argparse.Namespace) -> int:
                 ("finished_at", _table.timestamp(job.finished_at)),
                 ("worker_id", job.worker_id),
                 ("fingerprint", job.fingerprint),
-                ("args", _pretty(job.args)),
-                ("meta", _pretty(job.meta)),
-                ("result", _pretty(job.result)),
+                ("args", pretty(job.args)),
+                ("meta", pretty(job.meta)),
+                ("result", pretty(job.result)),
                 ("errors", len(job.errors) or "none"),
             ]
         )
@@ -367,7 +327,7 @@ def _single_or_bulk(args: argparse.Namespace, *filters: str) -> bool:
 
 def _report_bulk(args: argparse.Namespace, verb: str, result: _admin.BulkResult) -> None:
     if args.json:
-        _print_json({verb: result.total, "queues": result.per_queue})
+        print_json({verb: result.total, "queues": result.per_queue})
         return
     plural = "job" if result.total == 1 else "jobs"
     where = ", ".join(f"{q}: {n}" for q, n in result.per_queue.items())
@@ -376,7 +336,7 @@ def _report_bulk(args: argparse.Namespace, verb: str, result: _admin.BulkResult)
 
 def _run_retry(args: argparse.Namespace) -> int:
     bulk = _single_or_bulk(args, "status", "queue", "task")
-    with _connect(args.dsn) as conn:
+    with connection(args.dsn) as conn:
         if bulk:
             result = _admin.retry_jobs(
                 conn, status=args.status or "failed", queue=args.queue, task=args.task
@@ -385,7 +345,7 @@ def _run_retry(args: argparse.Namespace) -> int:
             return 0
         _admin.retry_job(conn, args.id)
     if args.json:
-        _print_json({"id": args.id, "status": "queued"})
+        print_json({"id": args.id, "status": "queued"})
     else:
         print(f"job {args.id} is queued to run again")
     return 0
@@ -393,7 +353,7 @@ def _run_retry(args: argparse.Namespace) -> int:
 
 def _run_cancel(args: argparse.Namespace) -> int:
     bulk = _single_or_bulk(args, "queue", "task")
-    with _connect(args.dsn) as conn:
+    with connection(args.dsn) as conn:
         if bulk:
             _report_bulk(
                 args, "cancelled", _admin.cancel_jobs(conn, queue=args.queue, task=args.task)
@@ -401,7 +361,7 @@ def _run_cancel(args: argparse.Namespace) -> int:
             return 0
         _admin.cancel_job(conn, args.id)
     if args.json:
-        _print_json({"id": args.id, "status": "cancelled"})
+        print_json({"id": args.id, "status": "cancelled"})
     else:
         print(f"job {args.id} cancelled")
     return 0
@@ -425,7 +385,7 @@ def _stats_parser(sub: _Subparsers) -> None:
         help="a worker silent this long is not counted as live (default 30)",
     )
     add_dsn(p)
-    _add_json(p)
+    add_json(p)
     p.set_defaults(handler=_run_stats)
 
 
@@ -443,10 +403,10 @@ _STATS_HEADERS = (
 
 
 def _run_stats(args: argparse.Namespace) -> int:
-    with _connect(args.dsn) as conn:
+    with connection(args.dsn) as conn:
         stats = _admin.stats(conn, stale_after=args.stale_after)
     if args.json:
-        _print_json(dataclasses.asdict(stats))
+        print_json(dataclasses.asdict(stats))
         return 0
     if stats.queues:
         rows = [

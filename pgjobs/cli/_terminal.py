@@ -1,9 +1,22 @@
-"""What every command of `python -m pgjobs` shares: the --dsn option and argument types."""
+"""What the commands of `python -m pgjobs` share: --dsn, its connection, --json, argument types.
+
+Tables for people are `pgjobs._table`, which the demo uses too.
+"""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+import contextlib
+import datetime as dt
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psycopg
+
+from pgjobs import _dsn
+from pgjobs._connect import CLI, connect
+from pgjobs.errors import DatabaseUnavailableError
 
 
 def add_dsn(parser: argparse.ArgumentParser) -> None:
@@ -12,6 +25,49 @@ def add_dsn(parser: argparse.ArgumentParser) -> None:
         "--dsn",
         help="PostgreSQL address (default: $PGJOBS_DSN, then $DATABASE_URL)",
     )
+
+
+@contextlib.contextmanager
+def connection(dsn_arg: str | None) -> Iterator[psycopg.Connection[Any]]:
+    """An autocommit connection for one command: each command is one statement.
+
+    Raises:
+        ConfigurationError: no DSN given or configured.
+        DatabaseUnavailableError: the server cannot be reached, or the connection was lost.
+    """
+    dsn = _dsn.require(dsn_arg)
+    try:
+        conn = connect(dsn, CLI, autocommit=True)
+    except psycopg.Error as exc:
+        raise DatabaseUnavailableError(_dsn.connect_error_message(dsn, exc)) from None
+    with conn:
+        try:
+            yield conn
+        except psycopg.OperationalError as exc:
+            raise DatabaseUnavailableError(_dsn.connect_error_message(dsn, exc)) from None
+
+
+def add_json(parser: argparse.ArgumentParser, help: str = "print JSON for scripts") -> None:
+    """The --json option of a command that can print for scripts."""
+    parser.add_argument("--json", action="store_true", help=help)
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def pretty(value: object) -> str:
+    """`value` as indented JSON: timestamps in ISO 8601, intervals in seconds."""
+    return json.dumps(value, indent=2, ensure_ascii=False, default=_json_default)
+
+
+def print_json(value: object) -> None:
+    """Print `value` as indented JSON (see `pretty`)."""
+    print(pretty(value))
 
 
 def positive_float(text: str) -> float:
