@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 
 import pytest
+from psycopg import pq
 
 from pgjobs._rows import column_row, fields_row
 
@@ -15,7 +16,12 @@ class Pair:
 
 
 def cursor(*names: str) -> SimpleNamespace:
-    return SimpleNamespace(description=[SimpleNamespace(name=n) for n in names])
+    """What the factories read of a cursor: its result's status and raw column names."""
+    fields = [n.encode() for n in names]
+    result = SimpleNamespace(
+        status=pq.ExecStatus.TUPLES_OK, nfields=len(fields), fname=fields.__getitem__
+    )
+    return SimpleNamespace(pgresult=result)
 
 
 def test_fields_are_taken_from_the_columns_of_their_names_in_any_order():
@@ -38,5 +44,8 @@ def test_a_column_is_read_by_name():
 def test_a_statement_without_a_result_makes_no_rows():
     from psycopg.rows import no_result
 
-    assert fields_row(Pair)(SimpleNamespace(description=None)) is no_result
-    assert column_row("id")(SimpleNamespace(description=None)) is no_result
+    no_statement = SimpleNamespace(pgresult=None)
+    a_command = SimpleNamespace(pgresult=SimpleNamespace(status=pq.ExecStatus.COMMAND_OK))
+    for cur in (no_statement, a_command):
+        assert fields_row(Pair)(cur) is no_result
+        assert column_row("id")(cur) is no_result
