@@ -1,4 +1,4 @@
-"""The ASGI application factory: routes, error handling, and the state they share."""
+"""The ASGI application factory: routes, the middleware that guards every request, errors."""
 
 from __future__ import annotations
 
