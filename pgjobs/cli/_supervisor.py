@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import ctypes
 import dataclasses
 import enum
 import os
@@ -21,7 +22,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Any
 
@@ -236,6 +237,7 @@ class Supervisor:
         self._code: int | None = None
         self._final_codes: list[int] = []
         self._log = get_logger()
+        self._preexec = _stop_with_parent()
 
     def run(self) -> int:
         """Start the children and supervise them until they have all stopped; the exit code."""
@@ -310,6 +312,7 @@ class Supervisor:
             # only, which passes it on once; the children must not count the
             # terminal's copy as a first signal and the supervisor's as a second.
             process_group=0,
+            preexec_fn=self._preexec,
         )
         self._children[proc.pid] = _Child(slot, proc, time.monotonic())
         return proc.pid
@@ -363,6 +366,35 @@ class Supervisor:
                 del self._pending[slot]
                 pid = self._start(slot)
                 self._log.info("supervisor.child_started", pid=pid, slot=slot)
+
+
+def _stop_with_parent() -> Callable[[], None] | None:
+    """On Linux, what makes a child get SIGTERM when the supervisor dies (even by SIGKILL).
+
+    A supervisor killed outright must not leave its workers running unseen:
+    each then stops as after SIGTERM, gracefully. Elsewhere there is no such
+    call, and `None` starts children without it.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    supervisor = os.getpid()
+
+    def in_child() -> None:
+        # Runs in the child between fork and exec; the supervisor has no threads.
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != supervisor:
+            # It died before the call took effect: no worker to start.
+            os._exit(0)
+
+    return in_child
+
+
+#: prctl(2): the signal a process gets when its parent dies.
+_PR_SET_PDEATHSIG = 1
 
 
 def _signal(proc: subprocess.Popen[bytes], signum: int) -> None:
