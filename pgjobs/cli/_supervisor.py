@@ -252,7 +252,7 @@ class Supervisor:
                 processes=self.processes,
                 pids=[child.proc.pid for child in self._children.values()],
             )
-            while not (self._stopping and not self._children):
+            while True:
                 self._handle_signals()
                 self._reap()
                 self._start_due()
@@ -281,10 +281,12 @@ class Supervisor:
             signum = self._signals[self._signals_handled]
             self._signals_handled += 1
             name = signal.Signals(signum).name
-            if self._signals_handled == 1:
+            if not self._stopping:
                 self._stop(reason="signal", signal=name)
             else:
-                # A worker's second signal stops it at once: pass that on too.
+                # The children already had one SIGTERM (from a first signal,
+                # or a stop after a configuration error or giving up).
+                # A worker's second signal stops it at once: pass that on.
                 self._log.warning("supervisor.stopping_now", signal=name, pids=self._pids())
                 self._signal_all(signal.SIGTERM)
 
@@ -326,7 +328,7 @@ class Supervisor:
             now = time.monotonic()
             fields: dict[str, Any] = {"pid": pid, "code": code}
             if code < 0:
-                fields["signal"] = signal.Signals(-code).name
+                fields["signal"] = _signal_name(-code)
             if self._stopping:
                 self._final_codes.append(code)
                 self._log.info("supervisor.child_exited", **fields, restarting_in=None)
@@ -391,6 +393,13 @@ def _stop_with_parent() -> Callable[[], None] | None:
             os._exit(0)
 
     return in_child
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:  # a real-time signal has no name of its own
+        return str(signum)
 
 
 #: prctl(2): the signal a process gets when its parent dies.
