@@ -10,6 +10,7 @@ import threading
 
 from pgjobs import _dsn
 from pgjobs._loader import load_app
+from pgjobs.cli import _supervisor
 from pgjobs.cli._terminal import add_dsn, positive_float
 from pgjobs.worker import Worker, WorkerConfig
 
@@ -26,6 +27,14 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         help="comma-separated queues (default: every queue the App's tasks use)",
     )
     p.add_argument("--concurrency", "-c", type=int, default=10, help="jobs at once (default 10)")
+    p.add_argument(
+        "--processes",
+        type=_supervisor.parse_processes,
+        default=1,
+        metavar="N",
+        help="worker processes under a supervisor that restarts crashed ones: "
+        f"1 to {_supervisor.MAX_PROCESSES}, or auto for one per core (default 1: no supervisor)",
+    )
     p.add_argument(
         "--poll-interval",
         type=positive_float,
@@ -74,6 +83,9 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 
 def _run_worker(args: argparse.Namespace) -> int:
+    if args.processes > 1:
+        # Each child runs this same command line with --processes 1.
+        return _supervisor.supervise(args.processes)
     app = load_app(args.app)
     if args.dsn:
         app.dsn = args.dsn
