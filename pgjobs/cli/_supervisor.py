@@ -92,7 +92,9 @@ class Exit(enum.Enum):
 
     #: 0: it stopped cleanly (someone signalled it directly): start a fresh one.
     CLEAN = "clean"
-    #: 2: a configuration error; a restart would fail the same way.
+    #: 2: a configuration error, or a database unreachable at start. From a
+    #: slot's first child it means the group cannot start; from a restarted
+    #: one (the same configuration worked before) it is taken as a crash.
     CONFIGURATION = "configuration"
     #: Anything else: 1 (forced stop, an uncaught exception), 3 (one of the
     #: worker's loops failed), or killed by a signal (a negative code).
@@ -160,13 +162,21 @@ class Restarts:
         self.policy = policy
         #: Per slot: how many times in a row its child exited before `stable_after`.
         self.quick_exits = [0] * slots
+        #: Per slot: whether a child of it has exited before (this one is a restart).
+        self.restarted = [False] * slots
         self._crashes: collections.deque[float] = collections.deque()
 
     def exited(self, slot: int, code: int, uptime: float, now: float) -> Decision:
         """Record that the child of `slot` exited with `code` after `uptime` seconds."""
         kind = classify(code)
+        first_child, self.restarted[slot] = not self.restarted[slot], True
         if kind is Exit.CONFIGURATION:
-            return Decision(Action.STOP_CONFIGURATION)
+            if first_child:
+                return Decision(Action.STOP_CONFIGURATION)
+            # The configuration started this slot before: a database down
+            # just as the child restarted, most likely. Retried, with the
+            # backoff and the give-up limit of any crash.
+            kind = Exit.CRASH
         policy = self.policy
         if uptime >= policy.stable_after:
             # It stayed up: whatever crashed before is history.

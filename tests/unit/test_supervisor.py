@@ -87,11 +87,21 @@ def test_delay_doubles_from_1_to_30_seconds():
     assert policy.delay(10_000) == 30
 
 
-def test_a_configuration_error_is_never_restarted():
+def test_a_configuration_error_of_a_first_child_is_never_restarted():
     restarts = Restarts(RestartPolicy(), slots=2)
     assert restarts.exited(0, 2, uptime=0.5, now=0).action is Action.STOP_CONFIGURATION
-    # Even after a long, healthy run: the configuration changed under it.
     assert restarts.exited(1, 2, uptime=3600, now=1).action is Action.STOP_CONFIGURATION
+
+
+def test_exit_2_of_a_restarted_child_is_a_crash_with_backoff_and_the_give_up_limit():
+    # The same configuration started the slot before: a database down just as
+    # the child restarted must not end the group, nor be retried forever.
+    restarts = Restarts(RestartPolicy(), slots=1)
+    assert restarts.exited(0, -9, uptime=3600, now=0).action is Action.RESTART  # crash 1
+    decisions = [restarts.exited(0, 2, uptime=0.5, now=t) for t in (1, 3, 7, 15)]
+    assert [d.action for d in decisions] == [Action.RESTART] * 4  # crashes 2 to 5
+    assert [d.delay for d in decisions] == [1.0, 2.0, 4.0, 8.0]
+    assert restarts.exited(0, 2, uptime=0.5, now=31).action is Action.GIVE_UP  # the 6th
 
 
 def test_quick_crashes_of_a_slot_back_off():
