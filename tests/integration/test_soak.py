@@ -68,3 +68,34 @@ def test_soak_refuses_a_bad_duration() -> None:
     )  # fmt: skip
     assert proc.returncode == 2
     assert "such as 30m, 90s, 1h or a number of seconds" in proc.stderr
+
+
+def test_a_backlog_shows_in_the_depth_and_stays_queued_not_lost(
+    server_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pgjobs.bench import _bench, _soak
+
+    # One slot cannot run 1 ms jobs at 3,000/s, and no time to drain after.
+    monkeypatch.setattr(_soak, "DRAIN_TIMEOUT", 0.0)
+    lines: list[str] = []
+    with _bench.scratch_database(server_dsn, "soak") as dsn:
+        system = _bench.PgjobsSystem(dsn)
+        system.setup()
+        result = _bench.run_soak(
+            system,
+            rate=3000,
+            duration=3.0,
+            concurrency=1,
+            processes=1,
+            interval=1.0,
+            say=lines.append,
+        )
+    rows = result.extra["intervals"]
+    depths = [row["queue_depth"] for row in rows]
+    assert depths == sorted(depths)
+    assert depths[-1] > 1000
+    jobs = result.extra["jobs"]
+    assert jobs["left_queued"] > 0
+    assert jobs["lost"] == jobs["ran_twice"] == 0
+    assert jobs["ran"] + jobs["left_queued"] == result.extra["enqueued"]
+    assert len(lines) == len(rows) == 3
