@@ -28,11 +28,15 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from pgjobs import _dsn, _log, _migrate
 from pgjobs._app import App
+from pgjobs.bench import _soak
 
 # -- workloads and systems ----------------------------------------------------
 
 WORKLOADS = ("enqueue-single", "enqueue-bulk", "drain", "latency", "backlog", "long-transaction")
 DEFAULT_WORKLOADS = ("enqueue-single", "enqueue-bulk", "drain", "latency")
+#: Workloads that run only when named: `-w all` is WORKLOADS, and leaves out
+#: the soak, which runs for minutes to hours.
+LONG_WORKLOADS = ("soak",)
 
 #: name -> "module:Class" of each adapter, imported when used (worker
 #: processes are spawned and import it again by the same path). The peers'
@@ -69,6 +73,8 @@ class System:
     name = ""
     #: Workloads this system can run.
     supports: frozenset[str] = frozenset(DEFAULT_WORKLOADS)
+    #: The schema of the system's tables, whose statistics the soak reports.
+    schema = "public"
 
     def __init__(self, dsn: str) -> None:
         self.dsn = dsn
@@ -98,6 +104,10 @@ class System:
         """Enqueue jobs start..start+count-1 with one bulk API call, in `conn`'s transaction."""
         raise NotImplementedError
 
+    def enqueue_soak(self, conn: psycopg.Connection[Any], start: int, count: int) -> None:
+        """Enqueue jobs start..start+count-1 of the 1 ms handler, in `conn`'s transaction (soak)."""
+        raise NotImplementedError
+
     def remaining(self, conn: psycopg.Connection[Any]) -> int:
         """Jobs not yet recorded as done."""
         raise NotImplementedError
@@ -125,11 +135,19 @@ async def noop(i: int) -> None:
     Hook.on_job(i)
 
 
+@bench_app.task(name="pgjobs.bench.sleep_1ms", keep_result=False)
+async def sleep_1ms(i: int) -> None:
+    """The soak's handler: reports its start, then sleeps 1 ms."""
+    Hook.on_job(i)
+    await asyncio.sleep(0.001)
+
+
 class PgjobsSystem(System):
     """pgjobs itself, through its public API: typed enqueue, enqueue_many, Worker."""
 
     name = "pgjobs"
-    supports = frozenset(WORKLOADS)
+    supports = frozenset(WORKLOADS + LONG_WORKLOADS)
+    schema = "pgjobs"
 
     def setup(self) -> None:
         _migrate.upgrade(self.dsn)
@@ -167,6 +185,10 @@ class PgjobsSystem(System):
 
     def enqueue_bulk(self, conn: psycopg.Connection[Any], start: int, count: int) -> None:
         bench_app.enqueue_many([noop.job(i=i) for i in range(start, start + count)], conn=conn)
+
+    def enqueue_soak(self, conn: psycopg.Connection[Any], start: int, count: int) -> None:
+        jobs = [sleep_1ms.job(i=i) for i in range(start, start + count)]
+        bench_app.enqueue_many(jobs, conn=conn)
 
     def remaining(self, conn: psycopg.Connection[Any]) -> int:
         row = conn.execute(
@@ -417,11 +439,27 @@ class Workers:
 
     def stop(self, timeout: float = 60.0) -> WorkerRun:
         """Ask every process to stop and collect what they ran."""
+        run = WorkerRun()
+        firsts = []
+        for ids, starts, rss_mb in self.stop_arrays(timeout):
+            run.ids.extend(ids)
+            run.starts.update(zip(ids, starts, strict=True))
+            if starts:
+                firsts.append(min(starts))
+            run.rss_mb = max(run.rss_mb, rss_mb)
+        run.first_start = min(firsts) if firsts else 0.0
+        return run
+
+    def stop_arrays(self, timeout: float = 60.0) -> list[tuple[array[int], array[float], float]]:
+        """Ask every process to stop; each one's job ids, handler start times and peak RSS (MB).
+
+        The arrays as the processes sent them, 16 bytes a job: a soak's
+        millions of jobs would take ten times that in a `WorkerRun`.
+        """
         for pipe in self.pipes:
             with contextlib.suppress(OSError):
                 pipe.send("stop")
-        run = WorkerRun()
-        firsts = []
+        reports = []
         errors = []
         for pipe, proc in zip(self.pipes, self.procs, strict=True):
             if not pipe.poll(timeout):
@@ -435,16 +473,11 @@ class Workers:
             ids.frombytes(report["ids"])
             starts = array("d")
             starts.frombytes(report["starts"])
-            run.ids.extend(ids)
-            run.starts.update(zip(ids, starts, strict=True))
-            if starts:
-                firsts.append(min(starts))
-            run.rss_mb = max(run.rss_mb, report["rss_mb"])
+            reports.append((ids, starts, float(report["rss_mb"])))
         self.kill()
         if errors:
             raise RuntimeError("; ".join(errors))
-        run.first_start = min(firsts) if firsts else 0.0
-        return run
+        return reports
 
     def kill(self) -> None:
         """Terminate whatever is still running (these processes only)."""
@@ -737,6 +770,100 @@ def run_long_transaction(system: System, duration: float, concurrency: int) -> l
     return [Result("long-transaction", system.name, pinned["rate"], "jobs/s", params, extra)]
 
 
+def run_soak(
+    system: System,
+    *,
+    rate: int,
+    duration: float,
+    concurrency: int,
+    processes: int,
+    interval: float = _soak.DEFAULT_INTERVAL,
+    say: Callable[[str], None] = print,
+) -> Result:
+    """`soak`: `rate` jobs/s of 1 ms for `duration` seconds; a row of measurements per interval.
+
+    The workers start first; the producer (a thread, see `_soak.Producer`)
+    then enqueues for `duration` seconds while this thread samples the jobs
+    run every tick and, at the end of each interval, the queue depth and the
+    statistics of the system's tables. Retention is the worker's default, so
+    finished jobs stay, as in production. When the producer stops, the
+    workers get up to `_soak.DRAIN_TIMEOUT` seconds to run the rest; a job
+    neither run nor still queued then is lost, and fails the workload.
+    """
+    system.reset()
+    _vacuum(system.dsn)
+    workers = Workers(SYSTEMS[system.name], system.dsn, concurrency, processes)
+    producer = _soak.Producer(system.dsn, system.enqueue_soak, rate)
+    tick = min(1.0, interval / 8)
+    try:
+        with psycopg.connect(system.dsn, autocommit=True) as conn:
+            base = workers.handled()
+            start = _soak.Snapshot(0.0, 0, 0, system.remaining(conn))
+            start.tables = _soak.table_stats(conn, system.schema)
+            producer.start()
+            began, began_wall = time.monotonic(), time.time()
+            samples: list[tuple[float, int]] = [(0.0, 0)]
+            snapshots = [start]
+            rows: list[dict[str, Any]] = []
+            ending = False
+            while not ending and producer.error is None:
+                time.sleep(max(0.0, min(tick, duration - (time.monotonic() - began))))
+                if ending := time.monotonic() - began >= duration:
+                    producer.finish()  # before the last snapshot, which counts what it enqueued
+                now = time.monotonic() - began
+                samples.append((now, workers.handled() - base))
+                if ending or now >= len(snapshots) * interval:
+                    snap = _soak.Snapshot(now, producer.enqueued, samples[-1][1], 0)
+                    snap.depth = system.remaining(conn)
+                    snap.tables = _soak.table_stats(conn, system.schema)
+                    snapshots.append(snap)
+                    rows = _soak.series(snapshots, [], interval)
+                    say(_soak.progress(rows[-1]))
+            producer.finish()
+            enqueued = producer.enqueued
+            handled_at_end = samples[-1][1]
+            # What is still queued runs now, for a while; a backlog too long
+            # for that stays queued, and is counted as such, not as lost.
+            deadline = time.monotonic() + _soak.DRAIN_TIMEOUT
+            while time.monotonic() < deadline and not (
+                workers.handled() - base >= enqueued and system.remaining(conn) == 0
+            ):
+                time.sleep(0.05)
+            reports = workers.stop_arrays()
+            left = system.remaining(conn)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            producer.finish()
+        workers.kill()
+        raise
+    jobs = _soak.accounting((ids for ids, _, _ in reports), enqueued, left)
+    if jobs["lost"] or jobs["ran_twice"] or jobs["unexpected"]:
+        raise RuntimeError(f"exactly-once violated in the soak: {jobs}")
+    buckets = _soak.latency_buckets(
+        ((ids, starts) for ids, starts, _ in reports),
+        producer.batch_starts,
+        producer.batch_commits,
+        began_wall,
+        interval,
+        len(snapshots) - 1,
+    )
+    rows = _soak.series(snapshots, buckets, interval)
+    end = snapshots[-1].t
+    extra = {
+        "interval_s": interval,
+        "latency": "enqueue commit to handler start",
+        "enqueued": enqueued,
+        "drained": jobs["ran"] - handled_at_end,
+        "jobs": jobs,
+        "rss_mb": round(max((rss for _, _, rss in reports), default=0.0), 1),
+        "end_ratio": _soak.end_ratio(samples, interval),
+        "tables_at_start": start.tables,
+        "intervals": rows,
+    }
+    params = {"rate": rate, "C": concurrency, "P": processes, "seconds": round(duration)}
+    return Result("soak", system.name, handled_at_end / end, "jobs/s", params, extra)
+
+
 # -- scratch databases ------------------------------------------------------------------
 
 
@@ -843,7 +970,7 @@ def table(results: list[Result], systems: list[str]) -> str:
     notes = [
         f"  {r.system} {r.key}: " + ", ".join(f"{k}={v}" for k, v in r.extra.items())
         for r in results
-        if r.extra and r.workload != "latency"
+        if r.extra and r.workload not in ("latency", "soak")
     ]
     if any(r.workload == "latency" for r in results):
         notes.insert(
@@ -851,7 +978,8 @@ def table(results: list[Result], systems: list[str]) -> str:
             "  latency cells are p50/p95/p99 ms, commit to handler start; "
             "ratios for latency are other/pgjobs (higher is better)",
         )
-    return "\n".join(out + (["", *notes] if notes else []))
+    soaks = [_soak.render(r.params, r.extra) for r in results if r.workload == "soak"]
+    return "\n".join(out + (["", *notes] if notes else []) + [f"\n{s}" for s in soaks])
 
 
 def _ratio(mine: Result, other: Result, lower_is_better: bool) -> str:
@@ -962,6 +1090,10 @@ def targets(results: list[Result]) -> list[Target]:
 
 # -- the command (its options are in pgjobs/cli/_bench.py) ---------------------------
 
+#: What `--duration` defaults to, by workload.
+LONG_TRANSACTION_SECONDS = 120.0
+SOAK_SECONDS = 1800.0
+
 
 def run(args: argparse.Namespace) -> int:
     systems: list[str] = list(dict.fromkeys(args.systems + (["raw"] if args.compare_raw else [])))
@@ -985,9 +1117,11 @@ def run(args: argparse.Namespace) -> int:
 
         def record(measured: list[Result]) -> None:
             for result in measured:
+                # The soak's series is its report, at the end: here, the mean only.
+                extra = result.extra and result.workload != "soak"
                 say(
                     f"  {result.system:14} {result.key:40} {_fmt(result):>14} "
-                    f"{result.unit} {json.dumps(result.extra) if result.extra else ''}"
+                    f"{result.unit} {json.dumps(result.extra) if extra else ''}"
                 )
                 runs.setdefault((result.system, result.key), []).append(result)
 
@@ -1013,7 +1147,7 @@ def run(args: argparse.Namespace) -> int:
                     continue
                 for system in order:
                     try:
-                        record(_measure(system, workload, args))
+                        record(_measure(system, workload, args, say))
                     except Exception as exc:  # keep the other systems' numbers
                         fail(system.name, workload, f"{type(exc).__name__}: {exc}")
     results = [_median(group) for group in runs.values()]
@@ -1053,7 +1187,9 @@ def _median(group: list[Result]) -> Result:
     return sorted(group, key=lambda r: r.value)[len(group) // 2]
 
 
-def _measure(system: System, workload: str, args: argparse.Namespace) -> list[Result]:
+def _measure(
+    system: System, workload: str, args: argparse.Namespace, say: Callable[[str], None] = print
+) -> list[Result]:
     n: int = args.jobs
     c_max = max(args.concurrency)
     if workload == "enqueue-bulk":
@@ -1065,5 +1201,19 @@ def _measure(system: System, workload: str, args: argparse.Namespace) -> list[Re
     if workload == "backlog":
         return run_backlog(system, args.backlog_finished, args.backlog_queued, c_max)
     if workload == "long-transaction":
-        return run_long_transaction(system, args.duration, c_max)
+        return run_long_transaction(system, args.duration or LONG_TRANSACTION_SECONDS, c_max)
+    if workload == "soak":
+        return [
+            run_soak(
+                system,
+                rate=args.rate,
+                duration=args.duration or SOAK_SECONDS,
+                concurrency=c,
+                processes=p,
+                interval=args.soak_interval,
+                say=say,
+            )
+            for p in args.processes
+            for c in args.concurrency
+        ]
     raise AssertionError(workload)

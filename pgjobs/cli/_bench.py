@@ -5,7 +5,26 @@ from __future__ import annotations
 import argparse
 
 from pgjobs.bench import _bench as bench
+from pgjobs.bench import _soak
 from pgjobs.cli._terminal import add_dsn, csv_ints, csv_names, positive_int
+
+
+def duration(text: str) -> float:
+    """An argparse type: seconds, as `30m`, `90s`, `1h` or a plain number."""
+    try:
+        return _soak.parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def workloads(text: str) -> list[str]:
+    """An argparse type: comma-separated workloads; `all` is every one but the long ones."""
+    names = [v.strip() for v in text.split(",") if v.strip()]
+    if "all" not in names:
+        return csv_names(bench.WORKLOADS + bench.LONG_WORKLOADS)(text)
+    named = [n for n in names if n != "all"]
+    chosen = csv_names(bench.WORKLOADS + bench.LONG_WORKLOADS)(",".join(named)) if named else []
+    return list(dict.fromkeys([*bench.WORKLOADS, *chosen]))
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -41,10 +60,12 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument(
         "--workload",
         "-w",
-        type=csv_names(bench.WORKLOADS),
+        type=workloads,
         action="extend",
         help=f"comma-separated, repeatable, or 'all' (default: "
-        f"{','.join(bench.DEFAULT_WORKLOADS)}); choices: {', '.join(bench.WORKLOADS)}",
+        f"{','.join(bench.DEFAULT_WORKLOADS)}); choices: "
+        f"{', '.join(bench.WORKLOADS + bench.LONG_WORKLOADS)}; 'all' leaves out "
+        f"{', '.join(bench.LONG_WORKLOADS)}, which runs only when named",
     )
     p.add_argument(
         "--systems",
@@ -75,9 +96,24 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
     p.add_argument(
         "--duration",
-        type=float,
-        default=120.0,
-        help="seconds of each long-transaction run (default 120)",
+        type=duration,
+        default=None,
+        help=f"length of each long-transaction run (default "
+        f"{bench.LONG_TRANSACTION_SECONDS:g} s) and soak run (default "
+        f"{bench.SOAK_SECONDS / 60:g}m): {_soak.DURATION_FORMS}",
+    )
+    p.add_argument(
+        "--rate",
+        type=positive_int,
+        default=1000,
+        help="jobs/s the soak's producer enqueues (default 1000)",
+    )
+    p.add_argument(
+        "--soak-interval",
+        type=duration,
+        default=_soak.DEFAULT_INTERVAL,
+        help=f"the soak's report interval, its 'minute' (default "
+        f"{_soak.DEFAULT_INTERVAL:g} s); shorter for a quick try",
     )
     p.add_argument(
         "--repeat",
