@@ -47,7 +47,8 @@ WITH claimed AS (
 -- allows, and it is always durable before its jobs' outcomes, whose commits
 -- wait (WAL is flushed in order). Set for this statement's transaction only
 -- (autocommit: the statement is the transaction), so it holds on any
--- connection, a transaction pooler's too. A claim of nothing writes nothing.
+-- connection, a transaction pooler's too. The uncorrelated subquery runs
+-- once per statement (an InitPlan), not once per row.
 SELECT * FROM claimed
-WHERE set_config('synchronous_commit', 'off', true) = 'off'
+WHERE (SELECT set_config('synchronous_commit', 'off', true)) = 'off'
 ORDER BY priority, run_at, id
