@@ -87,13 +87,13 @@ class Worker:
 
     @property
     def pooled(self) -> bool:
-        """Whether the DSN may be a transaction pooler: poll-only workers assume it is.
+        """Whether the DSN may be a transaction pooler: `App(pooled=True)`, or a poll-only worker.
 
         Such a worker's connections send no session settings and never
         prepare a statement (see pgjobs/_connect.py); the leader's lock, on
         `leader_dsn`, is a direct connection either way.
         """
-        return not self.config.listen
+        return self.app.pooled or not self.config.listen
 
     # -- control -----------------------------------------------------------
 
