@@ -40,8 +40,9 @@ class PgBouncer:
 
     `dsn(database_dsn)` is the address of a database through it.
 
-    PgBouncer will not run as root: as root, it is started as the `postgres`
-    user (or `nobody`), which then owns its temp dir.
+    PgBouncer will not run as root: as root, it is started as the owner of
+    the server's socket directory (the embedded server's), else as the
+    `postgres` user (or `nobody`), which then owns its temp dir.
     """
 
     def __init__(self, server_dsn: str) -> None:
@@ -66,7 +67,7 @@ class PgBouncer:
         )
         command = [BINARY, str(self.dir / "pgbouncer.ini")]
         if os.geteuid() == 0:
-            runner = _unprivileged_user()
+            runner = _unprivileged_user(host)
             os.chown(self.dir, runner.pw_uid, runner.pw_gid)
             for path in self.dir.iterdir():
                 os.chown(path, runner.pw_uid, runner.pw_gid)
@@ -109,7 +110,13 @@ class PgBouncer:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def _unprivileged_user() -> pwd.struct_passwd:
+def _unprivileged_user(host: str) -> pwd.struct_passwd:
+    # A server on a Unix socket (the embedded one) may keep it in a directory
+    # only its own user can enter: then run as that user.
+    if host.startswith("/"):
+        owner = os.stat(host).st_uid
+        if owner != 0:
+            return pwd.getpwuid(owner)
     for name in ("postgres", "nobody"):
         try:
             return pwd.getpwnam(name)
