@@ -179,7 +179,7 @@ def create_app(
     connect_timeout: float = 5.0,
     title: str = "pgjobs",
     allowed_hosts: str | Iterable[str] | None = None,
-    pooled: bool = False,
+    pooled: bool | None = None,
 ) -> Starlette:
     """The dashboard and HTTP API as an ASGI app, to serve or to mount.
 
@@ -214,7 +214,8 @@ def create_app(
             (`dash.example.com`, `*.example.com`; a list, or comma-separated);
             other requests get 400. Default: any host.
         pooled: `dsn` is a transaction-pooling PgBouncer: the statement
-            timeout is not sent (PgBouncer refuses it at connect).
+            timeout is not sent (PgBouncer refuses it at connect). Default:
+            the App's `pooled` when `dsn` is not given, else False.
 
     Raises:
         ConfigurationError: malformed tokens or allowed hosts.
@@ -225,7 +226,7 @@ def create_app(
         dsn or app.dsn,
         statement_timeout=statement_timeout_ms,
         connect_timeout=connect_timeout,
-        pooled=pooled,
+        pooled=(app.pooled and dsn is None) if pooled is None else pooled,
     )
     dash = Dashboard(
         app,

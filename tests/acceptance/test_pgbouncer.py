@@ -138,11 +138,16 @@ def test_cron_fires_each_tick_once(dsn, conn, pooled_worker, leader: str) -> Non
     assert count(conn, "SELECT count(DISTINCT meta->'cron'->>'schedule') FROM pgjobs.jobs") == 2
 
 
-def test_the_dashboard_answers_through_pgbouncer(dsn, bouncer: PgBouncer) -> None:
+@pytest.mark.parametrize("made_by", ["create_app", "the command line"])
+def test_the_dashboard_answers_through_pgbouncer(
+    dsn, bouncer: PgBouncer, tmp_path: Path, made_by: str
+) -> None:
     pytest.importorskip(
         "starlette", reason="the web extra is not installed: pip install 'pgjobs[web]'"
     )
     import pgjobs.web
+    from pgjobs.cli._dashboard import build
+    from pgjobs.cli._main import build_parser
     from pgjobs.web._serve import serve_in_thread
     from tests.web.app import app as jobs_app
     from tests.web.conftest import ADMIN, ADMIN_TOKEN
@@ -153,10 +158,16 @@ def test_the_dashboard_answers_through_pgbouncer(dsn, bouncer: PgBouncer) -> Non
         jobs_app.enqueue("noop", {"n": 1})
     finally:
         jobs_app.close()
-    pooled = pgjobs.web.create_app(
-        jobs_app, dsn=through, tokens=f"admin:{ADMIN_TOKEN}", pooled=True
-    )
-    server = serve_in_thread(pooled)
+    if made_by == "create_app":
+        dashboard = pgjobs.web.create_app(
+            jobs_app, dsn=through, tokens=f"admin:{ADMIN_TOKEN}", pooled=True
+        )
+    else:
+        tokens = tmp_path / "tokens"
+        tokens.write_text(f"admin:{ADMIN_TOKEN}\n")
+        argv = ["dashboard", "tests.web.app:app", "--dsn", through, "--pooled"]
+        dashboard, _, _ = build(build_parser().parse_args([*argv, "--tokens-file", str(tokens)]))
+    server = serve_in_thread(dashboard)
     try:
         with httpx.Client(base_url=server.url.rstrip("/"), timeout=15) as client:
             # Each more than five times: psycopg would prepare a statement by then.
