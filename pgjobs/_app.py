@@ -42,6 +42,10 @@ class App:
             Turn it off in a producer that enqueues tasks defined elsewhere.
         max_payload_bytes: the largest accepted JSON arguments of one job.
         pool_max_size: the most connections each of the App's pools opens.
+        pooled: the DSN is a transaction-pooling PgBouncer: the App's
+            connections never prepare a statement and send no session
+            settings (see pgjobs/_connect.py); a Worker of this App makes its
+            connections the same way (and still needs `listen=False`).
     """
 
     def __init__(
@@ -51,11 +55,13 @@ class App:
         strict: bool = True,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
         pool_max_size: int = 4,
+        pooled: bool = False,
     ) -> None:
         self._dsn = _dsn.normalise(dsn) if dsn else None
         self.strict = strict
         self.max_payload_bytes = max_payload_bytes
         self.pool_max_size = pool_max_size
+        self.pooled = pooled
         self.tasks: dict[str, Task[Any, Any]] = {}
         self.schedules: dict[str, _schedule.Schedule] = {}
         self._lock = threading.Lock()
@@ -359,7 +365,11 @@ class App:
         with self._lock:
             if self._pool is None:
                 pool = _connect.pool(
-                    self.dsn, _connect.APP, min_size=1, max_size=self.pool_max_size
+                    self.dsn,
+                    _connect.APP,
+                    min_size=1,
+                    max_size=self.pool_max_size,
+                    pooled=self.pooled,
                 )
                 try:
                     pool.open(wait=True, timeout=10)
@@ -374,7 +384,11 @@ class App:
         pool = self._async_pools.get(loop)
         if pool is None:
             pool = _connect.async_pool(
-                self.dsn, _connect.APP, min_size=1, max_size=self.pool_max_size
+                self.dsn,
+                _connect.APP,
+                min_size=1,
+                max_size=self.pool_max_size,
+                pooled=self.pooled,
             )
             try:
                 await pool.open(wait=True, timeout=10)
@@ -386,7 +400,7 @@ class App:
 
     def _why_unreachable(self) -> str:
         try:
-            _connect.connect(self.dsn, _connect.APP, connect_timeout=5).close()
+            _connect.connect(self.dsn, _connect.APP, connect_timeout=5, pooled=self.pooled).close()
         except psycopg.Error as exc:
             return _dsn.connect_error_message(self.dsn, exc)
         return _dsn.connect_error_message(self.dsn, TimeoutError("timed out opening the pool"))

@@ -8,9 +8,16 @@ Every connection pgjobs makes gets, from here:
 - TCP keepalives, so a dead server or network is noticed within about
   `KEEPALIVES_IDLE + KEEPALIVES_INTERVAL * KEEPALIVES_COUNT` seconds of
   silence (11 s), not the operating system's two hours;
-- its role's session settings (statement_timeout for the dashboard,
-  synchronous_commit for the worker's claims), sent as the startup `options`
-  parameter.
+- its role's session settings (statement_timeout for the dashboard), sent
+  as the startup `options` parameter.
+
+A connection made with `pooled=True` goes through a transaction-pooling
+PgBouncer, which refuses the `options` startup parameter and, before 1.21,
+cannot keep a prepared statement (the next transaction may run on another
+server connection). So it sends no session settings (the role's settings are
+left out: the dashboard then has no statement timeout of its own; PgBouncer's
+`query_timeout`, or a setting on the PostgreSQL role, can stand in) and
+never prepares a statement (`prepare_threshold=None`).
 
 What the user's DSN says wins over these defaults: a DSN (or PGAPPNAME) that
 names the application keeps its name, and a DSN's connect_timeout or
@@ -37,7 +44,6 @@ from pgjobs import _names
 
 __all__ = [
     "APP",
-    "CLAIMER",
     "CLI",
     "CONNECT_TIMEOUT",
     "DASHBOARD",
@@ -101,12 +107,8 @@ class Role:
         return _names.with_pid(self.name, pid) if self.tag_pid else self.name
 
 
-#: A worker's pool, and its completer's own connection.
+#: A worker's pool: its claims, outcomes, heartbeats and the leader's duties.
 WORKER = Role(_names.APP_NAME_WORKER, tag_pid=True)
-#: The fetcher's own connection, which claims jobs. A claim committed without
-#: waiting for the WAL flush may be lost in a server crash; the job is then
-#: simply still queued, so at-least-once holds (see pgjobs/worker/_fetcher.py).
-CLAIMER = Role(_names.APP_NAME_WORKER, (("synchronous_commit", "off"),), tag_pid=True)
 #: The connection that holds the leader lock; the dashboard reads its pid.
 LEADER = Role(_names.APP_NAME_LEADER, tag_pid=True)
 #: A worker's LISTEN connection.
@@ -129,6 +131,7 @@ def conninfo_params(
     pid: int,
     environ: Mapping[str, str],
     connect_timeout: int = CONNECT_TIMEOUT,
+    pooled: bool = False,
 ) -> dict[str, str | int]:
     """The connection parameters to add to `dsn` for a connection of `role`.
 
@@ -142,6 +145,8 @@ def conninfo_params(
         pid: the process id to tag the application name with.
         environ: the environment libpq reads its PG* defaults from.
         connect_timeout: seconds, unless the DSN or PGCONNECT_TIMEOUT says otherwise.
+        pooled: the DSN goes through a transaction pooler: the role's session
+            settings are left out (see the module's docstring).
 
     Returns:
         Keyword arguments for psycopg's connect.
@@ -163,7 +168,7 @@ def conninfo_params(
         "keepalives_count": KEEPALIVES_COUNT,
     }
     params.update((param, value) for param, value in defaults.items() if not user_sets(param))
-    options = _session_options(role)
+    options = "" if pooled else _session_options(role)
     if options:
         # Given `options`, libpq ignores the DSN's and PGOPTIONS: keep them in front.
         users = given.get("options") or environ.get("PGOPTIONS")
@@ -185,10 +190,21 @@ def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace(" ", "\\ ")
 
 
-def _params(dsn: str, role: Role, connect_timeout: int) -> dict[str, str | int]:
+def _params(dsn: str, role: Role, connect_timeout: int, pooled: bool) -> dict[str, str | int]:
     return conninfo_params(
-        dsn, role, pid=os.getpid(), environ=os.environ, connect_timeout=connect_timeout
+        dsn,
+        role,
+        pid=os.getpid(),
+        environ=os.environ,
+        connect_timeout=connect_timeout,
+        pooled=pooled,
     )
+
+
+def _never_prepare(pooled: bool) -> dict[str, Any]:
+    # prepare_threshold None: psycopg never prepares, whatever `prepare` says
+    # per statement. Otherwise psycopg's own default.
+    return {"prepare_threshold": None} if pooled else {}
 
 
 @overload
@@ -198,6 +214,7 @@ def connect(
     *,
     autocommit: bool = ...,
     connect_timeout: int = ...,
+    pooled: bool = ...,
 ) -> psycopg.Connection[TupleRow]: ...
 @overload
 def connect(
@@ -207,6 +224,7 @@ def connect(
     row_factory: RowFactory[Row],
     autocommit: bool = ...,
     connect_timeout: int = ...,
+    pooled: bool = ...,
 ) -> psycopg.Connection[Row]: ...
 def connect(
     dsn: str,
@@ -215,6 +233,7 @@ def connect(
     row_factory: RowFactory[Any] | None = None,
     autocommit: bool = False,
     connect_timeout: int = CONNECT_TIMEOUT,
+    pooled: bool = False,
 ) -> psycopg.Connection[Any]:
     """A new connection for `role`.
 
@@ -224,6 +243,7 @@ def connect(
         row_factory: how rows come back (tuples unless given).
         autocommit: whether each statement is its own transaction.
         connect_timeout: seconds, unless the DSN says otherwise.
+        pooled: `dsn` is a transaction pooler (see the module's docstring).
 
     Returns:
         The open connection; the caller closes it.
@@ -231,10 +251,13 @@ def connect(
     Raises:
         psycopg.OperationalError: the server cannot be reached or refused the connection.
     """
-    conninfo = make_conninfo(dsn, **_params(dsn, role, connect_timeout))
+    conninfo = make_conninfo(dsn, **_params(dsn, role, connect_timeout, pooled))
+    kwargs = _never_prepare(pooled)
     if row_factory is None:
-        return psycopg.Connection.connect(conninfo, autocommit=autocommit)
-    return psycopg.Connection.connect(conninfo, autocommit=autocommit, row_factory=row_factory)
+        return psycopg.Connection.connect(conninfo, autocommit=autocommit, **kwargs)
+    return psycopg.Connection.connect(
+        conninfo, autocommit=autocommit, row_factory=row_factory, **kwargs
+    )
 
 
 @overload
@@ -244,6 +267,7 @@ async def connect_async(
     *,
     autocommit: bool = ...,
     connect_timeout: int = ...,
+    pooled: bool = ...,
 ) -> psycopg.AsyncConnection[TupleRow]: ...
 @overload
 async def connect_async(
@@ -253,6 +277,7 @@ async def connect_async(
     row_factory: AsyncRowFactory[Row],
     autocommit: bool = ...,
     connect_timeout: int = ...,
+    pooled: bool = ...,
 ) -> psycopg.AsyncConnection[Row]: ...
 async def connect_async(
     dsn: str,
@@ -261,17 +286,19 @@ async def connect_async(
     row_factory: AsyncRowFactory[Any] | None = None,
     autocommit: bool = False,
     connect_timeout: int = CONNECT_TIMEOUT,
+    pooled: bool = False,
 ) -> psycopg.AsyncConnection[Any]:
     """Async twin of `connect`.
 
     Raises:
         psycopg.OperationalError: the server cannot be reached or refused the connection.
     """
-    conninfo = make_conninfo(dsn, **_params(dsn, role, connect_timeout))
+    conninfo = make_conninfo(dsn, **_params(dsn, role, connect_timeout, pooled))
+    kwargs = _never_prepare(pooled)
     if row_factory is None:
-        return await psycopg.AsyncConnection.connect(conninfo, autocommit=autocommit)
+        return await psycopg.AsyncConnection.connect(conninfo, autocommit=autocommit, **kwargs)
     return await psycopg.AsyncConnection.connect(
-        conninfo, autocommit=autocommit, row_factory=row_factory
+        conninfo, autocommit=autocommit, row_factory=row_factory, **kwargs
     )
 
 
@@ -281,8 +308,13 @@ def _pool_kwargs(
     row_factory: object,
     autocommit: bool,
     connect_timeout: int,
+    pooled: bool,
 ) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {**_params(dsn, role, connect_timeout), "autocommit": autocommit}
+    kwargs: dict[str, Any] = {
+        **_params(dsn, role, connect_timeout, pooled),
+        **_never_prepare(pooled),
+        "autocommit": autocommit,
+    }
     if row_factory is not None:
         kwargs["row_factory"] = row_factory
     return kwargs
@@ -299,6 +331,8 @@ def pool(
     row_factory: RowFactory[Any] | None = None,
     autocommit: bool = False,
     connect_timeout: int = CONNECT_TIMEOUT,
+    pooled: bool = False,
+    max_idle: float = 600.0,
 ) -> ConnectionPool[psycopg.Connection[Any]]:
     """A connection pool for `role`, not yet open: the caller opens it.
 
@@ -312,15 +346,18 @@ def pool(
         row_factory: how rows come back (tuples unless given).
         autocommit: whether each statement is its own transaction.
         connect_timeout: seconds per connection attempt, unless the DSN says otherwise.
+        pooled: `dsn` is a transaction pooler (see the module's docstring).
+        max_idle: seconds an unused connection above `min_size` stays open.
 
     Returns:
         The closed pool.
     """
     return ConnectionPool(
         dsn,
-        kwargs=_pool_kwargs(dsn, role, row_factory, autocommit, connect_timeout),
+        kwargs=_pool_kwargs(dsn, role, row_factory, autocommit, connect_timeout, pooled),
         min_size=min_size,
         max_size=max_size,
+        max_idle=max_idle,
         open=False,
         timeout=timeout,
         name=name,
@@ -338,13 +375,16 @@ def async_pool(
     row_factory: AsyncRowFactory[Any] | None = None,
     autocommit: bool = False,
     connect_timeout: int = CONNECT_TIMEOUT,
+    pooled: bool = False,
+    max_idle: float = 600.0,
 ) -> AsyncConnectionPool[psycopg.AsyncConnection[Any]]:
     """Async twin of `pool`; not yet open, as an async pool opens inside a running loop."""
     return AsyncConnectionPool(
         dsn,
-        kwargs=_pool_kwargs(dsn, role, row_factory, autocommit, connect_timeout),
+        kwargs=_pool_kwargs(dsn, role, row_factory, autocommit, connect_timeout, pooled),
         min_size=min_size,
         max_size=max_size,
+        max_idle=max_idle,
         open=False,
         timeout=timeout,
         name=name,

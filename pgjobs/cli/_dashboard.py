@@ -65,6 +65,12 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         default="",
         help="the path prefix a reverse proxy serves the dashboard under (e.g. /pgjobs)",
     )
+    p.add_argument(
+        "--pooled",
+        action="store_true",
+        help="the DSN is a transaction-pooling PgBouncer: send no statement timeout "
+        "(PgBouncer refuses it at connect); default: the App's `pooled`",
+    )
     p.set_defaults(handler=run)
 
 
@@ -129,6 +135,7 @@ def build(args: argparse.Namespace) -> tuple[Any, str, int]:
         insecure=args.insecure,
         refresh_seconds=args.refresh,
         allowed_hosts=args.allowed_hosts,
+        pooled=args.pooled or app.pooled,
     )
     return web, host, port
 

@@ -179,6 +179,7 @@ def create_app(
     connect_timeout: float = 5.0,
     title: str = "pgjobs",
     allowed_hosts: str | Iterable[str] | None = None,
+    pooled: bool | None = None,
 ) -> Starlette:
     """The dashboard and HTTP API as an ASGI app, to serve or to mount.
 
@@ -212,6 +213,9 @@ def create_app(
         allowed_hosts: the host names requests may name in their Host header
             (`dash.example.com`, `*.example.com`; a list, or comma-separated);
             other requests get 400. Default: any host.
+        pooled: `dsn` is a transaction-pooling PgBouncer: the statement
+            timeout is not sent (PgBouncer refuses it at connect). Default:
+            the App's `pooled` when `dsn` is not given, else False.
 
     Raises:
         ConfigurationError: malformed tokens or allowed hosts.
@@ -219,7 +223,10 @@ def create_app(
     hosts = None if allowed_hosts is None else _http.parse_allowed_hosts(allowed_hosts)
     auth = Auth(_auth.load_tokens(tokens, tokens_file), secret_key=secret_key, insecure=insecure)
     db = Database(
-        dsn or app.dsn, statement_timeout=statement_timeout_ms, connect_timeout=connect_timeout
+        dsn or app.dsn,
+        statement_timeout=statement_timeout_ms,
+        connect_timeout=connect_timeout,
+        pooled=(app.pooled and dsn is None) if pooled is None else pooled,
     )
     dash = Dashboard(
         app,

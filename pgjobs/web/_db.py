@@ -35,11 +35,17 @@ class Database:
     transaction, and none is held open between requests. A statement timeout
     bounds any query, so a slow one answers 503 instead of piling up.
 
+    Behind a transaction-pooling PgBouncer (`pooled`), the statement timeout
+    is not sent, as PgBouncer refuses the startup parameter that carries it;
+    PgBouncer's `query_timeout`, or `ALTER ROLE ... SET statement_timeout`,
+    can stand in. The dashboard's statements are never prepared either way.
+
     Args:
         dsn: where to connect.
         max_size: the most connections the pool opens.
         statement_timeout: milliseconds a dashboard query may run.
         connect_timeout: seconds a request waits for a connection.
+        pooled: `dsn` is a transaction pooler (PgBouncer in transaction mode).
     """
 
     def __init__(
@@ -49,8 +55,10 @@ class Database:
         max_size: int = 4,
         statement_timeout: int = 5000,
         connect_timeout: float = 5.0,
+        pooled: bool = False,
     ) -> None:
         self.dsn = dsn
+        self.pooled = pooled
         self.max_size = max_size
         self.statement_timeout = statement_timeout
         self.connect_timeout = connect_timeout
@@ -70,6 +78,7 @@ class Database:
                 autocommit=True,
                 row_factory=dict_row,
                 connect_timeout=max(1, int(self.connect_timeout)),
+                pooled=self.pooled,
             )
             # A dead server must not make the first request hang: open without
             # waiting, and let the request's own timeout say it is unreachable.

@@ -11,7 +11,7 @@ from psycopg_pool import AsyncConnectionPool
 from pgjobs import _rows
 from pgjobs._log import get_logger
 from pgjobs.worker._db import Outage
-from pgjobs.worker._dedicated import DedicatedConnection
+from pgjobs.worker._dedicated import fetch_autocommit
 from pgjobs.worker._outcome import Outcome, batch_params
 from pgjobs.worker._service import Service
 
@@ -53,9 +53,6 @@ class Completer(Service):
         #: Outcomes the fence rejected: their job was rescued or re-claimed.
         self.fenced = 0
         self._writing: list[Outcome] = []
-        # A connection of its own: one round trip per batch instead of three
-        # through the pool. Its commits wait for the disk, as outcomes must.
-        self._writer = DedicatedConnection(pool.conninfo)
 
     def add(self, outcome: Outcome) -> None:
         """Queue an outcome for the next batch."""
@@ -124,8 +121,9 @@ class Completer(Service):
         return pause
 
     async def _write(self, batch: list[Outcome]) -> None:
-        ids = await self._writer.fetch(
-            "complete", batch_params(self.worker_id, batch), _rows.column_row("id")
+        # One round trip per batch (autocommit); its commit waits for the disk.
+        ids = await fetch_autocommit(
+            self.pool, "complete", batch_params(self.worker_id, batch), _rows.column_row("id")
         )
         if len(ids) < len(batch):
             written = set(ids)
@@ -138,7 +136,3 @@ class Completer(Service):
         super().stop()
         self._arrived.set()
         self._full.set()
-
-    async def close(self) -> None:
-        """Close the writer's connection."""
-        await self._writer.close()

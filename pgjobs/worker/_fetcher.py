@@ -12,7 +12,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from pgjobs import _rows
 from pgjobs.worker._db import Outage, fetch
-from pgjobs.worker._dedicated import DedicatedConnection
+from pgjobs.worker._dedicated import fetch_autocommit
 from pgjobs.worker._outcome import ClaimedJob
 from pgjobs.worker._service import Service
 
@@ -92,14 +92,6 @@ class Fetcher(Service):
         # Per queue, the (priority, run_at, id) of the last job claimed from it.
         self._after: dict[str, tuple[int, dt.datetime, int]] = {}
         self._rescan_at = 0.0
-        # Claims go over a connection of their own: one round trip each, with
-        # synchronous_commit off. A claim that a server crash loses only puts
-        # its jobs back in the queue, as if they had never been claimed, which
-        # at-least-once allows; and a claim is always durable before the
-        # outcome of its jobs, whose commit does wait for the disk (WAL is
-        # flushed in order). The claim is on the critical path of every batch,
-        # and this saves the three round trips and the disk flush it cost.
-        self._claimer = DedicatedConnection(pool.conninfo, synchronous_commit=False)
 
     async def claim(self, limit: int) -> list[ClaimedJob]:
         """Claim up to `limit` jobs in one statement (claim.sql; claim_one_queue.sql for one queue).
@@ -120,7 +112,8 @@ class Fetcher(Service):
         if len(self.queues) == 1:
             (queue,) = self.queues
             after_priority, after_run_at, after_id = self._after.get(queue, _START)
-            jobs = await self._claimer.fetch(
+            jobs = await fetch_autocommit(
+                self.pool,
                 "claim_one_queue",
                 {
                     "queue": queue,
@@ -134,7 +127,8 @@ class Fetcher(Service):
             )
         else:
             starts = [self._after.get(queue, _START) for queue in self.queues]
-            jobs = await self._claimer.fetch(
+            jobs = await fetch_autocommit(
+                self.pool,
                 "claim",
                 {
                     "queues": self.queues,
@@ -196,7 +190,3 @@ class Fetcher(Service):
         """Claim no more: return from any wait at once."""
         super().stop()
         self.slots.freed.set()
-
-    async def close(self) -> None:
-        """Close the claim connection."""
-        await self._claimer.close()

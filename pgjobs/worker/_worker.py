@@ -29,6 +29,18 @@ from pgjobs.worker._outcome import ClaimedJob
 from pgjobs.worker._scheduler import sync_schedules
 from pgjobs.worker._service import Service
 
+#: The worker's pool: every statement but the leader lock's and LISTEN goes
+#: through it, each short (claims and outcomes in autocommit, one round trip;
+#: heartbeats, the leader's duties, registering). An idle worker keeps one
+#: connection; a busy one overlaps at most a claim, a batch of outcomes and a
+#: heartbeat or duty. So it holds POOL_MAX + 2 connections at most (listener,
+#: leader lock), and POOL_MIN + 2 when idle.
+POOL_MIN = 1
+POOL_MAX = 3
+#: Seconds an extra connection (opened when statements overlapped) stays unused
+#: before the pool closes it: an idle worker soon holds POOL_MIN again.
+POOL_MAX_IDLE = 5.0
+
 EXIT_OK = 0
 EXIT_FORCED = 1
 #: One of the worker's services (fetcher, completer, heartbeat, listener,
@@ -73,6 +85,16 @@ class Worker:
         self._session: _Session | None = None
         self._signals = 0
 
+    @property
+    def pooled(self) -> bool:
+        """Whether the DSN may be a transaction pooler: `App(pooled=True)`, or a poll-only worker.
+
+        Such a worker's connections send no session settings and never
+        prepare a statement (see pgjobs/_connect.py); the leader's lock, on
+        `leader_dsn`, is a direct connection either way.
+        """
+        return self.app.pooled or not self.config.listen
+
     # -- control -----------------------------------------------------------
 
     def request_stop(self, *, force: bool = False) -> None:
@@ -116,7 +138,14 @@ class Worker:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self._on_signal, sig)
         self._pool = _connect.async_pool(
-            dsn, _connect.WORKER, min_size=2, max_size=5, timeout=5, name="pgjobs-worker"
+            dsn,
+            _connect.WORKER,
+            min_size=POOL_MIN,
+            max_size=POOL_MAX,
+            max_idle=POOL_MAX_IDLE,
+            timeout=5,
+            name="pgjobs-worker",
+            pooled=self.pooled,
         )
         await self._pool.open(wait=True, timeout=10)
         try:
@@ -133,7 +162,7 @@ class Worker:
 
     async def _check_database(self, dsn: str) -> None:
         try:
-            conn = await _connect.connect_async(dsn, _connect.WORKER)
+            conn = await _connect.connect_async(dsn, _connect.WORKER, pooled=self.pooled)
         except psycopg.OperationalError as exc:
             raise DatabaseUnavailableError(_dsn.connect_error_message(dsn, exc)) from None
         async with conn:

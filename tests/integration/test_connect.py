@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import os
 from typing import Any
 
@@ -12,11 +13,10 @@ from psycopg.conninfo import make_conninfo
 from psycopg.rows import dict_row
 
 import pgjobs
-from pgjobs import _connect
+from pgjobs import _connect, _sql
 from pgjobs._connect import Role
 from pgjobs.web._db import Database
 from pgjobs.worker import Worker, WorkerConfig
-from pgjobs.worker._dedicated import DedicatedConnection
 
 Conn = psycopg.Connection[Any]
 
@@ -40,7 +40,6 @@ def setting(conn: psycopg.Connection[Any], name: str) -> str:
     "role",
     [
         _connect.WORKER,
-        _connect.CLAIMER,
         _connect.LEADER,
         _connect.LISTENER,
         _connect.DASHBOARD,
@@ -65,11 +64,29 @@ def test_a_dashboard_connection_has_its_statement_timeout(dsn: str) -> None:
         assert mine.execute("SHOW statement_timeout").fetchone() == ("0",)
 
 
-def test_the_claimers_commits_do_not_wait_for_the_disk(dsn: str) -> None:
-    with _connect.connect(dsn, _connect.CLAIMER) as mine:
-        assert setting(mine, "synchronous_commit") == "off"
-    with _connect.connect(dsn, _connect.WORKER) as mine:
-        assert setting(mine, "synchronous_commit") == "on"
+def test_a_claim_commits_without_waiting_for_the_disk(dsn: str, conn: Conn) -> None:
+    # The claim sets synchronous_commit for its own transaction only, so it
+    # needs no setting on the connection (none reaches a transaction pooler).
+    producer = pgjobs.App(dsn, strict=False)
+    try:
+        producer.enqueue("anything")
+    finally:
+        producer.close()
+    with conn.transaction():
+        claimed = conn.execute(
+            _sql.psycopg("claim_one_queue"),
+            {
+                "queue": "default",
+                "after_priority": -1,
+                "after_run_at": dt.datetime(1, 1, 1, tzinfo=dt.UTC),
+                "after_id": 0,
+                "limit": 1,
+                "worker_id": 1,
+            },
+        ).fetchall()
+        assert len(claimed) == 1
+        assert setting(conn, "synchronous_commit") == "off"
+    assert setting(conn, "synchronous_commit") == "on"
 
 
 def libpq_options(conn: psycopg.Connection[Any]) -> dict[str, str | None]:
@@ -145,22 +162,6 @@ def test_the_dashboards_pool_applies_its_name_and_timeout(dsn: str, conn: Conn) 
             await database.close()
 
     assert asyncio.run(main()) == {"timeout": "2500ms", "name": "pgjobs-dashboard"}
-
-
-def test_the_claimers_dedicated_connection_does_not_wait_for_the_disk(dsn: str) -> None:
-    async def main(synchronous_commit: bool) -> str:
-        dedicated = DedicatedConnection(dsn, synchronous_commit=synchronous_commit)
-        try:
-            own = await dedicated._connection()
-            cur = await own.execute("SELECT current_setting('synchronous_commit')")
-            row = await cur.fetchone()
-            assert row is not None
-            return str(row[0])
-        finally:
-            await dedicated.close()
-
-    assert asyncio.run(main(False)) == "off"
-    assert asyncio.run(main(True)) == "on"
 
 
 def test_a_running_worker_names_each_of_its_connections(dsn: str, conn: Conn) -> None:

@@ -47,7 +47,6 @@ def test_keepalives_notice_a_dead_server_well_within_a_minute() -> None:
     ("role", "name"),
     [
         (_connect.WORKER, "pgjobs-worker pid=4242"),
-        (_connect.CLAIMER, "pgjobs-worker pid=4242"),
         (_connect.LEADER, "pgjobs-leader pid=4242"),
         (_connect.LISTENER, "pgjobs-listener pid=4242"),
         (_connect.DASHBOARD, "pgjobs-dashboard"),
@@ -67,7 +66,13 @@ def test_the_leaders_name_carries_the_pid_the_dashboard_reads_back() -> None:
 
 def test_roles_declare_the_session_settings_their_code_relies_on() -> None:
     assert params(role=_connect.DASHBOARD)["options"] == "-c statement_timeout=5000"
-    assert params(role=_connect.CLAIMER)["options"] == "-c synchronous_commit=off"
+
+
+def test_behind_a_transaction_pooler_no_session_settings_are_sent() -> None:
+    # A stock PgBouncer refuses the `options` startup parameter.
+    assert "options" not in params(role=_connect.DASHBOARD, pooled=True)
+    users = params(role=_connect.DASHBOARD, pooled=True, environ={"PGOPTIONS": "-c a=b"})
+    assert "options" not in users  # libpq sends PGOPTIONS itself, as the user asked
 
 
 @pytest.mark.parametrize(
@@ -126,8 +131,8 @@ def test_the_users_options_are_kept_before_the_roles_settings() -> None:
 
 
 def test_pgoptions_is_kept_when_the_dsn_has_no_options() -> None:
-    found = params(role=_connect.CLAIMER, environ={"PGOPTIONS": "-c work_mem=64MB"})
-    assert found["options"] == "-c work_mem=64MB -c synchronous_commit=off"
+    found = params(role=_connect.DASHBOARD, environ={"PGOPTIONS": "-c work_mem=64MB"})
+    assert found["options"] == "-c work_mem=64MB -c statement_timeout=5000"
 
 
 def test_the_users_options_reach_the_server_untouched_when_the_role_has_none() -> None:
