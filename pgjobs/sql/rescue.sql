@@ -37,8 +37,14 @@
 -- worker) is scanned; the running jobs are read through
 -- jobs_running_worker_idx, the partial index of running jobs, so the
 -- statement never touches queued or finished rows. Measured on PostgreSQL
--- 15 with 50 workers, 2,000 running jobs and 1,000,000 other rows: about
--- 1 ms of server time when nobody is dead.
+-- 15 with 50 workers holding their locks, 2,000 running jobs and 1,010,000
+-- queued and finished rows: 0.7 ms of execution at the median, custom or
+-- generic plan, when nobody is dead (of which pg_locks 0.05 ms,
+-- pg_stat_activity 0.13 ms, the running jobs 0.26 ms).
+--
+-- The orphaned ids are handed to the UPDATE as an array (an InitPlan), so
+-- that it finds them through the primary key in every plan; joined to it,
+-- the planner could hash the whole table (tests/integration/test_rescuer.py).
 --
 -- All CTEs share one snapshot, so the DELETE's victims are matched through
 -- `dead`, not through the NOT EXISTS (which still sees them).
@@ -104,8 +110,7 @@ rescued AS (
             END,
             'traceback', NULL)),
         worker_id = NULL
-    FROM orphaned
-    WHERE j.id = orphaned.id
+    WHERE j.id = ANY (ARRAY(SELECT id FROM orphaned))
     RETURNING j.id, j.queue, j.status
 )
 SELECT

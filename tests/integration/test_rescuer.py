@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import psycopg
+import pytest
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
@@ -13,6 +14,7 @@ from psycopg_pool import AsyncConnectionPool
 from pgjobs import _sql
 from pgjobs._names import LIVENESS_LOCK_CLASSID, liveness_lock_objid
 from pgjobs.worker._rescuer import Rescuer, rescue_once
+from tests.integration.test_plans import _prepare
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
@@ -225,3 +227,35 @@ def test_a_gap_between_passes_forgets_what_was_seen(dsn: str, conn: Conn) -> Non
     seen = passes(dsn, {**QUICK, "interval": 0.01}, [0, 1.2])
     assert [list(s) for s in seen] == [[worker], [worker]]
     assert rows(conn, "SELECT worker_id, status::text FROM pgjobs.jobs") == [(worker, "running")]
+
+
+@pytest.mark.parametrize("mode", ["force_generic_plan", "force_custom_plan"])
+def test_a_rescue_pass_reads_only_the_running_jobs(dsn: str, mode: str) -> None:
+    """It runs every half second: through the running jobs' index, never the whole table."""
+    with psycopg.connect(dsn) as session, psycopg.ClientCursor(session) as cur:
+        session.execute(
+            "INSERT INTO pgjobs.jobs (task, status, worker_id, attempts)"
+            " SELECT 't', 'running', 1, 1 FROM generate_series(1, 300)"
+        )
+        session.execute(
+            "INSERT INTO pgjobs.jobs (task, status, finished_at)"
+            " SELECT 't', 'succeeded', now() FROM generate_series(1, 20000)"
+        )
+        session.execute("ANALYZE pgjobs.jobs")
+        session.execute(f"SET plan_cache_mode = {mode}")
+        order = _prepare(session, "rescue")
+        params = {
+            "stale_after": 30,
+            "classid": LIVENESS_LOCK_CLASSID,
+            "suspects": [1],
+            "suspected_at": [None],
+            "grace": 0.8,
+            "settle": 3.0,
+        }
+        values = [params[name] for name in order]
+        placeholders = ", ".join(["%s"] * len(values))
+        cur.execute(f"EXPLAIN (COSTS OFF) EXECUTE rescue ({placeholders})", values)
+        plan = "\n".join(row[0] for row in cur.fetchall())
+        session.rollback()
+    assert "Seq Scan on jobs" not in plan, plan
+    assert "jobs_running_worker_idx" in plan, plan
