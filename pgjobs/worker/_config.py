@@ -35,7 +35,9 @@ class WorkerConfig:
         complete_batch: outcomes written per statement at most.
         complete_interval: the longest an outcome waits to be written.
         leader_interval: how often a worker that is not the leader tries to
-            become it; a dead leader is replaced within about this long.
+            become it; a dead leader is replaced within about this long,
+            and its own jobs are rescued about a second later. A try is
+            one pg_try_advisory_lock on a connection the worker holds.
         leader_dsn: the connection for the leader's session advisory lock,
             when `dsn` goes through a transaction-pooling PgBouncer: a direct
             or session-pooled address. Poll-only workers (listen=False)
@@ -64,7 +66,7 @@ class WorkerConfig:
     complete_batch: int = 200
     complete_interval: float = 0.005
     # -- leader, cron and maintenance (pgjobs/worker/_leader.py) --
-    leader_interval: float = 5.0
+    leader_interval: float = 1.0
     leader_dsn: str | None = None
     cron_grace: float = 10.0
     prune_interval: float = 60.0
