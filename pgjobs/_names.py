@@ -21,8 +21,10 @@ __all__ = [
     "LEADER_LOCK_CLASSID",
     "LEADER_LOCK_KEY",
     "LEADER_LOCK_OBJID",
+    "LIVENESS_LOCK_CLASSID",
     "MIGRATE_LOCK_KEY",
     "WAKE_CHANNEL",
+    "liveness_lock_objid",
     "pid_from_application_name",
     "with_pid",
 ]
@@ -55,6 +57,37 @@ LEADER_LOCK_KEY = _key("pgjobs.leader")
 LEADER_LOCK_CLASSID = (LEADER_LOCK_KEY >> 32) & 0xFFFFFFFF
 #: ... and its low 32 bits in objid (with objsubid 1).
 LEADER_LOCK_OBJID = LEADER_LOCK_KEY & 0xFFFFFFFF
+
+#: Held (session-scoped) by every worker that LISTENs, on its listener's
+#: connection (pgjobs/worker/_listener.py), in the two-int form
+#: pg_advisory_lock(LIVENESS_LOCK_CLASSID, <worker id>): the server frees it
+#: the moment the worker's process or connection dies, and the leader's
+#: rescuer (pgjobs/sql/rescue.sql) takes a missing lock for a dead worker.
+#: Value: 894977988 (the first 31 bits of sha1("pgjobs.worker_liveness"),
+#: positive, so that it reads the same as an int4 argument and in pg_locks).
+#: A two-int key shows in pg_locks with objsubid 2, a bigint key with
+#: objsubid 1: this key space can never meet the leader's or the migrator's
+#: 64-bit keys. pg_locks shows the worker's id (modulo 2^32) in objid. To see
+#: which workers hold theirs, and on which backend:
+#: SELECT objid AS worker_id, pid FROM pg_locks WHERE locktype = 'advisory'
+#:   AND objsubid = 2 AND classid = 894977988 AND granted;
+LIVENESS_LOCK_CLASSID = (
+    int.from_bytes(
+        hashlib.sha1(b"pgjobs.worker_liveness", usedforsecurity=False).digest()[:4], "big"
+    )
+    & 0x7FFFFFFF
+)
+
+
+def liveness_lock_objid(worker_id: int) -> int:
+    """The int4 second key of `worker_id`'s liveness lock: its low 32 bits, signed.
+
+    pg_advisory_lock(int4, int4) takes signed values; pg_locks shows the same
+    32 bits unsigned in objid, which is `worker_id & 0xFFFFFFFF`.
+    """
+    low = worker_id & 0xFFFFFFFF
+    return low - 2**32 if low >= 2**31 else low
+
 
 # -- notification channels ---------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import sys
 import threading
 
@@ -13,6 +14,44 @@ from pgjobs._loader import load_app
 from pgjobs.cli import _supervisor
 from pgjobs.cli._terminal import add_dsn, positive_float
 from pgjobs.worker import Worker, WorkerConfig
+
+#: The settings a worker gets when no option says otherwise.
+_DEFAULTS = WorkerConfig()
+
+RETENTION_FORMS = (
+    "a duration such as 7d, 12h, 30m, 90s or 3600 (seconds), or none (or forever) to keep them"
+)
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd]?)")
+
+
+def retention(text: str) -> float | None:
+    """A retention: seconds ("3600", "90s", "30m", "12h", "1d"), or None for "none"/"forever".
+
+    Raises:
+        argparse.ArgumentTypeError: anything else, zero included, with the
+            forms it takes (argparse then exits with code 2).
+    """
+    value = text.strip().lower()
+    if value in ("none", "forever"):
+        return None
+    match = _DURATION.fullmatch(value)
+    seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"] if match else 0.0
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(
+            f"expected {RETENTION_FORMS}; got {text!r} (a retention must be more than 0)"
+        )
+    return seconds
+
+
+def _duration(seconds: float | None) -> str:
+    """How the help shows a retention: the largest whole unit."""
+    if seconds is None:
+        return "forever"
+    for unit, size in sorted(_UNITS.items(), key=lambda item: -item[1]):
+        if seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -59,13 +98,29 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         default=30.0,
         help="seconds without heartbeat before a worker is dead (default 30)",
     )
-    p.add_argument("--rescue-interval", type=positive_float, default=10.0)
+    p.add_argument(
+        "--rescue-interval",
+        type=positive_float,
+        default=_DEFAULTS.rescue_interval,
+        help="seconds between the leader's rescue passes, which find dead workers "
+        f"(default {_DEFAULTS.rescue_interval:g})",
+    )
+    # -- retention (the leader's pruner) --
+    for status in ("succeeded", "failed", "cancelled"):
+        kept = getattr(_DEFAULTS, f"retention_{status}")
+        p.add_argument(
+            f"--retention-{status}",
+            type=retention,
+            default=kept,
+            metavar="DURATION",
+            help=f"how long {status} jobs are kept: {RETENTION_FORMS} (default {_duration(kept)})",
+        )
     # -- leader and cron --
     p.add_argument(
         "--leader-interval",
         type=positive_float,
-        default=5.0,
-        help="seconds between attempts to become leader (default 5)",
+        default=_DEFAULTS.leader_interval,
+        help=f"seconds between attempts to become leader (default {_DEFAULTS.leader_interval:g})",
     )
     p.add_argument(
         "--leader-dsn",
@@ -105,6 +160,9 @@ def _run_worker(args: argparse.Namespace) -> int:
         leader_interval=args.leader_interval,
         leader_dsn=_dsn.normalise(args.leader_dsn) if args.leader_dsn else None,
         cron_grace=args.cron_grace,
+        retention_succeeded=args.retention_succeeded,
+        retention_failed=args.retention_failed,
+        retention_cancelled=args.retention_cancelled,
     )
     worker = Worker(app, config)
     code = asyncio.run(worker.run(handle_signals=True))

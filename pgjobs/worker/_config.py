@@ -20,12 +20,24 @@ class WorkerConfig:
         poll_interval: the fallback poll when no notification arrives.
         heartbeat_interval: how often the worker proves it is alive.
         stale_after: a worker silent this long is dead; its jobs are rescued.
-        rescue_interval: how often the rescuer runs (with ±20% jitter).
+            (A worker that LISTENs is found dead much sooner, by its
+            liveness lock: see `liveness_grace`.)
+        rescue_interval: how often the rescuer runs (with ±20% jitter). A
+            pass is one statement of about a millisecond
+            (pgjobs/sql/rescue.sql).
+        liveness_grace: how long a worker's liveness lock must be missing
+            before the rescuer takes the worker for dead. Its listener takes
+            the lock again within a fraction of a second of reconnecting;
+            the grace must outlast that, and with rescue_interval it sets
+            how soon a SIGKILLed worker's jobs are back (0.8 and 0.5: in
+            0.8 to 1.9 s).
         grace_period: how long a graceful stop waits for running jobs.
         complete_batch: outcomes written per statement at most.
         complete_interval: the longest an outcome waits to be written.
         leader_interval: how often a worker that is not the leader tries to
-            become it; a dead leader is replaced within about this long.
+            become it; a dead leader is replaced within about this long,
+            and its own jobs are rescued about a second later. A try is
+            one pg_try_advisory_lock on a connection the worker holds.
         leader_dsn: the connection for the leader's session advisory lock,
             when `dsn` goes through a transaction-pooling PgBouncer: a direct
             or session-pooled address. Poll-only workers (listen=False)
@@ -38,6 +50,8 @@ class WorkerConfig:
         retention_succeeded: seconds a succeeded job is kept; None keeps it.
         retention_cancelled: seconds a cancelled job is kept; None keeps it.
         retention_failed: seconds a failed (dead-lettered) job is kept; None keeps it.
+        unserved_interval: how often the leader logs the queues that have
+            due jobs and no live worker (`leader.unserved_queue`).
     """
 
     queues: tuple[str, ...] = ("default",)
@@ -46,12 +60,13 @@ class WorkerConfig:
     poll_interval: float = 1.0
     heartbeat_interval: float = 5.0
     stale_after: float = 30.0
-    rescue_interval: float = 10.0
+    rescue_interval: float = 0.5
+    liveness_grace: float = 0.8
     grace_period: float = 30.0
     complete_batch: int = 200
     complete_interval: float = 0.005
     # -- leader, cron and maintenance (pgjobs/worker/_leader.py) --
-    leader_interval: float = 5.0
+    leader_interval: float = 1.0
     leader_dsn: str | None = None
     cron_grace: float = 10.0
     prune_interval: float = 60.0
@@ -59,6 +74,7 @@ class WorkerConfig:
     retention_succeeded: float | None = 86_400.0
     retention_cancelled: float | None = 86_400.0
     retention_failed: float | None = 7 * 86_400.0
+    unserved_interval: float = 60.0
     host_tags: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -73,6 +89,7 @@ class WorkerConfig:
             "heartbeat_interval",
             "stale_after",
             "rescue_interval",
+            "liveness_grace",
             "complete_interval",
         ):
             value = getattr(self, name)
@@ -86,7 +103,7 @@ class WorkerConfig:
                 f"({self.heartbeat_interval}s), or live workers would be declared dead"
             )
         # -- leader, cron and maintenance --
-        for name in ("leader_interval", "cron_grace", "prune_interval"):
+        for name in ("leader_interval", "cron_grace", "prune_interval", "unserved_interval"):
             value = getattr(self, name)
             if not value > 0:
                 raise ConfigurationError(f"{name} must be > 0 seconds, got {value}")

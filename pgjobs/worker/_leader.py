@@ -4,8 +4,8 @@ The leader is whoever holds the session-level advisory lock LEADER_LOCK_KEY
 (pgjobs/_names.py) on a dedicated connection, outside the pool. Every worker
 runs a Leader: while it does not lead, it tries `pg_try_advisory_lock` every
 `interval` seconds (±20%). Once it leads, it runs its duties (cron firing,
-rescuer, pruner), each on its own clock, and checks in `pg_locks` before each
-duty that its session still holds the lock.
+rescuer, pruner, the unserved-queues log), each on its own clock, and
+checks in `pg_locks` before each duty that its session still holds the lock.
 
 Leadership ends when the connection does: the process dies (even by
 SIGKILL, the server sees the socket close and frees the lock at once), its
@@ -241,7 +241,7 @@ def leader_for(
     outage: Outage,
     worker_id: int | None = None,
 ) -> Leader:
-    """The Leader of a worker, with its duties: cron firing, rescuer and pruner.
+    """The Leader of a worker, with its duties: cron firing, rescuer, pruner, unserved queues.
 
     The lock is held on `config.leader_dsn` if set, else on `dsn`; a poll-only
     worker (config.listen False) without a leader_dsn runs lockless, because
@@ -251,6 +251,7 @@ def leader_for(
     from pgjobs.worker._pruner import Pruner
     from pgjobs.worker._rescuer import Rescuer
     from pgjobs.worker._scheduler import Scheduler
+    from pgjobs.worker._unserved import UnservedQueues
 
     retention = {
         "succeeded": config.retention_succeeded,
@@ -259,7 +260,13 @@ def leader_for(
     }
     duties = [
         Scheduler(pool, config.cron_grace, outage=outage),
-        Rescuer(pool, config.stale_after, interval=config.rescue_interval, outage=outage),
+        Rescuer(
+            pool,
+            config.stale_after,
+            interval=config.rescue_interval,
+            grace=config.liveness_grace,
+            outage=outage,
+        ),
         Pruner(
             pool,
             retention,
@@ -268,6 +275,7 @@ def leader_for(
             interval=config.prune_interval,
             outage=outage,
         ),
+        UnservedQueues(pool, config.stale_after, interval=config.unserved_interval, outage=outage),
     ]
     lock_dsn = config.leader_dsn or (dsn if config.listen else None)
     return Leader(lock_dsn, duties, outage, interval=config.leader_interval, worker_id=worker_id)

@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 
 import psycopg
+from psycopg.rows import dict_row
 
 from pgjobs import _connect, _sql
+from pgjobs._log import get_logger
+from pgjobs._names import LIVENESS_LOCK_CLASSID, liveness_lock_objid
 from pgjobs.worker._db import Outage
 from pgjobs.worker._service import Service
 
@@ -29,6 +32,16 @@ class Listener(Service):
     are lost and the fetcher must look for itself. Reconnect attempts are at
     most `RECONNECT_CAP` seconds apart, so that wake-ups resume within about
     a second of the server's return.
+
+    With `worker_id`, the connection also holds the worker's liveness lock
+    (pgjobs/_names.py, LIVENESS_LOCK_CLASSID; pgjobs/sql/liveness_lock.sql),
+    which the server frees the moment this process or connection dies, and
+    by which the leader's rescuer tells a dead worker within about a second.
+    It is taken first thing on every (re)connect, before LISTEN and before
+    `connected` is set (so the worker claims nothing before holding it), and
+    checked at every health check. A lock still held by the previous,
+    not yet ended backend of this listener is tried again every
+    `lock_retry` seconds until it is ours.
     """
 
     name = "listener"
@@ -41,15 +54,23 @@ class Listener(Service):
         wake: asyncio.Event,
         outage: Outage,
         health_interval: float = 10.0,
+        *,
+        worker_id: int | None = None,
+        lock_retry: float = 0.1,
     ) -> None:
         super().__init__(outage=outage)
         self.dsn = dsn
         self.queues = frozenset(queues)
         self.wake = wake
         self.health_interval = health_interval
+        self.worker_id = worker_id
+        self.lock_retry = lock_retry
+        #: Whether this connection held the liveness lock at its last check.
+        self.holds_lock = False
         self.connected = asyncio.Event()
         self._conn: psycopg.AsyncConnection[tuple[object, ...]] | None = None
         self._runner: asyncio.Task[None] | None = None
+        self._log = get_logger()
 
     async def run_once(self) -> float:
         """Connect and LISTEN; or, once connected, take notifications for a while.
@@ -61,19 +82,28 @@ class Listener(Service):
             await self._connect()
             return 0
         conn = self._conn
-        async for notify in conn.notifies(timeout=self.health_interval):
+        lockless = self.worker_id is not None and not self.holds_lock
+        async for notify in conn.notifies(
+            timeout=self.lock_retry if lockless else self.health_interval
+        ):
             if notify.payload in self.queues:
                 self.wake.set()
             if self.stopping:
                 return 0
-        # Quiet for a while: prove the connection still works.
-        await conn.execute(_sql.psycopg("health_check"), {})
+        # Quiet for a while: prove the connection still works (and, with a
+        # worker id, that it holds the lock).
+        if self.worker_id is None:
+            await conn.execute(_sql.psycopg("health_check"), {})
+        else:
+            await self._hold_lock(conn, self.worker_id)
         return 0
 
     async def _connect(self) -> None:
         # Operators (and the chaos tests) find it in pg_stat_activity.
         conn = await _connect.connect_async(self.dsn, _connect.LISTENER, autocommit=True)
         try:
+            if self.worker_id is not None:
+                await self._hold_lock(conn, self.worker_id)
             await conn.execute(_sql.psycopg("listen"), {})
         except BaseException:
             await conn.close()
@@ -81,6 +111,26 @@ class Listener(Service):
         self._conn = conn
         self.connected.set()
         self.wake.set()
+
+    async def _hold_lock(
+        self, conn: psycopg.AsyncConnection[tuple[object, ...]], worker_id: int
+    ) -> None:
+        """Take the liveness lock unless this session holds it, and mark the worker's row."""
+        async with conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(
+                _sql.psycopg("liveness_lock"),
+                {
+                    "classid": LIVENESS_LOCK_CLASSID,
+                    "worker_id": worker_id,
+                    "objid": liveness_lock_objid(worker_id),
+                },
+            )
+            row = await cur.fetchone()
+        held = bool(row and row["held"])
+        if not held:
+            # The previous backend of this listener has not ended yet.
+            self._log.debug("listener.liveness_lock_busy", worker_id=worker_id)
+        self.holds_lock = held
 
     async def run(self) -> None:
         """Listen until `stop`, reconnecting as needed."""
@@ -111,6 +161,7 @@ class Listener(Service):
 
     async def _disconnect(self) -> None:
         self.connected.clear()
+        self.holds_lock = False
         conn, self._conn = self._conn, None
         if conn is not None:
             await conn.close()

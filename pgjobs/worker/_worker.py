@@ -240,7 +240,9 @@ class _Session:
             orphan_age=config.stale_after,
         )
         self.listener = (
-            Listener(dsn, config.queues, worker._wake, worker.outage) if config.listen else None
+            Listener(dsn, config.queues, worker._wake, worker.outage, worker_id=worker_id)
+            if config.listen
+            else None
         )
         self.leader: Leader = leader_for(pool, config, dsn, worker.outage, worker_id)
         self.tasks: dict[Service, asyncio.Task[None]] = {}

@@ -49,6 +49,7 @@ def test_the_readme_documents_the_names_operators_look_for() -> None:
     assert f"`{_names.LEADER_LOCK_KEY}`" in readme
     assert f"`{_names.APP_NAME_LEADER}`" in readme
     assert f"`LISTEN {_names.WAKE_CHANNEL}`" in readme
+    assert f"`{_names.LIVENESS_LOCK_CLASSID}`" in readme
 
 
 def test_the_leader_key_splits_into_the_ids_pg_locks_shows() -> None:
@@ -57,6 +58,31 @@ def test_the_leader_key_splits_into_the_ids_pg_locks_shows() -> None:
     )
     assert 0 <= _names.LEADER_LOCK_CLASSID < 2**32
     assert 0 <= _names.LEADER_LOCK_OBJID < 2**32
+
+
+def test_the_liveness_key_is_an_int4_that_reads_the_same_in_pg_locks() -> None:
+    # Positive, so the int4 argument and pg_locks' unsigned classid agree.
+    assert 0 < _names.LIVENESS_LOCK_CLASSID < 2**31
+    assert _names.LIVENESS_LOCK_CLASSID == 894977988  # documented in _names.py and the README
+
+
+@pytest.mark.parametrize(
+    ("worker_id", "objid"),
+    [
+        (1, 1),
+        (2**31 - 1, 2**31 - 1),
+        (2**31, -(2**31)),
+        (2**32 - 1, -1),
+        (2**32, 0),
+        (2**32 + 5, 5),
+    ],
+)
+def test_a_worker_id_becomes_the_int4_objid_of_its_liveness_lock(
+    worker_id: int, objid: int
+) -> None:
+    assert _names.liveness_lock_objid(worker_id) == objid
+    # pg_locks shows the same 32 bits unsigned, which rescue.sql compares with id & 4294967295.
+    assert objid & 0xFFFFFFFF == worker_id & 0xFFFFFFFF
 
 
 def test_the_lock_keys_are_distinct_signed_64_bit_values() -> None:
