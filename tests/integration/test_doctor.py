@@ -11,6 +11,7 @@ import pytest
 from psycopg.conninfo import make_conninfo
 
 from pgjobs import _doctor, _migrate
+from pgjobs._names import APP_NAME_LISTENER, with_pid
 from pgjobs.cli._terminal import connection
 from pgjobs.errors import SchemaVersionError
 
@@ -157,6 +158,10 @@ def test_a_waiting_worker_without_its_listener_session(dsn, conn):
     listeners = _by_check(_diagnose(dsn))["listeners"]
     assert listeners.verdict == "warn"
     assert "pid 999999" in listeners.detail
+    # Its listener connected (as a worker names it) makes it whole.
+    name = with_pid(APP_NAME_LISTENER, 999999)
+    with psycopg.connect(dsn, application_name=name):
+        assert _by_check(_diagnose(dsn))["listeners"].verdict == "ok"
 
 
 def test_growing_failures_are_flagged(dsn, conn):

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from pgjobs import _doctor, _migrate
+from pgjobs import _doctor, _migrate, _sql
 from pgjobs._doctor import (
     DueQueue,
     Failures,
@@ -18,6 +18,7 @@ from pgjobs._doctor import (
     WorkerRow,
     XminHolder,
 )
+from pgjobs._names import APP_NAME_LISTENER, with_pid
 from pgjobs.cli._doctor import render
 from tests.conftest import REPO
 
@@ -241,3 +242,13 @@ def test_the_human_output_puts_the_verdict_first_and_the_fix_below():
         "OK    a = 1: b",
         "1 ok, 1 warn, 0 fail",
     ]
+
+
+def test_the_sql_finds_pgjobs_sessions_by_the_names_pgjobs_gives_them():
+    # SQL cannot import pgjobs._names: the listener's name and the pid tag
+    # are spelled out in the queries, so check they agree.
+    tag = with_pid(APP_NAME_LISTENER, 7)
+    prefix = tag.removesuffix("7").removesuffix("=")
+    assert f"'{prefix}=' || w.pid" in _sql.text("doctor_workers")
+    assert re.sub(r" pid=[0-9]+$", "", tag) == APP_NAME_LISTENER
+    assert "' pid=[0-9]+$'" in _sql.text("doctor_connections")
