@@ -306,7 +306,7 @@ def check_xmin(holders: Sequence[XminHolder], limits: Limits = Limits()) -> list
         Finding(
             "xmin",
             verdict,
-            h.seconds if h.seconds is not None else h.xid_age,
+            round(h.seconds, 1) if h.seconds is not None else h.xid_age,
             detail,
             fix if verdict != "ok" else "",
         )
@@ -539,13 +539,13 @@ def check_queues(
         check = f"queue {q.queue}"
         waited = f"{q.due} due job(s), the oldest due {_seconds(q.oldest_seconds)} ago"
         if q.paused:
-            findings.append(Finding(check, "ok", q.oldest_seconds, f"{waited}; paused"))
+            findings.append(Finding(check, "ok", round(q.oldest_seconds, 1), f"{waited}; paused"))
         elif q.queue not in served:
             findings.append(
                 Finding(
                     check,
                     "fail",
-                    q.oldest_seconds,
+                    round(q.oldest_seconds, 1),
                     f"{waited}, and no live worker serves this queue: they wait forever",
                     f"start a worker with --queues {q.queue} (or add it to a worker's queues)",
                 )
@@ -556,7 +556,7 @@ def check_queues(
                 Finding(
                     check,
                     verdict,
-                    q.oldest_seconds,
+                    round(q.oldest_seconds, 1),
                     waited,
                     ""
                     if verdict == "ok"
