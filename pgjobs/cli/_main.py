@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from pgjobs import _log
-from pgjobs.cli import _bench, _cron, _dashboard, _demo, _jobs, _migrate, _worker
+from pgjobs.cli import _bench, _cron, _dashboard, _demo, _doctor, _jobs, _migrate, _worker
 from pgjobs.errors import PgjobsError
 
 Handler = Callable[[argparse.Namespace], int]
@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["console", "json"],
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in (_worker, _migrate, _jobs, _cron, _dashboard, _demo, _bench):
+    for command in (_worker, _migrate, _jobs, _cron, _doctor, _dashboard, _demo, _bench):
         command.add_parsers(sub)
     return parser
 
