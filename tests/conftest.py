@@ -21,6 +21,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import structlog
 from psycopg.conninfo import make_conninfo
 
 from pgjobs import _migrate
@@ -187,3 +188,17 @@ def wait_until(predicate: object, timeout: float = 20, interval: float = 0.05) -
             return
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s")
+
+
+@pytest.fixture(autouse=True)
+def _structlog_left_unconfigured() -> Iterator[None]:
+    """Leave structlog as each test found it: unconfigured, pgjobs logs to stderr.
+
+    structlog.testing.capture_logs, and any test that restores a saved
+    configuration, marks structlog as configured when it puts things back;
+    every later test in the session would then lose pgjobs' stderr output.
+    """
+    configured = structlog.is_configured()
+    yield
+    if not configured and structlog.is_configured():
+        structlog.reset_defaults()
