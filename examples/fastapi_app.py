@@ -7,8 +7,9 @@ from `pgjobs.job_states` through the same kind of session (pgjobs has no
 `app.result` yet; it will replace this endpoint's query). The dashboard is
 mounted under `/pgjobs`.
 
-Serve it (after `python -m pgjobs migrate`; `pip install fastapi uvicorn
-'pgjobs[web,asyncio]'`), with a worker beside it:
+Serve it from this directory (after `python -m pgjobs migrate`; `pip install
+fastapi 'pgjobs[web,asyncio]'`, the web extra brings uvicorn), with a worker
+beside it:
 
     PGJOBS_DSN=postgresql://postgres@localhost/postgres uvicorn fastapi_app:api
     PGJOBS_DSN=... python -m pgjobs worker fastapi_app:jobs
