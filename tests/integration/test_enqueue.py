@@ -95,6 +95,29 @@ def test_sqlalchemy_async_session(dsn, conn):
     assert [row[1] for row in jobs(conn)] == [{"user_id": 6}]
 
 
+def test_sqlalchemy_async_connection(dsn, conn):
+    async def main():
+        engine = create_async_engine(
+            "postgresql+psycopg://", async_creator=lambda: psycopg.AsyncConnection.connect(dsn)
+        )
+        try:
+            async with engine.connect() as connection:
+                await welcome.options(conn=connection).enqueue_async(1)
+                await connection.rollback()
+                assert jobs(conn) == []
+                await welcome.options(conn=connection).enqueue_async(7)
+                assert jobs(conn) == []  # not visible before commit
+                await connection.commit()
+                assert [row[1] for row in jobs(conn)] == [{"user_id": 7}]
+            async with engine.begin() as connection:  # commits as the block ends
+                await welcome.options(conn=connection, priority=0).enqueue_async(8)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(main())
+    assert [(row[1], row[3]) for row in jobs(conn)] == [({"user_id": 7}, 2), ({"user_id": 8}, 0)]
+
+
 def test_sync_enqueue_on_async_connection_says_which_to_use(dsn):
     async def main():
         async with await psycopg.AsyncConnection.connect(dsn) as caller:

@@ -18,10 +18,12 @@ EXPECTED = {
     "quickstart.py": "succeeded: 'Hello, pgjobs!'",
     "psycopg_transaction.py": "after commit: 1 job for user",
     "sqlalchemy_session.py": "after commit: 1 job for order",
+    "fastapi_app.py": "after the worker: succeeded",
 }
 ALSO_EXPECTED = {
     "psycopg_transaction.py": "after rollback: 0 jobs for user",
     "sqlalchemy_session.py": "after rollback: 0 jobs for order",
+    "fastapi_app.py": "declined order: 402",
 }
 
 
