@@ -1,4 +1,4 @@
-"""Helpers for your tests: run the jobs your code enqueued, in-process, until none are due."""
+"""Run the jobs your code enqueued, in-process, until none are due."""
 
 from __future__ import annotations
 

@@ -1,0 +1,14 @@
+"""Helpers for your tests: run the jobs your code enqueued, and check what it enqueued.
+
+The pytest plugin (pgjobs.testing._plugin, loaded by pytest through its
+`pytest11` entry point) turns these into fixtures on a database of its own;
+this package itself needs no pytest.
+"""
+
+from __future__ import annotations
+
+from pgjobs.testing._database import use_database
+from pgjobs.testing._drain import drain, drain_async
+from pgjobs.testing._enqueued import assert_enqueued
+
+__all__ = ["assert_enqueued", "drain", "drain_async", "use_database"]
