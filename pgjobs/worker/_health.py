@@ -204,6 +204,11 @@ class Readiness:
             200 if ready else 503, {"status": "ok" if ready else "fail", "checks": checks}
         )
 
+    def cancel(self) -> None:
+        """Cancel a database check still running (the worker is closing its pool)."""
+        if self._running is not None:
+            self._running.cancel()
+
     async def _database(self) -> tuple[dict[str, Any], dict[str, Any]]:
         if self._last is not None and self.clock() - self._last[0] < self.ttl:
             return self._last[1], self._last[2]
@@ -305,6 +310,7 @@ class HealthServer(Service):
             client.cancel()
         if self._clients:
             await asyncio.wait(list(self._clients))
+        self.readiness.cancel()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()

@@ -97,7 +97,8 @@ def test_a_healthy_worker_is_live_and_ready(app: pgjobs.App) -> None:
         assert (await aget(port, "/livez", "POST"))[0] == 405
         worker.request_stop()
         assert await run == EXIT_OK
-        # Closed with the worker.
+        # Stopped and closed with the worker.
+        assert not [task for task in asyncio.all_tasks() if task.get_name() == "pgjobs-health"]
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection(("127.0.0.1", port), timeout=2).close()
 
