@@ -132,6 +132,7 @@ class Worker:
         Raises:
             DatabaseUnavailableError: PostgreSQL cannot be reached at start.
             SchemaVersionError: the schema is missing or of another version.
+            ConfigurationError: `health_port` is taken (before registering).
         """
         _schedule.check(self.app)  # a schedule of an unregistered task stops us here
         dsn = self.app.dsn
