@@ -13,6 +13,7 @@ from pgjobs import _dsn
 from pgjobs._loader import load_app
 from pgjobs.cli import _supervisor
 from pgjobs.cli._terminal import add_dsn, positive_float
+from pgjobs.errors import ConfigurationError
 from pgjobs.worker import Worker, WorkerConfig
 
 #: The settings a worker gets when no option says otherwise.
@@ -134,10 +135,31 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         default=10.0,
         help="seconds late a cron tick may still fire without backfill (default 10)",
     )
+    # -- health probes --
+    p.add_argument(
+        "--health-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="serve /livez and /readyz on this port (default: none; 0 picks a free one)",
+    )
+    p.add_argument(
+        "--health-host",
+        default=_DEFAULTS.health_host,
+        metavar="HOST",
+        help="the address of the health probes "
+        f"(default {_DEFAULTS.health_host}: every interface, as a Kubernetes probe needs)",
+    )
     p.set_defaults(handler=_run_worker)
 
 
 def _run_worker(args: argparse.Namespace) -> int:
+    if args.processes > 1 and args.health_port is not None:
+        # Every child would bind the same port; a probe answers for one process.
+        raise ConfigurationError(
+            "--health-port serves one worker process: use it with --processes 1 "
+            "(one worker per container), or leave it out"
+        )
     if args.processes > 1:
         # Each child runs this same command line with --processes 1.
         return _supervisor.supervise(args.processes)
@@ -163,6 +185,8 @@ def _run_worker(args: argparse.Namespace) -> int:
         retention_succeeded=args.retention_succeeded,
         retention_failed=args.retention_failed,
         retention_cancelled=args.retention_cancelled,
+        health_port=args.health_port,
+        health_host=args.health_host,
     )
     worker = Worker(app, config)
     code = asyncio.run(worker.run(handle_signals=True))

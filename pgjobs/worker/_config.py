@@ -52,6 +52,12 @@ class WorkerConfig:
         retention_failed: seconds a failed (dead-lettered) job is kept; None keeps it.
         unserved_interval: how often the leader logs the queues that have
             due jobs and no live worker (`leader.unserved_queue`).
+        health_port: the TCP port of the worker's /livez and /readyz
+            (pgjobs/worker/_health.py); None serves none; 0 picks a free
+            one (logged as `worker.health_serving`).
+        health_host: the address the health probes are served on: every
+            interface by default, since an orchestrator probes a container
+            from outside it (Kubernetes, through the pod's IP).
     """
 
     queues: tuple[str, ...] = ("default",)
@@ -75,6 +81,9 @@ class WorkerConfig:
     retention_cancelled: float | None = 86_400.0
     retention_failed: float | None = 7 * 86_400.0
     unserved_interval: float = 60.0
+    # -- health probes (pgjobs/worker/_health.py) --
+    health_port: int | None = None
+    health_host: str = "0.0.0.0"  # noqa: S104 (probed from outside the container)
     host_tags: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -109,6 +118,8 @@ class WorkerConfig:
                 raise ConfigurationError(f"{name} must be > 0 seconds, got {value}")
         if not 1 <= self.prune_batch <= 100_000:
             raise ConfigurationError(f"prune_batch must be 1 to 100000, got {self.prune_batch}")
+        if self.health_port is not None and not 0 <= self.health_port <= 65_535:
+            raise ConfigurationError(f"health_port must be 0 to 65535, got {self.health_port}")
         for name in ("retention_succeeded", "retention_cancelled", "retention_failed"):
             value = getattr(self, name)
             if value is not None and not value >= 0:

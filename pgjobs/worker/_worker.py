@@ -22,6 +22,7 @@ from pgjobs.worker._config import WorkerConfig
 from pgjobs.worker._db import CONNECTION_ERRORS, Outage, fetch
 from pgjobs.worker._executor import Executor
 from pgjobs.worker._fetcher import Fetcher, Slots
+from pgjobs.worker._health import HealthServer, Readiness, listen
 from pgjobs.worker._heartbeat import Heartbeat
 from pgjobs.worker._leader import Leader, leader_for
 from pgjobs.worker._listener import Listener
@@ -83,6 +84,8 @@ class Worker:
         self._pool: AsyncConnectionPool[Any] | None = None
         #: What exists only while running: set by `run`, gone when it returns.
         self._session: _Session | None = None
+        #: The health probes' socket, bound by `run` before registering.
+        self._health_socket: socket.socket | None = None
         self._signals = 0
 
     @property
@@ -129,6 +132,7 @@ class Worker:
         Raises:
             DatabaseUnavailableError: PostgreSQL cannot be reached at start.
             SchemaVersionError: the schema is missing or of another version.
+            ConfigurationError: `health_port` is taken (before registering).
         """
         _schedule.check(self.app)  # a schedule of an unregistered task stops us here
         dsn = self.app.dsn
@@ -149,12 +153,17 @@ class Worker:
         )
         await self._pool.open(wait=True, timeout=10)
         try:
+            if self.config.health_port is not None:
+                # A port that is taken stops the worker before it registers.
+                self._health_socket = listen(self.config.health_host, self.config.health_port)
             worker_id = await self._register(self._pool)
             await sync_schedules(self._pool, self.app)
             self._session = _Session(self, self._pool, worker_id, dsn)
             return await self._session.run()
         finally:
             self._session = None
+            if self._health_socket is not None:
+                self._health_socket.close()  # closed already unless the session never started
             if handle_signals:
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     loop.remove_signal_handler(sig)
@@ -246,6 +255,12 @@ class _Session:
         )
         self.leader: Leader = leader_for(pool, config, dsn, worker.outage, worker_id)
         self.tasks: dict[Service, asyncio.Task[None]] = {}
+        sock = worker._health_socket
+        self.health = (
+            HealthServer(sock, self.tasks, Readiness(pool, self.listener, worker._stop_requested))
+            if sock is not None
+            else None
+        )
 
     def start(self, service: Service) -> asyncio.Task[None]:
         """Run `service` as a task; its failure stops the worker."""
@@ -282,6 +297,9 @@ class _Session:
     async def run(self) -> int:
         """Start the services, wait for a stop, and stop them in order; returns the exit code."""
         worker, config, log = self.worker, self.worker.config, self.log
+        if self.health is not None:
+            self.start(self.health)
+            log.info("worker.health_serving", host=config.health_host, port=self.health.port)
         self.start(self.completer)
         self.start(self.heartbeat)
         if self.listener is not None:
@@ -315,6 +333,7 @@ class _Session:
         with contextlib.suppress(*CONNECTION_ERRORS):
             await fetch(self.pool, "unregister_worker", {"worker_id": self.worker_id})
         self.executor.shutdown()
+        await self.stop(self.health)  # last: /livez answers until the end
         log.info(
             "worker.stopped",
             completed=worker.completed,

@@ -36,3 +36,19 @@ def test_compose_dashboard_serves_the_same_app_with_tokens():
     assert "pgjobs dashboard quickstart:app --bind 0.0.0.0:8080" in dashboard["command"]
     assert "PGJOBS_DASHBOARD_TOKENS" in dashboard["environment"]
     assert dashboard["ports"] == ["127.0.0.1:8080:8080"]
+
+
+def test_compose_worker_healthcheck_probes_the_port_the_worker_serves():
+    compose = yaml.safe_load((REPO / "compose.yaml").read_text())
+    worker = compose["services"]["worker"]
+    match = re.search(r"--health-port (\d+)", worker["command"])
+    assert match is not None
+    port = match.group(1)
+    check = worker["healthcheck"]["test"]
+    # Exec form: no shell in between, and python is all the image is sure to have.
+    assert check[:3] == ["CMD", "python", "-c"]
+    assert re.findall(r"http://127\.0\.0\.1:(\d+)/(\w+)", check[3]) == [(port, "readyz")]
+    assert "timeout=" in check[3]
+    # The probe reaches the worker inside its container: it must not serve
+    # only some other address.
+    assert "--health-host" not in worker["command"]
