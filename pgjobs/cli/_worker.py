@@ -13,6 +13,7 @@ from pgjobs import _dsn
 from pgjobs._loader import load_app
 from pgjobs.cli import _supervisor
 from pgjobs.cli._terminal import add_dsn, positive_float
+from pgjobs.errors import ConfigurationError
 from pgjobs.worker import Worker, WorkerConfig
 
 #: The settings a worker gets when no option says otherwise.
@@ -134,11 +135,44 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         default=10.0,
         help="seconds late a cron tick may still fire without backfill (default 10)",
     )
+    # -- metrics --
+    p.add_argument(
+        "--metrics-port",
+        type=_port,
+        default=None,
+        metavar="PORT",
+        help="serve Prometheus metrics at http://ADDRESS:PORT/metrics "
+        "(needs: pip install 'pgjobs[metrics]'; default: off)",
+    )
+    p.add_argument(
+        "--metrics-address",
+        default=_DEFAULTS.metrics_address,
+        metavar="ADDRESS",
+        help=f"the address the metrics server binds (default {_DEFAULTS.metrics_address}: "
+        "every IPv4 address)",
+    )
     p.set_defaults(handler=_run_worker)
+
+
+def _port(text: str) -> int:
+    """An argparse type: a TCP port, 1 to 65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 65_535:
+        raise argparse.ArgumentTypeError(f"expected a TCP port from 1 to 65535, got {text!r}")
+    return value
 
 
 def _run_worker(args: argparse.Namespace) -> int:
     if args.processes > 1:
+        if args.metrics_port is not None:
+            raise ConfigurationError(
+                "--metrics-port serves the metrics of one worker process, and the "
+                f"{args.processes} processes of --processes would all take the same port; "
+                "start one `pgjobs worker --metrics-port` per port instead"
+            )
         # Each child runs this same command line with --processes 1.
         return _supervisor.supervise(args.processes)
     app = load_app(args.app)
@@ -163,6 +197,8 @@ def _run_worker(args: argparse.Namespace) -> int:
         retention_succeeded=args.retention_succeeded,
         retention_failed=args.retention_failed,
         retention_cancelled=args.retention_cancelled,
+        metrics_port=args.metrics_port,
+        metrics_address=args.metrics_address,
     )
     worker = Worker(app, config)
     code = asyncio.run(worker.run(handle_signals=True))
