@@ -88,8 +88,8 @@ class Executor:
         The job's logger is bound only when something is logged: binding
         one for every job was 3% of a no-op drain. With metrics, a job is
         recorded where its outcome is made, with the handler's time (from
-        the `started` the handler path takes anyway): wrapping this method
-        in another coroutine to time it cost twice as much.
+        the `started` the handler path takes anyway): a coroutine wrapped
+        around this one to time it cost about 0.7 µs more per job.
         """
         task = self.tasks.get(job.task)
         if task is None:

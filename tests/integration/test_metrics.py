@@ -67,6 +67,8 @@ def test_the_scraped_counters_and_histograms_match_the_jobs_that_ran(app: Any, d
     app.enqueue_many([ok.job(i) for i in range(7)])
     app.enqueue_many([flaky.job(f"k{i}") for i in range(3)])
     doomed.enqueue()
+    with psycopg.connect(dsn, autocommit=True) as conn:  # a task no worker knows
+        conn.execute("SELECT pgjobs.enqueue('ghost.task', '{}'::jsonb)")
 
     async def main() -> tuple[Samples, Samples, int]:
         worker = pgjobs.Worker(
@@ -102,11 +104,12 @@ def test_the_scraped_counters_and_histograms_match_the_jobs_that_ran(app: Any, d
     assert jobs("flaky", "default", "retried") == 3
     assert jobs("flaky", "default", "succeeded") == 3
     assert jobs("doomed", "default", "failed") == 1
+    assert jobs("ghost.task", "default", "failed") == 1
     outcomes = {
         labels: value for (name, labels), value in got.items() if name == "pgjobs_jobs_total"
     }
-    assert sum(outcomes.values()) == 7 + 6 + 1  # nothing else was counted
-    for task, runs in (("ok", 7), ("flaky", 6), ("doomed", 1)):
+    assert sum(outcomes.values()) == 7 + 6 + 1 + 1  # nothing else was counted
+    for task, runs in (("ok", 7), ("flaky", 6), ("doomed", 1), ("ghost.task", 1)):
         for histogram in ("pgjobs_job_run_seconds", "pgjobs_job_wait_seconds"):
             assert got[(f"{histogram}_count", (("task", task),))] == runs, (histogram, task)
             inf = (("le", "+Inf"), ("task", task))
@@ -128,3 +131,38 @@ def test_a_worker_without_a_metrics_port_records_and_serves_nothing(app: Any) ->
     worker = pgjobs.Worker(app)
     assert worker.metrics is None
     assert worker.metrics_server is None
+
+
+def test_a_job_interrupted_by_a_forced_stop_counts_as_released(app: Any, dsn: str) -> None:
+    @app.task(name="endless")
+    async def endless() -> None:
+        await asyncio.sleep(60)
+
+    endless.enqueue()
+
+    async def main() -> Samples:
+        worker = pgjobs.Worker(app, poll_interval=0.05, metrics_port=0)
+        run = asyncio.create_task(worker.run())
+        for _ in range(200):
+            await asyncio.sleep(0.05)
+            if worker.running:
+                break
+        assert worker.running, "the job never started"
+        assert worker.metrics_server is not None
+        running = await asyncio.to_thread(scrape, worker.metrics_server.port)
+        assert running[("pgjobs_worker_running_jobs", ())] == 1
+        assert running[("pgjobs_worker_free_slots", ())] == 9
+        worker.request_stop(force=True)
+        await run
+        assert worker.metrics is not None
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(worker.metrics.exposition().decode())
+            for s in family.samples
+        }
+
+    got = asyncio.run(main())
+    released = (("outcome", "released"), ("queue", "default"), ("task", "endless"))
+    assert got[("pgjobs_jobs_total", released)] == 1
+    assert got[("pgjobs_job_wait_seconds_count", (("task", "endless"),))] == 1
+    assert got[("pgjobs_job_run_seconds_count", (("task", "endless"),))] == 0
