@@ -150,7 +150,34 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         help="the address of the health probes "
         f"(default {_DEFAULTS.health_host}: every interface, as a Kubernetes probe needs)",
     )
+    # -- metrics --
+    p.add_argument(
+        "--metrics-port",
+        type=_port,
+        default=None,
+        metavar="PORT",
+        help="serve Prometheus metrics at http://ADDRESS:PORT/metrics "
+        "(needs: pip install 'pgjobs[metrics]'; default: off)",
+    )
+    p.add_argument(
+        "--metrics-address",
+        default=_DEFAULTS.metrics_address,
+        metavar="ADDRESS",
+        help=f"the address the metrics server binds (default {_DEFAULTS.metrics_address}: "
+        "every IPv4 address)",
+    )
     p.set_defaults(handler=_run_worker)
+
+
+def _port(text: str) -> int:
+    """An argparse type: a TCP port, 1 to 65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 65_535:
+        raise argparse.ArgumentTypeError(f"expected a TCP port from 1 to 65535, got {text!r}")
+    return value
 
 
 def _run_worker(args: argparse.Namespace) -> int:
@@ -161,6 +188,12 @@ def _run_worker(args: argparse.Namespace) -> int:
             "(one worker per container), or leave it out"
         )
     if args.processes > 1:
+        if args.metrics_port is not None:
+            raise ConfigurationError(
+                "--metrics-port serves the metrics of one worker process, and the "
+                f"{args.processes} processes of --processes would all take the same port; "
+                "start one `pgjobs worker --metrics-port` per port instead"
+            )
         # Each child runs this same command line with --processes 1.
         return _supervisor.supervise(args.processes)
     app = load_app(args.app)
@@ -187,6 +220,8 @@ def _run_worker(args: argparse.Namespace) -> int:
         retention_cancelled=args.retention_cancelled,
         health_port=args.health_port,
         health_host=args.health_host,
+        metrics_port=args.metrics_port,
+        metrics_address=args.metrics_address,
     )
     worker = Worker(app, config)
     code = asyncio.run(worker.run(handle_signals=True))

@@ -1,4 +1,4 @@
-"""The HTTP JSON API under /api/v1, and /healthz; described by _openapi.spec()."""
+"""The HTTP JSON API under /api/v1 and /healthz (described by _openapi.spec()), and /metrics."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from starlette.routing import BaseRoute, Route
 from pgjobs import _admin, _migrate
 from pgjobs._admin import JobSummary
 from pgjobs.errors import UnknownTaskError
-from pgjobs.web import _auth, _http, _queries
+from pgjobs.web import _auth, _http, _metrics, _queries
 from pgjobs.web._auth import Principal
 from pgjobs.web._dashboard import (
     ApiResponse,
@@ -80,6 +80,16 @@ async def healthz(request: Request) -> Response:
         body = {"status": "unavailable", **error.body()}
         return ApiResponse(body, status_code=503)
     return ApiResponse({"status": "ok", "database": "ok", "schema_revision": revision})
+
+
+async def metrics(request: Request) -> Response:
+    """GET /metrics (viewer): queue depths, oldest due ages and dead rows, for Prometheus."""
+    dash = _dash(request)
+    dash.require(request)
+    async with dash.db.connection() as conn:
+        queues, tables = await _metrics.read(conn, stale_after=dash.stale_after)
+    body = _metrics.exposition(queues, tables)
+    return Response(body, headers={"content-type": _metrics.CONTENT_TYPE})
 
 
 # -- jobs ------------------------------------------------------------------

@@ -42,12 +42,12 @@ SECURITY_HEADERS = {
 _ENCODED_HEADERS = [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
 
 
-#: Set on each request's scope by _Guard: whether its path is the API's (or /healthz).
+#: Set on each request's scope by _Guard: whether its path is the API's (or /healthz, /metrics).
 _API_KEY = "pgjobs.api"
 
 
 def _is_api(path: str) -> bool:
-    return path.startswith(("/api/", "/healthz"))
+    return path.startswith(("/api/", "/healthz", "/metrics"))
 
 
 class _Guard:
@@ -240,6 +240,7 @@ def create_app(
     static = StaticFiles(directory=str(importlib.resources.files("pgjobs.web") / "static"))
     routes: list[BaseRoute] = [
         Route("/healthz", _api.healthz, name="healthz"),
+        Route("/metrics", _api.metrics, name="metrics"),
         Mount("/api/v1", routes=_api.routes()),
         Mount("/static", app=static, name="static"),
         *_pages.routes(),

@@ -58,6 +58,11 @@ class WorkerConfig:
         health_host: the address the health probes are served on: every
             interface by default, since an orchestrator probes a container
             from outside it (Kubernetes, through the pod's IP).
+        metrics_port: serve Prometheus metrics at `/metrics` on this TCP
+            port (0: any free one); None (the default) records none. Needs
+            the `metrics` extra (prometheus-client).
+        metrics_address: the address the metrics server binds; the default
+            answers on every IPv4 address, for a Prometheus elsewhere.
     """
 
     queues: tuple[str, ...] = ("default",)
@@ -85,6 +90,9 @@ class WorkerConfig:
     health_port: int | None = None
     health_host: str = "0.0.0.0"  # noqa: S104 (probed from outside the container)
     host_tags: dict[str, str] = field(default_factory=dict)
+    # -- metrics (pgjobs/worker/_metrics.py) --
+    metrics_port: int | None = None
+    metrics_address: str = "0.0.0.0"  # noqa: S104  (Prometheus scrapes from another host)
 
     def __post_init__(self) -> None:
         if not self.queues:
@@ -110,6 +118,10 @@ class WorkerConfig:
             raise ConfigurationError(
                 f"stale_after ({self.stale_after}s) must exceed heartbeat_interval "
                 f"({self.heartbeat_interval}s), or live workers would be declared dead"
+            )
+        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65_535:
+            raise ConfigurationError(
+                f"metrics_port must be 0 to 65535 (0: any free port), got {self.metrics_port}"
             )
         # -- leader, cron and maintenance --
         for name in ("leader_interval", "cron_grace", "prune_interval", "unserved_interval"):

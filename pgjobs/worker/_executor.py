@@ -18,6 +18,7 @@ from pgjobs._serde import dump_json, scrub_nul
 from pgjobs._task import Task
 from pgjobs.errors import ArgumentsError, HandlerExitError, TaskTimeoutError, UnknownTaskError
 from pgjobs.worker import _outcome
+from pgjobs.worker._metrics import Metrics
 from pgjobs.worker._outcome import ClaimedJob, Outcome
 
 
@@ -49,12 +50,19 @@ class Executor:
         tasks: the App's tasks by name.
         threads: the worker's concurrency, which sizes the thread pool.
         worker_id: the worker's row id, carried by every job event it logs.
+        metrics: where to record each job's outcome, run time and wait; None
+            records nothing, at the cost of one test per job.
     """
 
     def __init__(
-        self, tasks: Mapping[str, Task[Any, Any]], threads: int, worker_id: int | None = None
+        self,
+        tasks: Mapping[str, Task[Any, Any]],
+        threads: int,
+        worker_id: int | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.tasks = tasks
+        self.metrics = metrics
         # A sync handler that overruns its timeout cannot be stopped: its job
         # is recorded as failed and its slot freed, but its thread sleeps on.
         # Spare threads keep such abandoned ones from starving the jobs that
@@ -78,18 +86,21 @@ class Executor:
         """Run `job` and return its outcome; never raises except CancelledError.
 
         The job's logger is bound only when something is logged: binding
-        one for every job was 3% of a no-op drain.
+        one for every job was 3% of a no-op drain. With metrics, a job is
+        recorded where its outcome is made, with the handler's time (from
+        the `started` the handler path takes anyway): a coroutine wrapped
+        around this one to time it cost about 0.7 µs more per job.
         """
         task = self.tasks.get(job.task)
         if task is None:
             unknown = UnknownTaskError(job.task, list(self.tasks))
             self._job_log(job).error("job.failed", error=str(unknown), retryable=False)
-            return _outcome.failed(job, unknown, None)
+            return self._recorded(job, _outcome.failed(job, unknown, None))
         try:
             args, kwargs = task.bind.call(job.args)
         except ArgumentsError as exc:
             self._job_log(job).error("job.failed", error=str(exc), retryable=False)
-            return _outcome.failed(job, exc, None)
+            return self._recorded(job, _outcome.failed(job, exc, None))
 
         debug = self._debug
         if debug:
@@ -102,6 +113,8 @@ class Executor:
             timeout = TaskTimeoutError(f"the handler ran past its timeout of {limit}s")
             return self._failure(job, task, timeout, started)
         except asyncio.CancelledError:
+            if self.metrics is not None:  # a stopping worker gives the job back
+                self.metrics.released(job, time.perf_counter() - started)
             raise
         except Exception as exc:  # the handler's own failure, whatever it is
             return self._failure(job, task, exc, started)
@@ -115,7 +128,15 @@ class Executor:
         if debug:
             duration = round(time.perf_counter() - started, 6)
             self._job_log(job).debug("job.succeeded", duration=duration)
+        if self.metrics is not None:
+            self.metrics.finished(job, "succeeded", time.perf_counter() - started)
         return _outcome.succeeded(job, result_json)
+
+    def _recorded(self, job: ClaimedJob, outcome: Outcome) -> Outcome:
+        """`outcome`, recorded in the metrics as a run of no time (the handler never ran)."""
+        if self.metrics is not None:
+            self.metrics.finished(job, outcome.status, 0.0)
+        return outcome
 
     def _call(self, task: Task[Any, Any], args: Any, kwargs: Any) -> Any:
         if task.is_async:
@@ -162,7 +183,10 @@ class Executor:
         outcome = _outcome.failed(job, exc, task.config.retry)
         # A NUL in the message would make jsonb refuse the whole batch of outcomes.
         outcome = dataclasses.replace(outcome, error=scrub_nul(outcome.error))
-        duration = round(time.perf_counter() - started, 6)
+        seconds = time.perf_counter() - started
+        if self.metrics is not None:
+            self.metrics.finished(job, outcome.status, seconds)
+        duration = round(seconds, 6)
         error = f"{type(exc).__name__}: {exc}"[:500]
         if outcome.status == "queued":
             log.warning(

@@ -26,6 +26,7 @@ from pgjobs.worker._health import HealthServer, Readiness, listen
 from pgjobs.worker._heartbeat import Heartbeat
 from pgjobs.worker._leader import Leader, leader_for
 from pgjobs.worker._listener import Listener
+from pgjobs.worker._metrics import Metrics, MetricsServer
 from pgjobs.worker._outcome import ClaimedJob
 from pgjobs.worker._scheduler import sync_schedules
 from pgjobs.worker._service import Service
@@ -80,6 +81,14 @@ class Worker:
         self._wake = asyncio.Event()
         self._slots = Slots(config.concurrency)
         self._log = get_logger()
+        #: Prometheus metrics, with `metrics_port` set (raises ConfigurationError
+        #: here, before anything runs, when prometheus-client is missing).
+        self.metrics: Metrics | None = None
+        if config.metrics_port is not None:
+            slots = self._slots
+            self.metrics = Metrics(running=lambda: slots.busy, free=lambda: slots.free)
+        #: Serves `metrics` while running; its `port` is the one bound.
+        self.metrics_server: MetricsServer | None = None
         #: The pool of the current (or last) run, made by `run`.
         self._pool: AsyncConnectionPool[Any] | None = None
         #: What exists only while running: set by `run`, gone when it returns.
@@ -156,6 +165,7 @@ class Worker:
             if self.config.health_port is not None:
                 # A port that is taken stops the worker before it registers.
                 self._health_socket = listen(self.config.health_host, self.config.health_port)
+            self._serve_metrics()  # before registering: a port in use stops the worker here
             worker_id = await self._register(self._pool)
             await sync_schedules(self._pool, self.app)
             self._session = _Session(self, self._pool, worker_id, dsn)
@@ -168,6 +178,22 @@ class Worker:
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     loop.remove_signal_handler(sig)
             await self._pool.close()
+            if self.metrics_server is not None:
+                await self.metrics_server.stop()
+                self.metrics_server = None
+
+    def _serve_metrics(self) -> None:
+        """Serve `/metrics`, with `metrics_port` set.
+
+        Raises:
+            ConfigurationError: the port is in use, or the address cannot be bound.
+        """
+        if self.metrics is None or self.config.metrics_port is None:
+            return
+        server = MetricsServer(self.metrics, self.config.metrics_port, self.config.metrics_address)
+        server.start()
+        self.metrics_server = server
+        self._log.info("worker.metrics_serving", address=server.address, port=server.port)
 
     async def _check_database(self, dsn: str) -> None:
         try:
@@ -222,7 +248,9 @@ class _Session:
         self.running = worker.running
         self.slots = worker._slots
         self.log = worker._log.bind(worker_id=worker_id)
-        self.executor = Executor(worker.app.tasks, threads=config.concurrency, worker_id=worker_id)
+        self.executor = Executor(
+            worker.app.tasks, config.concurrency, worker_id=worker_id, metrics=worker.metrics
+        )
         self.completer = Completer(
             pool, worker_id, worker.outage, config.complete_batch, config.complete_interval
         )
