@@ -11,7 +11,7 @@ from psycopg_pool import AsyncConnectionPool
 from pgjobs import _rows
 from pgjobs._log import get_logger
 from pgjobs.worker._db import Outage
-from pgjobs.worker._dedicated import fetch_autocommit
+from pgjobs.worker._dedicated import HotConnection
 from pgjobs.worker._outcome import Outcome, batch_params
 from pgjobs.worker._service import Service
 
@@ -39,9 +39,15 @@ class Completer(Service):
         outage: Outage,
         batch_size: int,
         interval: float,
+        *,
+        hot: HotConnection | None = None,
     ) -> None:
         super().__init__(outage=outage)
         self.pool = pool
+        # Batches go over the connection the Worker shares between its
+        # fetcher and completer (one of its own when none is given).
+        self._owns_hot = hot is None
+        self.hot = hot if hot is not None else HotConnection.for_pool(pool)
         self.worker_id = worker_id
         self.batch_size = batch_size
         self.interval = interval
@@ -122,8 +128,8 @@ class Completer(Service):
 
     async def _write(self, batch: list[Outcome]) -> None:
         # One round trip per batch (autocommit); its commit waits for the disk.
-        ids = await fetch_autocommit(
-            self.pool, "complete", batch_params(self.worker_id, batch), _rows.column_row("id")
+        ids = await self.hot.fetch(
+            "complete", batch_params(self.worker_id, batch), _rows.column_row("id")
         )
         if len(ids) < len(batch):
             written = set(ids)
@@ -136,3 +142,8 @@ class Completer(Service):
         super().stop()
         self._arrived.set()
         self._full.set()
+
+    async def close(self) -> None:
+        """Close the claims' and outcomes' connection, if it is this service's own."""
+        if self._owns_hot:
+            await self.hot.close()

@@ -12,7 +12,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from pgjobs import _rows
 from pgjobs.worker._db import Outage, fetch
-from pgjobs.worker._dedicated import fetch_autocommit
+from pgjobs.worker._dedicated import HotConnection
 from pgjobs.worker._outcome import ClaimedJob
 from pgjobs.worker._service import Service
 
@@ -77,9 +77,14 @@ class Fetcher(Service):
         *,
         listen: bool,
         poll_interval: float,
+        hot: HotConnection | None = None,
     ) -> None:
         super().__init__(outage=outage, interval=poll_interval, wake=wake)
         self.pool = pool
+        # Claims go over the connection the Worker shares between its
+        # fetcher and completer (one of its own when none is given).
+        self._owns_hot = hot is None
+        self.hot = hot if hot is not None else HotConnection.for_pool(pool)
         self.worker_id = worker_id
         self.queues = list(queues)
         self.slots = slots
@@ -112,8 +117,7 @@ class Fetcher(Service):
         if len(self.queues) == 1:
             (queue,) = self.queues
             after_priority, after_run_at, after_id = self._after.get(queue, _START)
-            jobs = await fetch_autocommit(
-                self.pool,
+            jobs = await self.hot.fetch(
                 "claim_one_queue",
                 {
                     "queue": queue,
@@ -127,8 +131,7 @@ class Fetcher(Service):
             )
         else:
             starts = [self._after.get(queue, _START) for queue in self.queues]
-            jobs = await fetch_autocommit(
-                self.pool,
+            jobs = await self.hot.fetch(
                 "claim",
                 {
                     "queues": self.queues,
@@ -190,3 +193,8 @@ class Fetcher(Service):
         """Claim no more: return from any wait at once."""
         super().stop()
         self.slots.freed.set()
+
+    async def close(self) -> None:
+        """Close the claims' and outcomes' connection, if it is this service's own."""
+        if self._owns_hot:
+            await self.hot.close()

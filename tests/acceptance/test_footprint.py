@@ -68,21 +68,24 @@ def settle(conn, worker, most: int) -> None:
 
 
 @pytest.mark.slow
-def test_an_idle_worker_holds_at_most_three_connections(dsn, conn, start_worker):
+def test_an_idle_worker_holds_at_most_five_connections(dsn, conn, start_worker):
+    # The pool's minimum, the claims' and the outcomes' connections (this one
+    # opens with the first outcome), the listener, and the leader's (which a
+    # follower keeps to try for the lock).
     leader = start_worker(APP)
     wait_until(lambda: leads(conn, leader.pid))
     follower = start_worker(APP)
     for worker in (leader, follower):
-        settle(conn, worker, 3)
+        settle(conn, worker, 5)
     assert leads(conn, leader.pid)
     assert not leads(conn, follower.pid)
     for worker in (leader, follower):
         total, seen = most_connections(conn, worker.pid)
-        assert total <= 3, seen
+        assert total <= 5, seen
 
 
 @pytest.mark.slow
-def test_a_busy_worker_at_concurrency_100_holds_at_most_five(dsn, conn, producer, start_worker):
+def test_a_busy_worker_at_concurrency_100_holds_at_most_six(dsn, conn, producer, start_worker):
     # Jobs of a fifth of a second: claims, outcomes and heartbeats all the time.
     jobs = [asleepy.job(f"s{i}", 0.2) for i in range(6000)]
     for start in range(0, len(jobs), 1000):
@@ -94,7 +97,7 @@ def test_a_busy_worker_at_concurrency_100_holds_at_most_five(dsn, conn, producer
     follower.wait_for_output("worker.started")
     for worker in (leader, follower):
         total, seen = most_connections(conn, worker.pid)
-        assert total <= 5, seen
+        assert total <= 6, seen
     # The counts were read while both workers were busy.
     assert (
         conn.execute(
