@@ -98,6 +98,7 @@ class App:
         timeout: float | None = None,
         retry: RetryPolicy | None = None,
         keep_result: bool = True,
+        keep_history: bool = True,
     ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
     # mypy reports a false "does not accept all possible parameters" here: the
@@ -115,6 +116,7 @@ class App:
         timeout: float | None = None,
         retry: RetryPolicy | None = None,
         keep_result: bool = True,
+        keep_history: bool = True,
     ) -> Any:
         """Register a function (sync or async) as a task.
 
@@ -126,6 +128,9 @@ class App:
             timeout: seconds a run may take before it counts as failed.
             retry: the backoff policy; default Exponential().
             keep_result: store the handler's return value in `jobs.result`.
+            keep_history: keep its finished jobs in `pgjobs.job_history` for
+                their retention; False deletes each as it finishes (the
+                cheapest path: nothing to write, nothing to drop later).
 
         Raises:
             ConfigurationError: a bad option, or a name registered twice.
@@ -134,7 +139,12 @@ class App:
         if timeout is not None and not timeout > 0:
             raise ConfigurationError(f"timeout must be a positive number of seconds, got {timeout}")
         defaults = EnqueueOptions(queue=queue, priority=priority, max_attempts=max_attempts)
-        config = TaskConfig(timeout=timeout, retry=retry or Exponential(), keep_result=keep_result)
+        config = TaskConfig(
+            timeout=timeout,
+            retry=retry or Exponential(),
+            keep_result=keep_result,
+            keep_history=keep_history,
+        )
 
         def register(func: Callable[..., Any]) -> Task[Any, Any]:
             registered = task_name(func) if name is None else name

@@ -85,7 +85,7 @@ DUE_FAIL_SECONDS = 900.0
 FAILED_MIN = 10
 FAILED_GROWTH = 2.0
 
-#: The storage parameters that migration 0001 gives pgjobs.jobs: vacuum after
+#: The storage parameters that migration 0001 gives pgjobs.jobs (jobs_live since 0009): vacuum after
 #: 1% of rows change, without cost throttling. A unit test pins them to it.
 JOBS_RELOPTIONS: Mapping[str, str] = {
     "autovacuum_vacuum_scale_factor": "0.01",
@@ -380,13 +380,13 @@ def reloptions(options: Sequence[str] | None) -> dict[str, str]:
 
 
 def check_autovacuum(server: Server) -> Finding:
-    """pgjobs.jobs' autovacuum parameters against what the migrations set."""
+    """pgjobs.jobs_live's autovacuum parameters against what the migrations set."""
     found = reloptions(server.jobs_reloptions)
     wrong = {k: v for k, v in JOBS_RELOPTIONS.items() if found.get(k) != v}
     wanted = ", ".join(f"{k} = {v}" for k, v in JOBS_RELOPTIONS.items())
     value = ", ".join(f"{k}={v}" for k, v in found.items()) or "defaults"
     if not server.autovacuum or found.get("autovacuum_enabled") == "false":
-        where = "the server" if not server.autovacuum else "pgjobs.jobs"
+        where = "the server" if not server.autovacuum else "pgjobs.jobs_live"
         return Finding(
             "autovacuum",
             "fail",
@@ -394,18 +394,18 @@ def check_autovacuum(server: Server) -> Finding:
             f"autovacuum is off for {where}: dead jobs pile up until someone runs VACUUM",
             "set autovacuum = on in postgresql.conf"
             if not server.autovacuum
-            else "run ALTER TABLE pgjobs.jobs RESET (autovacuum_enabled)",
+            else "run ALTER TABLE pgjobs.jobs_live RESET (autovacuum_enabled)",
         )
     if wrong:
         return Finding(
             "autovacuum",
             "warn",
             value,
-            "pgjobs.jobs' autovacuum parameters differ from the migrations' "
+            "pgjobs.jobs_live's autovacuum parameters differ from the migrations' "
             + ", ".join(f"{k} = {v}" for k, v in JOBS_RELOPTIONS.items()),
-            f"run ALTER TABLE pgjobs.jobs SET ({wanted})",
+            f"run ALTER TABLE pgjobs.jobs_live SET ({wanted})",
         )
-    return Finding("autovacuum", "ok", value, "pgjobs.jobs has the migrations' parameters")
+    return Finding("autovacuum", "ok", value, "pgjobs.jobs_live has the migrations' parameters")
 
 
 def check_connections(server: Server, by_application: Mapping[str, int]) -> Finding:
@@ -621,6 +621,52 @@ def _build(kind: type[_D], row: Mapping[str, Any]) -> _D:
     return kind(**{f.name: row[f.name] for f in dataclasses.fields(kind) if f.name in row})
 
 
+@dataclasses.dataclass(frozen=True)
+class History:
+    """pgjobs.job_history as doctor_history.sql measures it."""
+
+    partitions: int
+    detaching: int
+    bytes: int
+    statuses_covered: int
+    to_move: int
+    unplaced: int
+
+
+def check_history(history: History) -> Finding:
+    """The history: a partition for now() per finished status, and no finished jobs left live."""
+    size = f"{history.partitions} partitions, {history.bytes / 1_048_576:.1f} MB"
+    if history.statuses_covered < 3:
+        return Finding(
+            "history",
+            "fail",
+            history.statuses_covered,
+            f"{size}; only {history.statuses_covered} of the 3 finished statuses have a "
+            "partition for now, so completions must make one",
+            "run a worker (its leader makes partitions days ahead), or "
+            "SELECT pgjobs.create_history_partitions()",
+        )
+    if history.unplaced:
+        return Finding(
+            "history",
+            "warn",
+            history.unplaced,
+            f"{size}; {history.unplaced} finished jobs in pgjobs.jobs_live have no finished_at, "
+            "so they cannot be placed in the history",
+            "set one: UPDATE pgjobs.jobs SET finished_at = now() WHERE status IN "
+            "('succeeded', 'failed', 'cancelled') AND finished_at IS NULL",
+        )
+    if history.to_move:
+        return Finding(
+            "history",
+            "warn",
+            history.to_move,
+            f"{size}; {history.to_move} finished jobs are still in pgjobs.jobs_live",
+            "the leader moves them within minutes; `python -m pgjobs migrate` moves them now",
+        )
+    return Finding("history", "ok", history.partitions, size)
+
+
 def diagnose(conn: psycopg.Connection[Any], limits: Limits = Limits()) -> list[Finding]:
     """Measure the database on `conn` (autocommit) and judge every check.
 
@@ -647,6 +693,8 @@ def diagnose(conn: psycopg.Connection[Any], limits: Limits = Limits()) -> list[F
     connections = {r["application"]: r["connections"] for r in _rows(conn, "doctor_connections")}
     findings.append(check_connections(server, connections))
     findings.append(check_listeners(server, workers, limits))
+    if revision != _migrate.SCHEMA_REVISION:
+        return findings  # the jobs' tables are not where this code reads them
     findings.append(
         check_orphans([_build(RunningJob, r) for r in _rows(conn, "doctor_running")], limits)
     )
@@ -654,6 +702,8 @@ def diagnose(conn: psycopg.Connection[Any], limits: Limits = Limits()) -> list[F
     findings += check_queues(queues, workers, limits)
     (failed,) = _rows(conn, "doctor_failed")
     findings.append(check_failures(_build(Failures, failed)))
+    (history,) = _rows(conn, "doctor_history")
+    findings.append(check_history(_build(History, history)))
     return findings
 
 

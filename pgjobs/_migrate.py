@@ -6,7 +6,7 @@ import contextlib
 import importlib.resources
 import io
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 # and loading them cost every worker about 20 MB of memory for nothing.
 
 #: The schema revision this code needs. A unit test pins it to Alembic's head.
-SCHEMA_REVISION = "0008"
+SCHEMA_REVISION = "0009"
 
 # Alembic keeps its running context in module globals, so two threads of one
 # process must not migrate at once; across processes the advisory lock in
@@ -113,6 +113,41 @@ def upgrade(dsn: str, revision: str = "head") -> tuple[str | None, str]:
             "run `python -m pgjobs migrate` again, and report it if it persists"
         )
     return before, after
+
+
+#: The first revision with pgjobs.job_history, and the function that fills it.
+HISTORY_REVISION = "0009"
+
+
+def move_finished(
+    dsn: str, batch: int = 5000, progress: Callable[[int], None] | None = None
+) -> int:
+    """Move the finished jobs still in pgjobs.jobs_live into the history, in batches.
+
+    Revision 0009 renames the old table to jobs_live and leaves its finished
+    jobs there (visible through pgjobs.jobs all along); this moves them, each
+    batch its own short transaction, so workers run meanwhile. The leader's
+    pruner does the same, so stopping this half way loses nothing.
+
+    Args:
+        dsn: the database.
+        batch: rows per transaction.
+        progress: called with the running total after each batch.
+
+    Returns:
+        How many jobs moved.
+    """
+    total = 0
+    with _connect(dsn) as conn:
+        conn.autocommit = True
+        while True:
+            row = conn.execute(_sql.psycopg("history_move"), {"batch": batch}).fetchone()
+            moved = int(str(row[0])) if row else 0
+            total += moved
+            if progress is not None and moved:
+                progress(total)
+            if moved < batch:
+                return total
 
 
 @contextlib.contextmanager

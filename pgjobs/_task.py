@@ -116,6 +116,8 @@ class TaskConfig:
     timeout: float | None
     retry: RetryPolicy
     keep_result: bool
+    #: Whether its finished jobs go to pgjobs.job_history (False: deleted at once).
+    keep_history: bool = True
 
 
 class Owner(Protocol):

@@ -89,8 +89,11 @@ def dsn(database: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """The session database with empty pgjobs tables; also exported as PGJOBS_DSN."""
     with psycopg.connect(database, autocommit=True) as conn:
         conn.execute(
-            "TRUNCATE pgjobs.jobs, pgjobs.workers, pgjobs.queues, pgjobs.schedules RESTART IDENTITY"
+            "TRUNCATE pgjobs.jobs_live, pgjobs.job_history, pgjobs.workers, pgjobs.queues,"
+            " pgjobs.schedules RESTART IDENTITY"
         )
+        # A test may have dropped history partitions; today's are always there.
+        conn.execute("SELECT pgjobs.create_history_partitions()")
         # The side-effect table of tests/apps: one row per handler run.
         conn.execute(
             "CREATE TABLE IF NOT EXISTS test_runs (id bigserial PRIMARY KEY, job_key text NOT NULL,"

@@ -154,20 +154,23 @@ class PgjobsSystem(System):
 
     def reset(self) -> None:
         with psycopg.connect(self.dsn, autocommit=True) as conn:
-            conn.execute("TRUNCATE pgjobs.jobs, pgjobs.workers RESTART IDENTITY")
+            conn.execute(
+                "TRUNCATE pgjobs.jobs_live, pgjobs.job_history, pgjobs.workers RESTART IDENTITY"
+            )
 
     def insert(self, start: int, count: int, *, finished: bool = False) -> None:
         with psycopg.connect(self.dsn, autocommit=True) as conn:
             if finished:
                 conn.execute(
-                    "INSERT INTO pgjobs.jobs (task, args, status, attempts, started_at,"
+                    "INSERT INTO pgjobs.job_history (task, args, status, attempts, started_at,"
                     " finished_at) SELECT %s, jsonb_build_object('i', g), 'succeeded', 1, now(),"
                     " now() FROM generate_series(%s::bigint, %s::bigint) AS g",
                     (noop.name, start, start + count - 1),
                 )
             else:
                 conn.execute(
-                    "INSERT INTO pgjobs.jobs (task, args) SELECT %s, jsonb_build_object('i', g)"
+                    "INSERT INTO pgjobs.jobs_live (task, args)"
+                    " SELECT %s, jsonb_build_object('i', g)"
                     " FROM generate_series(%s::bigint, %s::bigint) AS g",
                     (noop.name, start, start + count - 1),
                 )
@@ -192,7 +195,7 @@ class PgjobsSystem(System):
 
     def remaining(self, conn: psycopg.Connection[Any]) -> int:
         row = conn.execute(
-            "SELECT count(*) FROM pgjobs.jobs WHERE status IN ('queued', 'running')"
+            "SELECT count(*) FROM pgjobs.jobs_live WHERE status IN ('queued', 'running')"
         ).fetchone()
         return int(row[0]) if row else 0
 

@@ -46,10 +46,11 @@ def prepare(server_dsn: str, name: str, rows: int, reuse: bool) -> str:
             print(f"reusing {found[0]:,} jobs in {name}", file=sys.stderr)
         else:
             started = time.perf_counter()
-            conn.execute("TRUNCATE pgjobs.jobs RESTART IDENTITY")
+            conn.execute("TRUNCATE pgjobs.jobs_live, pgjobs.job_history RESTART IDENTITY")
+            conn.execute(query("bench_partitions"))
             conn.execute(query("bench_fill"), {"rows": rows})
             print(f"filled {rows:,} jobs in {time.perf_counter() - started:.1f}s", file=sys.stderr)
-            conn.execute("VACUUM ANALYZE pgjobs.jobs")
+            conn.execute("VACUUM ANALYZE pgjobs.jobs_live, pgjobs.job_history")
         conn.execute(query("bench_workers"))
     return dsn
 

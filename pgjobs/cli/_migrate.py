@@ -42,4 +42,13 @@ def _run_migrate(args: argparse.Namespace) -> int:
         print(f"pgjobs schema is up to date (revision {after}) at {_dsn.redact(dsn)}")
     else:
         print(f"pgjobs schema migrated from {before or 'nothing'} to {after} at {_dsn.redact(dsn)}")
+    if int(after) >= int(_migrate.HISTORY_REVISION):
+        moved = _migrate.move_finished(dsn, progress=_report_moved)
+        if moved:
+            print(f"moved {moved} finished jobs from pgjobs.jobs_live into pgjobs.job_history")
     return 0
+
+
+def _report_moved(total: int) -> None:
+    if total % 100_000 == 0:
+        print(f"  {total} finished jobs moved into pgjobs.job_history so far", flush=True)

@@ -15,6 +15,7 @@ from pgjobs.cli import _supervisor
 from pgjobs.cli._terminal import add_dsn, positive_float
 from pgjobs.errors import ConfigurationError
 from pgjobs.worker import Worker, WorkerConfig
+from pgjobs.worker._config import MIN_RETENTION, check_partition_interval
 
 #: The settings a worker gets when no option says otherwise.
 _DEFAULTS = WorkerConfig()
@@ -38,10 +39,25 @@ def retention(text: str) -> float | None:
         return None
     match = _DURATION.fullmatch(value)
     seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"] if match else 0.0
-    if not seconds > 0:
+    if not seconds >= MIN_RETENTION:
         raise argparse.ArgumentTypeError(
-            f"expected {RETENTION_FORMS}; got {text!r} (a retention must be more than 0)"
+            f"expected {RETENTION_FORMS}; got {text!r} (a retention must be a minute or more)"
         )
+    return seconds
+
+
+def partition_interval(text: str) -> float:
+    """A history partition interval ("1d", "6h", "30m", "3600"): divides a day, 15m to 1d.
+
+    Raises:
+        argparse.ArgumentTypeError: anything else, with the accepted range.
+    """
+    match = _DURATION.fullmatch(text.strip().lower())
+    seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"] if match else 0.0
+    try:
+        check_partition_interval(seconds)
+    except ConfigurationError as exc:
+        raise argparse.ArgumentTypeError(f"{exc} (from {text!r})") from None
     return seconds
 
 
@@ -116,6 +132,15 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
             metavar="DURATION",
             help=f"how long {status} jobs are kept: {RETENTION_FORMS} (default {_duration(kept)})",
         )
+    p.add_argument(
+        "--partition-interval",
+        type=partition_interval,
+        default=_DEFAULTS.partition_interval,
+        metavar="DURATION",
+        help="the span of finished_at in each history partition, which retention drops whole: "
+        "15m to 1d, dividing a day evenly "
+        f"(default {_duration(_DEFAULTS.partition_interval)})",
+    )
     # -- leader and cron --
     p.add_argument(
         "--leader-interval",
@@ -218,6 +243,7 @@ def _run_worker(args: argparse.Namespace) -> int:
         retention_succeeded=args.retention_succeeded,
         retention_failed=args.retention_failed,
         retention_cancelled=args.retention_cancelled,
+        partition_interval=args.partition_interval,
         health_port=args.health_port,
         health_host=args.health_host,
         metrics_port=args.metrics_port,

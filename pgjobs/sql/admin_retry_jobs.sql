@@ -12,7 +12,7 @@
 -- once per output row, whereas an unreferenced CTE would never run at all.
 WITH candidates AS (
     SELECT j.id, j.fingerprint
-    FROM pgjobs.jobs AS j
+    FROM pgjobs.job_history AS j
     WHERE j.status = CAST(:status AS pgjobs.job_status)
       AND j.status IN ('failed', 'cancelled')
       AND (CAST(:queue AS text) IS NULL OR j.queue = CAST(:queue AS text))
@@ -21,7 +21,7 @@ WITH candidates AS (
       -- anyway, and the OR would keep this a subplan run per row, costed so
       -- high that JIT compiled it (about 450 ms before any row was read).
       AND NOT EXISTS (
-          SELECT 1 FROM pgjobs.jobs AS active
+          SELECT 1 FROM pgjobs.jobs_live AS active
           WHERE active.fingerprint = j.fingerprint AND active.status IN ('queued', 'running')
       )
 ), chosen AS (
@@ -31,14 +31,22 @@ WITH candidates AS (
      FROM candidates
      WHERE fingerprint IS NOT NULL
      ORDER BY fingerprint, id DESC)
-), retried AS (
-    UPDATE pgjobs.jobs AS j
-       SET status = 'queued', run_at = now(), attempts = 0, finished_at = NULL, worker_id = NULL
-      FROM chosen
+), moved AS (
+    -- Back from the history to the live table, with the same ids. A row
+    -- retried meanwhile by someone else is gone from the history: skipped.
+    DELETE FROM pgjobs.job_history AS j
+     USING chosen
      WHERE j.id = chosen.id
-       -- Re-checked after any row lock wait: skip a job changed meanwhile.
        AND j.status = CAST(:status AS pgjobs.job_status)
-    RETURNING j.queue
+    RETURNING j.*
+), retried AS (
+    INSERT INTO pgjobs.jobs_live (id, queue, task, args, priority, status, run_at, attempts,
+                                  max_attempts, fingerprint, worker_id, started_at, created_at,
+                                  finished_at, errors, result, meta)
+    SELECT id, queue, task, args, priority, 'queued', now(), 0, max_attempts, fingerprint,
+           NULL, started_at, created_at, NULL, errors, result, meta
+    FROM moved
+    RETURNING queue
 ), per_queue AS (
     SELECT queue, count(*) AS jobs FROM retried GROUP BY queue
 )

@@ -53,7 +53,7 @@ WITH claimable AS MATERIALIZED (
     ) AS q,
     LATERAL (
         SELECT id, priority, run_at
-        FROM pgjobs.jobs
+        FROM pgjobs.jobs_live
         WHERE status = 'queued'
           AND hashtext(queue) = hashtext(q.name)
           AND queue = q.name
@@ -67,7 +67,7 @@ WITH claimable AS MATERIALIZED (
     LIMIT CAST(:limit AS integer)
 ),
 claimed AS (
-    UPDATE pgjobs.jobs AS j
+    UPDATE pgjobs.jobs_live AS j
     SET status = 'running',
         attempts = j.attempts + 1,
         worker_id = CAST(:worker_id AS bigint),

@@ -16,14 +16,14 @@
 -- MATERIALIZED CTE of claim.sql, and the update reads the claimed rows
 -- through the primary key in every plan (tests/integration/test_plans.py).
 WITH claimed AS (
-    UPDATE pgjobs.jobs AS j
+    UPDATE pgjobs.jobs_live AS j
     SET status = 'running',
         attempts = j.attempts + 1,
         worker_id = CAST(:worker_id AS bigint),
         started_at = now()
     WHERE j.id = ANY (ARRAY(
         SELECT id
-        FROM pgjobs.jobs
+        FROM pgjobs.jobs_live
         WHERE status = 'queued'
           AND hashtext(queue) = hashtext(CAST(:queue AS text))
           AND queue = CAST(:queue AS text)

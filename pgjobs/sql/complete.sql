@@ -1,39 +1,82 @@
 -- Record many outcomes in one statement.
 --
--- Fenced: a row is updated only while it is still running under this worker
+-- Fenced: a row is changed only while it is still running under this worker
 -- and this attempt. A job that the rescuer returned to the queue (or that
 -- another worker has since claimed) is never overwritten by a late result.
-UPDATE pgjobs.jobs AS j
-SET status = u.status,
-    run_at = CASE WHEN u.status = 'queued'
-                  THEN now() + make_interval(secs => u.delay) ELSE j.run_at END,
-    finished_at = CASE WHEN u.status = 'queued' THEN NULL ELSE now() END,
-    worker_id = NULL,
-    errors = CASE WHEN u.error IS NULL THEN j.errors
-                  ELSE j.errors || jsonb_build_array(u.error || jsonb_build_object('at', now())) END,
-    result = u.result
-FROM unnest(
-    CAST(:ids AS bigint[]),
-    CAST(:attempts AS integer[]),
-    CAST(:statuses AS pgjobs.job_status[]),
-    CAST(:delays AS double precision[]),
-    CAST(:errors AS jsonb[]),
-    CAST(:results AS jsonb[])
-) AS u(id, attempt, status, delay, error, result)
-WHERE j.id = u.id
-  -- Redundant with the join, on purpose: the statement is prepared, and a
-  -- plan joining on `j.id = u.id` alone scanned the whole table and hashed it
-  -- whenever the table was small enough to look cheap (5.2-5.7 ms for 200
-  -- outcomes at 3,200 rows, 2.0 ms with this). The array condition always
-  -- reads the rows through the primary key, in generic and custom plans.
-  AND j.id = ANY (CAST(:ids AS bigint[]))
-  -- The fence, wrapped in IS TRUE (same meaning, NULL counts as false) so the
-  -- planner cannot use it to pick jobs_running_worker_idx: with statistics
-  -- taken while the jobs were still queued, that index looks nearly empty,
-  -- and a plan driven by it scans every running job of this worker once per
-  -- outcome (measured: 500 ms for a batch of 200 with 7,000 running). Only
-  -- the primary key can drive this update now.
-  AND (j.status = 'running'
-       AND j.worker_id = CAST(:worker_id AS bigint)
-       AND j.attempts = u.attempt) IS TRUE
-RETURNING j.id
+--
+-- A finished outcome (succeeded, failed) moves the job out of the live
+-- table: the DELETE ... RETURNING feeds the INSERT into pgjobs.job_history,
+-- in this statement, so at every commit the job is in exactly one of the
+-- two, with the same id. A job whose task keeps no history (:keeps false)
+-- is only deleted. A retry (status 'queued') stays live, updated in place.
+-- The two data-modifying parts touch disjoint rows (u.status tells them
+-- apart), as PostgreSQL requires of CTEs that change the same table.
+WITH u AS (
+    SELECT *
+    FROM unnest(
+        CAST(:ids AS bigint[]),
+        CAST(:attempts AS integer[]),
+        CAST(:statuses AS pgjobs.job_status[]),
+        CAST(:delays AS double precision[]),
+        CAST(:errors AS jsonb[]),
+        CAST(:results AS jsonb[]),
+        CAST(:keeps AS boolean[])
+    ) AS u(id, attempt, status, delay, error, result, keep)
+),
+finished AS (
+    DELETE FROM pgjobs.jobs_live AS j
+    USING u
+    WHERE j.id = u.id
+      AND u.status <> 'queued'
+      -- Redundant with the join, on purpose: the statement is prepared, and
+      -- a plan joining on `j.id = u.id` alone scanned the whole table and
+      -- hashed it whenever the table was small enough to look cheap (5.2-5.7
+      -- ms for 200 outcomes at 3,200 rows, 2.0 ms with this). The array
+      -- condition always reads the rows through the primary key, in generic
+      -- and custom plans.
+      AND j.id = ANY (CAST(:ids AS bigint[]))
+      -- The fence, wrapped in IS TRUE (same meaning, NULL counts as false) so
+      -- the planner cannot use it to pick jobs_live_running_worker_idx: with
+      -- statistics taken while the jobs were still queued, that index looks
+      -- nearly empty, and a plan driven by it scans every running job of
+      -- this worker once per outcome (measured: 500 ms for a batch of 200
+      -- with 7,000 running). Only the primary key can drive this.
+      AND (j.status = 'running'
+           AND j.worker_id = CAST(:worker_id AS bigint)
+           AND j.attempts = u.attempt) IS TRUE
+    RETURNING j.*, u.status AS new_status, u.error AS new_error, u.result AS new_result,
+              u.keep AS keep
+),
+kept AS (
+    INSERT INTO pgjobs.job_history (id, queue, task, args, priority, status, run_at, attempts,
+                                    max_attempts, fingerprint, worker_id, started_at, created_at,
+                                    finished_at, errors, result, meta)
+    SELECT id, queue, task, args, priority, new_status, run_at, attempts, max_attempts,
+           fingerprint, worker_id, started_at, created_at, now(),
+           CASE WHEN new_error IS NULL THEN errors
+                ELSE errors || jsonb_build_array(new_error || jsonb_build_object('at', now())) END,
+           new_result, meta
+    FROM finished
+    WHERE keep
+),
+requeued AS (
+    UPDATE pgjobs.jobs_live AS j
+    SET status = 'queued',
+        run_at = now() + make_interval(secs => u.delay),
+        finished_at = NULL,
+        worker_id = NULL,
+        errors = CASE WHEN u.error IS NULL THEN j.errors
+                      ELSE j.errors || jsonb_build_array(u.error || jsonb_build_object('at', now())) END,
+        result = u.result
+    FROM u
+    WHERE j.id = u.id
+      AND u.status = 'queued'
+      AND j.id = ANY (CAST(:ids AS bigint[]))
+      AND (j.status = 'running'
+           AND j.worker_id = CAST(:worker_id AS bigint)
+           AND j.attempts = u.attempt) IS TRUE
+    RETURNING j.id
+)
+SELECT id FROM finished
+UNION ALL
+SELECT id FROM requeued

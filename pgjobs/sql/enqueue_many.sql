@@ -9,7 +9,7 @@
 -- queue that got a job due now are woken (pgjobs.wake notifies only when one
 -- is waiting: README, How it works: Enqueue and the conditional NOTIFY).
 WITH inserted AS (
-    INSERT INTO pgjobs.jobs (task, args, queue, priority, run_at, fingerprint, max_attempts, meta)
+    INSERT INTO pgjobs.jobs_live (task, args, queue, priority, run_at, fingerprint, max_attempts, meta)
     SELECT t, a, q, p, coalesce(r, now() + make_interval(secs => d)), f, m, coalesce(x, '{}'::jsonb)
     FROM unnest(
         CAST(:tasks AS text[]),

@@ -2,7 +2,7 @@
 -- is not counted: the job did not fail, the worker stopped. Waiting workers
 -- of those queues are woken.
 WITH released AS (
-    UPDATE pgjobs.jobs
+    UPDATE pgjobs.jobs_live
     SET status = 'queued', worker_id = NULL, started_at = NULL,
         attempts = greatest(attempts - 1, 0), run_at = now()
     WHERE id = ANY (CAST(:ids AS bigint[]))

@@ -11,7 +11,7 @@
 -- is still on its way is left alone. The attempt is not counted, as in
 -- release.sql: the handler never ran. Waiting workers of those queues are woken.
 WITH released AS (
-    UPDATE pgjobs.jobs
+    UPDATE pgjobs.jobs_live
     SET status = 'queued', worker_id = NULL, started_at = NULL,
         attempts = greatest(attempts - 1, 0), run_at = now()
     WHERE status = 'running'

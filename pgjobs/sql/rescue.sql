@@ -35,7 +35,7 @@
 -- are read from shared memory, in time proportional to the locks held and
 -- the connections open in the whole server; pgjobs.workers (a row per live
 -- worker) is scanned; the running jobs are read through
--- jobs_running_worker_idx, the partial index of running jobs, so the
+-- jobs_live_running_worker_idx, the partial index of running jobs, so the
 -- statement never touches queued or finished rows. Measured on PostgreSQL
 -- 15 with 50 workers holding their locks, 2,000 running jobs and 1,010,000
 -- queued and finished rows: 0.7 ms of execution at the median, custom or
@@ -45,6 +45,9 @@
 -- The orphaned ids are handed to the UPDATE as an array (an InitPlan), so
 -- that it finds them through the primary key in every plan; joined to it,
 -- the planner could hash the whole table (tests/integration/test_rescuer.py).
+--
+-- Jobs with no attempts left move to pgjobs.job_history as failed, in this
+-- statement; the others are requeued in place.
 --
 -- All CTEs share one snapshot, so the DELETE's victims are matched through
 -- `dead`, not through the NOT EXISTS (which still sees them).
@@ -85,20 +88,16 @@ dead AS (
                   secs => CAST(:stale_after AS double precision)) AS by_lock
 ),
 orphaned AS (
-    SELECT j.id
-    FROM pgjobs.jobs AS j
+    SELECT j.id, j.attempts >= j.max_attempts AS exhausted
+    FROM pgjobs.jobs_live AS j
     WHERE j.status = 'running'
       AND (j.worker_id IN (SELECT id FROM dead)
            OR NOT EXISTS (SELECT 1 FROM pgjobs.workers AS w WHERE w.id = j.worker_id))
     FOR NO KEY UPDATE SKIP LOCKED
 ),
-rescued AS (
-    UPDATE pgjobs.jobs AS j
-    SET status = CASE WHEN j.attempts >= j.max_attempts
-                      THEN 'failed'::pgjobs.job_status ELSE 'queued'::pgjobs.job_status END,
-        finished_at = CASE WHEN j.attempts >= j.max_attempts THEN now() END,
-        run_at = now(),
-        errors = j.errors || jsonb_build_array(jsonb_build_object(
+lost AS (
+    -- The error entry of each orphan, by job id.
+    SELECT j.id, jsonb_build_array(jsonb_build_object(
             'attempt', j.attempts,
             'at', now(),
             'type', 'pgjobs.WorkerLost',
@@ -108,10 +107,42 @@ rescued AS (
                             ' job (its liveness lock was released)', j.worker_id)
                 ELSE format('worker %s stopped heartbeating while running this job', j.worker_id)
             END,
-            'traceback', NULL)),
-        worker_id = NULL
+            'traceback', NULL)) AS entry
+    FROM pgjobs.jobs_live AS j
     WHERE j.id = ANY (ARRAY(SELECT id FROM orphaned))
+),
+-- No attempts left: the job fails, and moves to the history (as completion
+-- moves a finished job). Otherwise it goes back to the queue, in place.
+exhausted AS (
+    DELETE FROM pgjobs.jobs_live AS j
+    WHERE j.id = ANY (ARRAY(SELECT id FROM orphaned WHERE exhausted))
+    RETURNING j.*
+),
+failed AS (
+    INSERT INTO pgjobs.job_history (id, queue, task, args, priority, status, run_at, attempts,
+                                    max_attempts, fingerprint, worker_id, started_at, created_at,
+                                    finished_at, errors, result, meta)
+    SELECT e.id, e.queue, e.task, e.args, e.priority, 'failed', now(), e.attempts,
+           e.max_attempts, e.fingerprint, e.worker_id, e.started_at, e.created_at, now(),
+           e.errors || l.entry, e.result, e.meta
+    FROM exhausted AS e JOIN lost AS l ON l.id = e.id
+    RETURNING id, queue, status
+),
+requeued AS (
+    UPDATE pgjobs.jobs_live AS j
+    SET status = 'queued',
+        run_at = now(),
+        errors = j.errors || l.entry,
+        worker_id = NULL
+    FROM lost AS l
+    WHERE j.id = ANY (ARRAY(SELECT id FROM orphaned WHERE NOT exhausted))
+      AND l.id = j.id
     RETURNING j.id, j.queue, j.status
+),
+rescued AS (
+    SELECT * FROM failed
+    UNION ALL
+    SELECT * FROM requeued
 )
 SELECT
     (SELECT count(*) FROM dead) AS dead_workers,

@@ -11,11 +11,11 @@
 -- priorities. A served queue costs one probe and a look at pgjobs.workers.
 -- Two queue names with the same 32-bit hash would show as one of them.
 WITH RECURSIVE queues AS (
-    (SELECT queue FROM pgjobs.jobs WHERE status = 'queued' ORDER BY hashtext(queue) LIMIT 1)
+    (SELECT queue FROM pgjobs.jobs_live WHERE status = 'queued' ORDER BY hashtext(queue) LIMIT 1)
     UNION ALL
     SELECT (
         SELECT j.queue
-        FROM pgjobs.jobs AS j
+        FROM pgjobs.jobs_live AS j
         WHERE j.status = 'queued' AND hashtext(j.queue) > hashtext(q.queue)
         ORDER BY hashtext(j.queue)
         LIMIT 1
@@ -43,7 +43,7 @@ CROSS JOIN LATERAL (
     SELECT count(*) AS n
     FROM (
         SELECT 1
-        FROM pgjobs.jobs AS j
+        FROM pgjobs.jobs_live AS j
         WHERE j.status = 'queued'
           AND hashtext(j.queue) = hashtext(u.queue)
           AND j.queue = u.queue
@@ -56,7 +56,7 @@ CROSS JOIN LATERAL (
     FROM generate_series(0, 4) AS p (priority)
     CROSS JOIN LATERAL (
         SELECT j.run_at
-        FROM pgjobs.jobs AS j
+        FROM pgjobs.jobs_live AS j
         WHERE j.status = 'queued'
           AND hashtext(j.queue) = hashtext(u.queue)
           AND j.queue = u.queue

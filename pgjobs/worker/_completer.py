@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from typing import Any
 
+from psycopg import errors
 from psycopg_pool import AsyncConnectionPool
 
 from pgjobs import _rows
@@ -128,9 +129,19 @@ class Completer(Service):
 
     async def _write(self, batch: list[Outcome]) -> None:
         # One round trip per batch (autocommit); its commit waits for the disk.
-        ids = await self.hot.fetch(
-            "complete", batch_params(self.worker_id, batch), _rows.column_row("id")
-        )
+        params = batch_params(self.worker_id, batch)
+        try:
+            ids = await self.hot.fetch("complete", params, _rows.column_row("id"))
+        except errors.CheckViolation as exc:
+            # No history partition for now(): the leader makes them days
+            # ahead, so this means no leader has run for that long. The batch
+            # failed as a whole (nothing written); make the partition and
+            # write it again, rather than fail the worker.
+            if "no partition" not in str(exc):
+                raise
+            self._log.warning("completer.history_partition_missing", error=str(exc).strip())
+            await self.hot.fetch("history_cover_now", {}, _rows.column_row("made"))
+            ids = await self.hot.fetch("complete", params, _rows.column_row("id"))
         if len(ids) < len(batch):
             written = set(ids)
             lost = [o.job_id for o in batch if o.job_id not in written]

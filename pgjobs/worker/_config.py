@@ -7,6 +7,26 @@ from dataclasses import dataclass, field
 from pgjobs._options import check_queue
 from pgjobs.errors import ConfigurationError
 
+#: The shortest retention: a minute (a history partition is at least 15).
+MIN_RETENTION = 60.0
+
+
+def check_partition_interval(seconds: float) -> None:
+    """Refuse a history partition interval that does not divide a day.
+
+    The rule is pgjobs.history_step_valid's (migration 0009): whole minutes,
+    from 15 minutes to a day, dividing a day evenly, so that partitions line
+    up on midnight UTC whatever interval made them.
+
+    Raises:
+        ConfigurationError: naming the accepted range.
+    """
+    if not (900 <= seconds <= 86_400 and seconds % 60 == 0 and 86_400 % seconds == 0):
+        raise ConfigurationError(
+            "a history partition interval must divide a day evenly, from 15 minutes to "
+            f"1 day (15m, 20m, 30m, 1h, 2h, 3h, 4h, 6h, 8h, 12h or 1d); got {seconds:g} seconds"
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class WorkerConfig:
@@ -46,10 +66,16 @@ class WorkerConfig:
         cron_grace: how late a tick may fire and still count as on time.
             Older missed ticks fire only within their schedule's backfill.
         prune_interval: how often the pruner runs (with ±20% jitter).
-        prune_batch: jobs deleted per statement at most.
-        retention_succeeded: seconds a succeeded job is kept; None keeps it.
-        retention_cancelled: seconds a cancelled job is kept; None keeps it.
-        retention_failed: seconds a failed (dead-lettered) job is kept; None keeps it.
+        prune_batch: finished jobs moved from the live table to the history
+            per statement at most (rows an upgrade or an operator left there).
+        retention_succeeded: seconds a succeeded job is kept at least (whole
+            history partitions are dropped, so at most one
+            `partition_interval` more); None keeps it. At least 60.
+        retention_cancelled: the same for cancelled jobs.
+        retention_failed: the same for failed (dead-lettered) jobs.
+        partition_interval: seconds of finished_at per history partition,
+            dividing a day evenly: 900 (15 minutes) to 86400 (a day).
+        partition_ahead: seconds of history partitions made ahead of now.
         unserved_interval: how often the leader logs the queues that have
             due jobs and no live worker (`leader.unserved_queue`).
         health_port: the TCP port of the worker's /livez and /readyz
@@ -81,10 +107,12 @@ class WorkerConfig:
     leader_dsn: str | None = None
     cron_grace: float = 10.0
     prune_interval: float = 60.0
-    prune_batch: int = 1000
+    prune_batch: int = 5000
     retention_succeeded: float | None = 86_400.0
     retention_cancelled: float | None = 86_400.0
     retention_failed: float | None = 7 * 86_400.0
+    partition_interval: float = 86_400.0
+    partition_ahead: float = 2 * 86_400.0
     unserved_interval: float = 60.0
     # -- health probes (pgjobs/worker/_health.py) --
     health_port: int | None = None
@@ -134,7 +162,14 @@ class WorkerConfig:
             raise ConfigurationError(f"health_port must be 0 to 65535, got {self.health_port}")
         for name in ("retention_succeeded", "retention_cancelled", "retention_failed"):
             value = getattr(self, name)
-            if value is not None and not value >= 0:
+            if value is not None and not value >= MIN_RETENTION:
                 raise ConfigurationError(
-                    f"{name} must be >= 0 seconds, or None to keep those jobs; got {value}"
+                    f"{name} must be at least {MIN_RETENTION:g} seconds (a minute), "
+                    f"or None to keep those jobs; got {value}"
                 )
+        check_partition_interval(self.partition_interval)
+        if not self.partition_ahead >= self.partition_interval:
+            raise ConfigurationError(
+                f"partition_ahead ({self.partition_ahead:g}s) must be at least one "
+                f"partition_interval ({self.partition_interval:g}s)"
+            )

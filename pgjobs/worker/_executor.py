@@ -130,7 +130,7 @@ class Executor:
             self._job_log(job).debug("job.succeeded", duration=duration)
         if self.metrics is not None:
             self.metrics.finished(job, "succeeded", time.perf_counter() - started)
-        return _outcome.succeeded(job, result_json)
+        return _outcome.succeeded(job, result_json, keep=task.config.keep_history)
 
     def _recorded(self, job: ClaimedJob, outcome: Outcome) -> Outcome:
         """`outcome`, recorded in the metrics as a run of no time (the handler never ran)."""
@@ -180,7 +180,7 @@ class Executor:
                 f"{type(exc).__name__} raised by the handler; its message could not be read "
                 f"({type(broken).__name__} in __str__)"
             )
-        outcome = _outcome.failed(job, exc, task.config.retry)
+        outcome = _outcome.failed(job, exc, task.config.retry, keep=task.config.keep_history)
         # A NUL in the message would make jsonb refuse the whole batch of outcomes.
         outcome = dataclasses.replace(outcome, error=scrub_nul(outcome.error))
         seconds = time.perf_counter() - started

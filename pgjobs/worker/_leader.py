@@ -271,6 +271,8 @@ def leader_for(
             pool,
             retention,
             config.stale_after,
+            step=config.partition_interval,
+            ahead=config.partition_ahead,
             batch=config.prune_batch,
             interval=config.prune_interval,
             outage=outage,

@@ -38,11 +38,13 @@ class Outcome:
     delay: float  # seconds until the retry; 0 unless status is 'queued'
     error: dict[str, Any] | None
     result_json: str | None
+    #: A finished job goes to the history (False: deleted; the task keeps no history).
+    keep: bool = True
 
 
-def succeeded(job: ClaimedJob, result_json: str | None) -> Outcome:
+def succeeded(job: ClaimedJob, result_json: str | None, *, keep: bool = True) -> Outcome:
     """The job ran to completion."""
-    return Outcome(job.id, job.attempts, "succeeded", 0.0, None, result_json)
+    return Outcome(job.id, job.attempts, "succeeded", 0.0, None, result_json, keep)
 
 
 def error_entry(job: ClaimedJob, exc: BaseException) -> dict[str, Any]:
@@ -64,7 +66,9 @@ def error_entry(job: ClaimedJob, exc: BaseException) -> dict[str, Any]:
     }
 
 
-def failed(job: ClaimedJob, exc: BaseException, policy: RetryPolicy | None) -> Outcome:
+def failed(
+    job: ClaimedJob, exc: BaseException, policy: RetryPolicy | None, *, keep: bool = True
+) -> Outcome:
     """The run raised: retry after the policy's delay, or fail if no attempts remain.
 
     Args:
@@ -76,7 +80,7 @@ def failed(job: ClaimedJob, exc: BaseException, policy: RetryPolicy | None) -> O
     entry = error_entry(job, exc)
     if policy is not None and job.attempts < job.max_attempts:
         return Outcome(job.id, job.attempts, "queued", policy.delay(job.attempts), entry, None)
-    return Outcome(job.id, job.attempts, "failed", 0.0, entry, None)
+    return Outcome(job.id, job.attempts, "failed", 0.0, entry, None, keep)
 
 
 def batch_params(worker_id: int, outcomes: list[Outcome]) -> dict[str, Any]:
@@ -91,4 +95,5 @@ def batch_params(worker_id: int, outcomes: list[Outcome]) -> dict[str, Any]:
         "delays": [float(o.delay) for o in outcomes],
         "errors": [None if o.error is None else dump_json(o.error, "error") for o in outcomes],
         "results": [o.result_json for o in outcomes],
+        "keeps": [o.keep for o in outcomes],
     }

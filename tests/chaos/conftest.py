@@ -397,7 +397,7 @@ def assert_nothing_lost(
                  WHERE e->>'type' = 'pgjobs.WorkerLost'),
                coalesce(array_agg(r.pid ORDER BY r.id) FILTER (WHERE r.id IS NOT NULL), '{}')
         FROM pgjobs.jobs j LEFT JOIN test_runs r ON r.job_key = j.args->>'key'
-        GROUP BY j.id
+        GROUP BY j.id, j.args, j.attempts, j.errors
         """
     ).fetchall()
     assert {key for key, *_ in rows} == keys

@@ -42,10 +42,17 @@ def test_a_fresh_database_is_healthy(dsn, conn):
         assert not_ok.pop("autovacuum").verdict == "fail"
     assert not_ok == {}
     checks = {f.check for f in findings}
-    for check in ("migrations", "xmin", "idle in transaction", "notification queue", "connections"):
+    for check in (
+        "migrations",
+        "xmin",
+        "idle in transaction",
+        "notification queue",
+        "connections",
+        "history",
+    ):
         assert check in checks
-    assert "dead rows jobs" in checks
-    assert "bloat jobs_fetch_idx" in checks
+    assert "dead rows jobs_live" in checks
+    assert "bloat jobs_live_fetch_idx" in checks
 
 
 @pytest.fixture
@@ -77,15 +84,16 @@ def test_an_idle_transaction_is_reported(dsn, held):
 
 
 def test_dead_rows_of_the_jobs_table_are_flagged(dsn, conn):
-    conn.execute("ALTER TABLE pgjobs.jobs SET (autovacuum_enabled = false)")
+    conn.execute("ALTER TABLE pgjobs.jobs_live SET (autovacuum_enabled = false)")
     try:
         conn.execute(
-            "INSERT INTO pgjobs.jobs (task) SELECT 'doctor.bloat' FROM generate_series(1, 30000)"
+            "INSERT INTO pgjobs.jobs_live (task)"
+            " SELECT 'doctor.bloat' FROM generate_series(1, 30000)"
         )
-        conn.execute("DELETE FROM pgjobs.jobs")
+        conn.execute("DELETE FROM pgjobs.jobs_live")
         conn.execute("SELECT pg_stat_force_next_flush()")
         findings = _by_check(_diagnose(dsn))
-        dead = findings["dead rows jobs"]
+        dead = findings["dead rows jobs_live"]
         assert dead.verdict == "fail"
         assert dead.value == 1.0
         assert "30000 dead" in dead.detail
@@ -94,12 +102,12 @@ def test_dead_rows_of_the_jobs_table_are_flagged(dsn, conn):
         assert autovacuum.verdict == "fail"
         assert "autovacuum_enabled=false" in str(autovacuum.value)
     finally:
-        conn.execute("ALTER TABLE pgjobs.jobs RESET (autovacuum_enabled)")
-        conn.execute("VACUUM pgjobs.jobs")
+        conn.execute("ALTER TABLE pgjobs.jobs_live RESET (autovacuum_enabled)")
+        conn.execute("VACUUM pgjobs.jobs_live")
 
 
 def test_reset_autovacuum_parameters_are_flagged(dsn, conn):
-    conn.execute("ALTER TABLE pgjobs.jobs RESET (autovacuum_vacuum_scale_factor)")
+    conn.execute("ALTER TABLE pgjobs.jobs_live RESET (autovacuum_vacuum_scale_factor)")
     try:
         autovacuum = _by_check(_diagnose(dsn))["autovacuum"]
         if _server_autovacuum(conn):
@@ -108,7 +116,7 @@ def test_reset_autovacuum_parameters_are_flagged(dsn, conn):
         else:
             assert autovacuum.verdict == "fail"
     finally:
-        conn.execute("ALTER TABLE pgjobs.jobs SET (autovacuum_vacuum_scale_factor = 0.01)")
+        conn.execute("ALTER TABLE pgjobs.jobs_live SET (autovacuum_vacuum_scale_factor = 0.01)")
 
 
 def test_a_due_job_on_a_queue_no_live_worker_serves(dsn, conn):
@@ -196,3 +204,26 @@ def test_a_pending_migration_fails(scratch_db):
 def test_a_database_without_the_schema_is_one_error(scratch_db):
     with pytest.raises(SchemaVersionError, match="no pgjobs schema"):
         _diagnose(scratch_db)
+
+
+def test_finished_jobs_left_in_the_live_table_and_a_missing_partition_are_named(dsn, conn):
+    """An upgrade leaves finished jobs live for the leader to move; one with no
+    finished_at stays there; a status with no partition for now fails."""
+    conn.execute(
+        "INSERT INTO pgjobs.jobs_live (task, status, finished_at) VALUES ('t', 'succeeded', now())"
+    )
+    history = _by_check(_diagnose(dsn))["history"]
+    assert (history.verdict, history.value) == ("warn", 1)
+    assert "python -m pgjobs migrate" in history.fix
+    conn.execute("INSERT INTO pgjobs.jobs_live (task, status) VALUES ('t', 'failed')")
+    history = _by_check(_diagnose(dsn))["history"]
+    assert (history.verdict, history.value) == ("warn", 1)
+    assert "finished_at = now()" in history.fix
+    (current,) = conn.execute(
+        "SELECT partition::text FROM pgjobs.history_partitions"
+        " WHERE status = 'cancelled' AND from_at <= now() AND now() < to_at"
+    ).fetchone()
+    conn.execute(f"DROP TABLE {current}")
+    history = _by_check(_diagnose(dsn))["history"]
+    assert (history.verdict, history.value) == ("fail", 2)
+    assert "create_history_partitions" in history.fix

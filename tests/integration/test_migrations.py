@@ -216,7 +216,7 @@ def test_0004_and_0005_upgrade_and_downgrade_keeping_dedup_and_wake_ups(empty_db
         assert _wakes(conn, empty_db) == ["waiting"]
         assert _wake_language(conn) == "sql"
         conn.execute("TRUNCATE pgjobs.jobs")
-    assert _migrate.upgrade(empty_db) == ("0003", _migrate.SCHEMA_REVISION)
+    assert _migrate.upgrade(empty_db, "0008") == ("0003", "0008")
     with psycopg.connect(empty_db, autocommit=True) as conn:
         assert _fingerprint_index(conn).endswith(
             "WHERE ((status = ANY (ARRAY['queued'::pgjobs.job_status, "
@@ -437,3 +437,133 @@ def test_0008_calls_a_job_in_its_backoff_retrying_and_downgrades(empty_db):
             conn.execute("DROP VIEW IF EXISTS public.my_retrying")
             conn.execute(f'DROP OWNED BY "{reader}"')
             conn.execute(f'DROP ROLE "{reader}"')
+
+
+# -- 0009: the live table and the partitioned history ------------------------------
+
+
+def _jobs(conn) -> list[tuple]:
+    return conn.execute(
+        "SELECT id, status::text, queue, task, args, attempts, finished_at, errors"
+        " FROM pgjobs.jobs ORDER BY id"
+    ).fetchall()
+
+
+def _fill_0008(conn, finished: int, queued: int) -> None:
+    """Finished jobs over the last 10 days, a backlog, one running job, and an odd row."""
+    conn.execute(
+        "INSERT INTO pgjobs.jobs (task, args, status, attempts, started_at, finished_at, errors)"
+        " SELECT 't' || (g %% 7), jsonb_build_object('g', g),"
+        "  (ARRAY['succeeded', 'failed', 'cancelled'])[1 + g %% 3]::pgjobs.job_status, 1,"
+        "  now() - make_interval(secs => g %% 864000), now() - make_interval(secs => g %% 864000),"
+        "  CASE WHEN g %% 3 = 1 THEN '[{\"type\": \"E\"}]'::jsonb ELSE '[]' END"
+        " FROM generate_series(1, %s) AS g",
+        [finished],
+    )
+    conn.execute(
+        "INSERT INTO pgjobs.jobs (task, args, fingerprint) SELECT 'q', jsonb_build_object('g', g),"
+        " CASE WHEN g %% 2 = 0 THEN 'fp' || g END FROM generate_series(1, %s) AS g",
+        [queued],
+    )
+    conn.execute(
+        "INSERT INTO pgjobs.workers (id, host, pid, queues, concurrency) OVERRIDING SYSTEM VALUE"
+        " VALUES (1, 'h', 1, '{default}', 1)"
+    )
+    conn.execute(
+        "INSERT INTO pgjobs.jobs (task, status, worker_id, attempts) VALUES ('r', 'running', 1, 1)"
+    )
+    # Hand-inserted and finished, with no finished_at: carried over unchanged.
+    conn.execute("INSERT INTO pgjobs.jobs (task, status) VALUES ('odd', 'succeeded')")
+
+
+def test_0009_moves_finished_jobs_to_the_history_keeping_every_id(empty_db):
+    _migrate.upgrade(empty_db, "0008")
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        _fill_0008(conn, finished=3000, queued=200)
+        before = _jobs(conn)
+    assert _migrate.upgrade(empty_db) == ("0008", _migrate.SCHEMA_REVISION)
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        # Right after the cutover every job is still where it was, and visible.
+        assert _jobs(conn) == before
+        assert conn.execute("SELECT count(*) FROM pgjobs.job_history").fetchone() == (0,)
+    assert _migrate.move_finished(empty_db, batch=700) == 3000
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        assert _jobs(conn) == before
+        live = dict(conn.execute("SELECT status::text, count(*) FROM pgjobs.jobs_live GROUP BY 1"))
+        assert live == {"queued": 200, "running": 1, "succeeded": 1}  # the odd row stays
+        history = dict(
+            conn.execute("SELECT status::text, count(*) FROM pgjobs.job_history GROUP BY 1")
+        )
+        assert history == {"succeeded": 1000, "failed": 1000, "cancelled": 1000}
+        # The views, the functions and the fingerprint dedup work on the new tables.
+        stats = conn.execute(
+            "SELECT available, running, succeeded, failed, cancelled FROM pgjobs.queue_stats"
+            " WHERE queue = 'default'"
+        ).fetchone()
+        assert stats == (200, 1, 1001, 1000, 1000)
+        assert conn.execute("SELECT count(*) FROM pgjobs.failed_jobs").fetchone() == (1000,)
+        failed_id = conn.execute("SELECT min(id) FROM pgjobs.failed_jobs").fetchone()[0]
+        conn.execute("SELECT pgjobs.retry(%s)", [failed_id])
+        assert conn.execute(
+            "SELECT status::text FROM pgjobs.jobs_live WHERE id = %s", [failed_id]
+        ).fetchone() == ("queued",)
+        assert conn.execute("SELECT pgjobs.enqueue('q', fingerprint => 'fp2')").fetchone() == (
+            None,
+        )
+        new_id = conn.execute("SELECT pgjobs.enqueue('q')").fetchone()[0]
+        assert new_id > max(row[0] for row in before)
+    _downgrade(empty_db, "0008")
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        assert conn.execute(
+            "SELECT relkind FROM pg_class WHERE oid = 'pgjobs.jobs'::regclass"
+        ).fetchone() == ("r",)
+        assert conn.execute("SELECT count(*) FROM pgjobs.jobs").fetchone() == (len(before) + 1,)
+        conn.execute("SELECT pgjobs.cancel(%s)", [new_id])
+    _migrate.upgrade(empty_db)
+
+
+def test_0009_refuses_a_view_of_yours_over_the_old_table(empty_db):
+    _migrate.upgrade(empty_db, "0008")
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        conn.execute("CREATE VIEW public.my_failures AS SELECT id FROM pgjobs.jobs")
+    with pytest.raises(psycopg.errors.RaiseException, match=r"public\.my_failures"):
+        _migrate.upgrade(empty_db)
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        assert _migrate.current_revision(conn) == "0008"
+        conn.execute("DROP VIEW public.my_failures")
+    assert _migrate.upgrade(empty_db)[1] == _migrate.SCHEMA_REVISION
+
+
+@pytest.mark.slow
+def test_0009_migrates_a_million_finished_jobs_and_ten_thousand_queued_losing_none(empty_db):
+    """The issue's online migration: the cutover is catalog work; the rows move after."""
+    import time
+
+    _migrate.upgrade(empty_db, "0008")
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        _fill_0008(conn, finished=1_000_000, queued=10_000)
+        conn.execute("VACUUM ANALYZE pgjobs.jobs")
+        count, ids = conn.execute("SELECT count(*), sum(id) FROM pgjobs.jobs").fetchone()
+        by_status = dict(conn.execute("SELECT status::text, count(*) FROM pgjobs.jobs GROUP BY 1"))
+    started = time.perf_counter()
+    _migrate.upgrade(empty_db)
+    cutover = time.perf_counter() - started
+    started = time.perf_counter()
+    moved = _migrate.move_finished(empty_db)
+    moving = time.perf_counter() - started
+    print(f"0009 on 1,010,002 jobs: cutover {cutover:.2f} s, then {moved} moved in {moving:.1f} s")
+    assert moved == 1_000_000
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        assert conn.execute("SELECT count(*), sum(id) FROM pgjobs.jobs").fetchone() == (count, ids)
+        assert (
+            dict(conn.execute("SELECT status::text, count(*) FROM pgjobs.jobs GROUP BY 1"))
+            == by_status
+        )
+        assert conn.execute(
+            "SELECT count(*) FROM pgjobs.jobs_live WHERE status = 'queued'"
+        ).fetchone() == (10_000,)
+        assert conn.execute("SELECT count(*) FROM pgjobs.job_history").fetchone() == (1_000_000,)
+        # No id is in both tables.
+        assert conn.execute(
+            "SELECT count(*) FROM pgjobs.jobs_live AS l JOIN pgjobs.job_history AS h USING (id)"
+        ).fetchone() == (0,)

@@ -140,7 +140,7 @@ def test_autovacuum_settings_against_the_migrations():
     reset = Server(**{**SERVER.__dict__, "jobs_reloptions": None})
     finding = _doctor.check_autovacuum(reset)
     assert finding.verdict == "warn"
-    assert "ALTER TABLE pgjobs.jobs SET (autovacuum_vacuum_scale_factor = 0.01" in finding.fix
+    assert "ALTER TABLE pgjobs.jobs_live SET (autovacuum_vacuum_scale_factor = 0.01" in finding.fix
     off = Server(**{**SERVER.__dict__, "autovacuum": False})
     assert _doctor.check_autovacuum(off).verdict == "fail"
     disabled = Server(

@@ -64,5 +64,5 @@ def test_metrics_give_the_depth_of_each_queue_and_the_dead_rows(http: Any, conn:
         oldest = got[("pgjobs_queue_oldest_due_seconds", (("queue", "emails"),))]
         assert 90 <= oldest < 600
         assert got[("pgjobs_queue_oldest_due_seconds", (("queue", "reports"),))] == 0
-        assert ("pgjobs_table_dead_tuples", (("table", "jobs"),)) in got
-        assert got[("pgjobs_table_dead_tuples", (("table", "jobs"),))] >= 0
+        assert ("pgjobs_table_dead_tuples", (("table", "jobs_live"),)) in got
+        assert got[("pgjobs_table_dead_tuples", (("table", "jobs_live"),))] >= 0

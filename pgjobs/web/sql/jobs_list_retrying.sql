@@ -16,7 +16,7 @@
 -- at once, as all of them are collected before the newest are picked.
 WITH retrying AS MATERIALIZED (
     SELECT id, queue, task, status, priority, attempts, max_attempts, run_at, created_at, errors
-    FROM pgjobs.jobs
+    FROM pgjobs.jobs_live
     WHERE status = 'queued'
       AND attempts > 0
       AND (CAST(:queue AS text) IS NULL OR queue = CAST(:queue AS text))

@@ -7,7 +7,7 @@
 -- the primary key (the job_states view's CASE hides that from the planner).
 WITH page AS (
     SELECT *, 'scheduled' AS state
-    FROM pgjobs.jobs
+    FROM pgjobs.jobs_live
     WHERE status = 'queued'
       AND run_at > now() AND attempts = 0
       AND (CAST(:queue AS text) IS NULL OR queue = CAST(:queue AS text))

@@ -8,12 +8,12 @@ WITH queued AS (
            count(*) FILTER (WHERE run_at > now()) AS scheduled,
            CAST(extract(epoch FROM now() - min(run_at) FILTER (WHERE run_at <= now()))
                 AS double precision) AS oldest_available_seconds
-    FROM pgjobs.jobs
+    FROM pgjobs.jobs_live
     WHERE status = 'queued'
     GROUP BY queue
 ), running AS (
     SELECT queue, count(*) AS running
-    FROM pgjobs.jobs
+    FROM pgjobs.jobs_live
     WHERE status = 'running'
     GROUP BY queue
 )

@@ -5,6 +5,6 @@ SELECT queue,
        count(*) FILTER (WHERE status = 'succeeded') AS succeeded,
        count(*) FILTER (WHERE status = 'failed') AS failed,
        count(*) FILTER (WHERE status = 'cancelled') AS cancelled
-FROM pgjobs.jobs
+FROM pgjobs.job_history
 WHERE status IN ('succeeded', 'failed', 'cancelled')
 GROUP BY queue

@@ -9,4 +9,5 @@ SELECT unnest(queues) FROM pgjobs.workers
 UNION
 SELECT unnest(CAST(CAST(s.most_common_vals AS text) AS text[]))
 FROM pg_stats AS s
-WHERE s.schemaname = 'pgjobs' AND s.tablename = 'jobs' AND s.attname = 'queue'
+WHERE s.schemaname = 'pgjobs' AND s.attname = 'queue'
+  AND (s.tablename = 'jobs_live' OR s.tablename LIKE 'job\_history\_%')

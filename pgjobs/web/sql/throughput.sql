@@ -10,7 +10,7 @@ WITH minutes AS (
            ) AS minute
 ), finished AS (
     SELECT date_trunc('minute', finished_at) AS minute, status
-    FROM pgjobs.jobs
+    FROM pgjobs.job_history
     WHERE status IN ('succeeded', 'failed', 'cancelled')
       AND finished_at >= date_trunc('minute', now())
                          - make_interval(mins => CAST(:minutes AS integer) - 1)

@@ -9,7 +9,7 @@ SELECT w.id,
        w.last_seen_at,
        CAST(extract(epoch FROM now() - w.last_seen_at) AS double precision) AS heartbeat_age,
        ARRAY(
-           SELECT j.id FROM pgjobs.jobs AS j
+           SELECT j.id FROM pgjobs.jobs_live AS j
            WHERE j.status = 'running' AND j.worker_id = w.id
            ORDER BY j.id
            LIMIT 50
