@@ -177,7 +177,7 @@ def job_spec(
         raise ConfigurationError(f"task name must be 1 to 255 characters, got {task!r}")
     if app is None:
         return JobSpec(task, dump_args(dict(args)), EnqueueOptions().merge(options))
-    if task not in app.tasks:
+    if app.task_for(task) is None:
         # Whatever app.strict says: naming an App asks for the check.
         raise UnknownTaskError(task, list(app.tasks))
     return app.job(task, dict(args), **options)
