@@ -63,7 +63,7 @@ def test_names_and_patterns_that_are_accepted(name):
 
 def test_registering_a_bad_pattern_registers_nothing():
     app = pgjobs.App(dsn="postgresql://nowhere.invalid/none")
-    with pytest.raises(ConfigurationError, match="reports.daily"):
+    with pytest.raises(ConfigurationError, match=r"reports\.daily"):
 
         @app.task(name="reports*")
         def handler() -> None: ...
