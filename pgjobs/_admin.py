@@ -165,8 +165,9 @@ def job_spec(
 
     Without `app` any name is accepted (like the pgjobs.enqueue SQL function)
     and unset options take pgjobs' defaults. With `app` the name must be one of
-    its tasks, the arguments must fit its signature, and unset options take
-    the task's defaults. The options are those of `Task.options`.
+    its tasks (or one that a pattern such as `reports.*` serves), the arguments
+    must fit its signature, and unset options take the task's defaults. The
+    options are those of `Task.options`.
 
     Raises:
         UnknownTaskError: `app` is given and does not know the name.
