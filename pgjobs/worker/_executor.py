@@ -134,11 +134,13 @@ class Executor:
                 )
             else:
                 running = self._call(task, args, kwargs)
-            result = await asyncio.wait_for(running, task.config.timeout)
+            timeout = task.config.timeout
+            # wait_for(x, None) only awaits x, through a coroutine of its own.
+            result = await running if timeout is None else await asyncio.wait_for(running, timeout)
         except TimeoutError:
             limit = task.config.timeout
-            timeout = TaskTimeoutError(f"the handler ran past its timeout of {limit}s")
-            return self._failure(job, task, timeout, started)
+            overran = TaskTimeoutError(f"the handler ran past its timeout of {limit}s")
+            return self._failure(job, task, overran, started)
         except asyncio.CancelledError:
             if self.metrics is not None:  # a stopping worker gives the job back
                 self.metrics.released(job, time.perf_counter() - started)
