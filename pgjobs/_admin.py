@@ -165,8 +165,9 @@ def job_spec(
 
     Without `app` any name is accepted (like the pgjobs.enqueue SQL function)
     and unset options take pgjobs' defaults. With `app` the name must be one of
-    its tasks, the arguments must fit its signature, and unset options take
-    the task's defaults. The options are those of `Task.options`.
+    its tasks (or one that a pattern such as `reports.*` serves), the arguments
+    must fit its signature, and unset options take the task's defaults. The
+    options are those of `Task.options`.
 
     Raises:
         UnknownTaskError: `app` is given and does not know the name.
@@ -177,7 +178,7 @@ def job_spec(
         raise ConfigurationError(f"task name must be 1 to 255 characters, got {task!r}")
     if app is None:
         return JobSpec(task, dump_args(dict(args)), EnqueueOptions().merge(options))
-    if task not in app.tasks:
+    if app.task_for(task) is None:
         # Whatever app.strict says: naming an App asks for the check.
         raise UnknownTaskError(task, list(app.tasks))
     return app.job(task, dict(args), **options)

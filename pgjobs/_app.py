@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import inspect
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ParamSpec, TypeVar, Unpack, overload
@@ -11,13 +12,14 @@ from typing import Any, ParamSpec, TypeVar, Unpack, overload
 import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
-from pgjobs import _connect, _cron, _dsn, _enqueue, _schedule
+from pgjobs import _connect, _cron, _dsn, _enqueue, _routing, _schedule
+from pgjobs._context import Middleware
 from pgjobs._enqueue import AsyncConn, JobSpec, SyncConn
 from pgjobs._job import Priority
 from pgjobs._options import EnqueueKwargs, EnqueueOptions, check_queue
 from pgjobs._retry import Exponential, RetryPolicy
 from pgjobs._serde import DEFAULT_MAX_PAYLOAD_BYTES, dump_args
-from pgjobs._task import Task, TaskConfig, task_name
+from pgjobs._task import PrefixTask, Task, TaskConfig, task_name
 from pgjobs.errors import (
     AmbiguousTaskError,
     ConfigurationError,
@@ -27,6 +29,7 @@ from pgjobs.errors import (
 
 P = ParamSpec("P")
 R = TypeVar("R")
+M = TypeVar("M", bound=Middleware)
 
 # The options of a job whose task this App does not know (strict=False).
 _DEFAULTS = EnqueueOptions()
@@ -62,7 +65,11 @@ class App:
         self.max_payload_bytes = max_payload_bytes
         self.pool_max_size = pool_max_size
         self.pooled = pooled
+        #: Tasks by name; a handler registered for a pattern is under the
+        #: pattern ("reports.*"). See `task_for` for which one serves a job.
         self.tasks: dict[str, Task[Any, Any]] = {}
+        #: The middleware around every run, in declaration order (`middleware`).
+        self.middlewares: list[Middleware] = []
         self.schedules: dict[str, _schedule.Schedule] = {}
         self._lock = threading.Lock()
         self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
@@ -122,6 +129,10 @@ class App:
 
         Args:
             name: the name stored in `jobs.task`; default `module.qualname`.
+                A pattern ending in ".*" (`name="reports.*"`) serves every job
+                whose task name starts with "reports." and has no handler of
+                its own; an exact name wins, then the longest prefix. Such
+                jobs are enqueued by their full name (`app.enqueue`, SQL).
             queue: the default queue of its jobs.
             priority: the default priority, 0 (critical) to 4 (bulk).
             max_attempts: attempts before a job is `failed` (dead-lettered).
@@ -148,20 +159,50 @@ class App:
 
         def register(func: Callable[..., Any]) -> Task[Any, Any]:
             registered = task_name(func) if name is None else name
-            if not registered or len(registered) > 255 or "\x00" in registered:
-                raise ConfigurationError(
-                    f"task name {registered!r} is not usable: it must be 1 to 255 characters "
-                    "with no NUL; pass another name='...'"
-                )
+            _routing.check_name(registered)
             if registered in self.tasks:
                 raise ConfigurationError(
                     f"task name {registered!r} is registered twice; give one of them name='...'"
                 )
-            task: Task[Any, Any] = Task(self, func, registered, defaults, config)
+            kind = PrefixTask if _routing.is_pattern(registered) else Task
+            task: Task[Any, Any] = kind(self, func, registered, defaults, config)
             self.tasks[registered] = task
             return task
 
         return register(fn) if fn is not None else register
+
+    def task_for(self, name: str) -> Task[Any, Any] | None:
+        """The task that runs jobs named `name`: its own, else the longest matching pattern's."""
+        registered = _routing.route(self.tasks, name)
+        return None if registered is None else self.tasks[registered]
+
+    # -- middleware --------------------------------------------------------
+
+    def middleware(self, fn: M) -> M:
+        """Wrap every run of every task (sync and async handlers) in `fn`; usable as a decorator.
+
+        The signature is `async def fn(job: pgjobs.JobContext, call_next) -> Any`:
+        `await call_next()` runs the rest of the chain and returns the
+        handler's result (a sync handler runs in its thread inside the
+        innermost call). What `fn` returns is the job's result; what it
+        raises fails the attempt as a handler's error would (and is retried
+        by the task's policy). Returning without calling `call_next` skips
+        the handler. Middleware runs in declaration order, the first
+        declared outermost, inside the task's timeout; a worker takes the
+        list as it is when it starts.
+
+        Raises:
+            ConfigurationError: `fn` is not an async function.
+        """
+        # An async function, or an object whose __call__ is one (a circuit breaker's state).
+        if not (inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(type(fn).__call__)):
+            raise ConfigurationError(
+                f"middleware {fn!r} is not an async function: a middleware is "
+                "`async def mw(job, call_next)` and awaits call_next() (it wraps sync "
+                "handlers too, which run in their thread inside call_next)"
+            )
+        self.middlewares.append(fn)
+        return fn
 
     # -- cron schedules (the model and its checks live in pgjobs/_schedule.py) --
 
@@ -186,6 +227,10 @@ class App:
             ConfigurationError: a bad expression or timezone, or a name taken.
         """
         _schedule.parse_backfill(backfill, name or expression)
+        if name is not None and _routing.is_pattern(name):
+            raise ConfigurationError(
+                f"cron name {name!r} is a pattern: a schedule fires one full task name"
+            )
         _cron.parse(expression, tz)  # fail before anything is registered
 
         def register(fn: Callable[P, R]) -> Task[P, R]:
@@ -267,7 +312,12 @@ class App:
             TypeError: an option that does not exist.
         """
         args = dict(args or {})
-        registered = self.tasks.get(task)
+        if _routing.is_pattern(task):
+            raise ConfigurationError(
+                f"{task!r} is a pattern, not a task name: a job needs a full name, "
+                f"such as '{task[:-1]}daily'"
+            )
+        registered = self.task_for(task)
         if registered is None and self.strict:
             raise UnknownTaskError(task, list(self.tasks))
         if registered is not None:
@@ -437,7 +487,8 @@ def resolve_task_name(registered: Iterable[str], name: str) -> str:
     command line. A short name stands for the one registered name that ends
     with it after a dot: its last dotted part (`send_welcome` for
     `myapp.jobs.send_welcome`), its qualname (`Mailer.send` for
-    `myapp.jobs.Mailer.send`), or a longer tail. An exact match always wins.
+    `myapp.jobs.Mailer.send`), or a longer tail. An exact match always wins, then a
+    name that a pattern (`reports.*`) serves, stored as it is given.
 
     Args:
         registered: the App's task names (`app.tasks`).
@@ -451,8 +502,8 @@ def resolve_task_name(registered: Iterable[str], name: str) -> str:
         AmbiguousTaskError: more than one registered name ends with `name`.
     """
     names = list(registered)
-    if name in names:
-        return name
+    if _routing.route(names, name) is not None:
+        return name  # its own name, or one that a pattern ("reports.*") serves
     matches = sorted(n for n in names if n.endswith("." + name))
     if len(matches) == 1:
         return matches[0]

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from pgjobs._cron import Cron, parse
 from pgjobs._options import check_priority, check_queue
+from pgjobs._routing import is_pattern, route
 from pgjobs._serde import DEFAULT_MAX_PAYLOAD_BYTES, dump_args
 from pgjobs._task import Task
 from pgjobs.errors import ArgumentsError, ConfigurationError
@@ -105,6 +106,11 @@ def declare(
     else:
         raise ConfigurationError(
             f"schedule {name!r}: task must be a registered Task or a task name, got {task!r}"
+        )
+    if is_pattern(task_name):
+        raise ConfigurationError(
+            f"schedule {name!r} fires {task_name!r}, a pattern: a job needs a full name. "
+            f"Pass task='{task_name[:-1]}<name>' (the pattern's handler runs it)"
         )
     try:
         args_json = dump_args(arguments, max_bytes=max_payload_bytes)
@@ -209,7 +215,8 @@ def rows(app: Registry) -> list[dict[str, Any]]:
     """
     result = []
     for schedule in app.schedules.values():
-        task = app.tasks.get(schedule.task)
+        registered = route(app.tasks, schedule.task)
+        task = None if registered is None else app.tasks[registered]
         if task is None:
             known = ", ".join(sorted(app.tasks)) or "(none)"
             raise ConfigurationError(

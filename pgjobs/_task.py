@@ -200,6 +200,20 @@ class Task(Generic[P, R]):
         return await Call(self, self.defaults, None).enqueue_async(*args, **kwargs)
 
 
+class PrefixTask(Task[P, R]):
+    """A task registered for a name pattern (`name="reports.*"`): it serves jobs
+    enqueued under full names (`app.enqueue("reports.daily", ...)`, or SQL), and
+    has no name of its own to enqueue under."""
+
+    def _make_job(
+        self, options: EnqueueOptions, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> JobSpec:
+        raise ConfigurationError(
+            f"{self.name!r} is a pattern, not a task name: a job needs a full name. "
+            f"Enqueue by name with app.enqueue('{self.name[:-1]}<name>', {{...}})"
+        )
+
+
 class Call(Generic[P, R]):
     """A task with per-call options applied: `task.options(...)`."""
 

@@ -10,6 +10,8 @@ __all__ = [
     "DuplicateJobError",
     "HandlerExitError",
     "InvalidTransitionError",
+    "JobCancelledError",
+    "JobContextError",
     "JobNotFoundError",
     "PgjobsError",
     "SchemaVersionError",
@@ -89,3 +91,19 @@ class TaskTimeoutError(PgjobsError, TimeoutError):
 
 class HandlerExitError(PgjobsError):
     """A handler called sys.exit() or raised KeyboardInterrupt: the job fails, the worker lives."""
+
+
+class JobContextError(PgjobsError, LookupError):
+    """`pgjobs.current_job()` was called outside a job handler."""
+
+
+class JobCancelledError(PgjobsError):
+    """The job was asked to stop: `current_job().raise_if_cancelled()` raises it."""
+
+    def __init__(self, job_id: int) -> None:
+        self.job_id = job_id
+        super().__init__(
+            f"job {job_id} was cancelled while it ran; the handler stopped at "
+            "raise_if_cancelled(). Nothing to fix unless the cancel was a mistake: "
+            "enqueue the job again."
+        )

@@ -109,7 +109,7 @@ async def submit_job(request: Request) -> Response:
     dash = _dash(request)
     who = _admin_request(request)
     sub = _http.submission(await read_json_object(request))
-    if sub.task not in dash.app.tasks:
+    if dash.app.task_for(sub.task) is None:
         raise UnknownTaskError(sub.task, list(dash.app.tasks))
     spec = dash.app.job(
         sub.task,

@@ -12,6 +12,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from pgjobs import _admin
+from pgjobs._routing import is_pattern
 from pgjobs.errors import JobNotFoundError
 from pgjobs.web import _api, _auth, _http, _queries
 from pgjobs.web._auth import Principal
@@ -200,7 +201,9 @@ async def jobs(request: Request) -> Response:
     async with dash.db.connection() as conn:
         count = await _queries.count_jobs(conn, query.filter) if query.fingerprint is None else None
         queue_names = [q.name for q in await _queries.queues(conn)]
-        task_names = sorted(set(dash.app.tasks) | set(await _queries.task_names(conn)))
+        # A pattern ("reports.*") is no job's name: the jobs it serves are listed by theirs.
+        registered = {name for name in dash.app.tasks if not is_pattern(name)}
+        task_names = sorted(registered | set(await _queries.task_names(conn)))
     base = path_for(request, "jobs")
     return render(
         request,

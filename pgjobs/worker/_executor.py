@@ -9,10 +9,12 @@ import dataclasses
 import functools
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from pgjobs import _routing
+from pgjobs._context import JobContext, Middleware, chain, reset_current, set_current
 from pgjobs._log import get_logger
 from pgjobs._serde import dump_json, scrub_nul
 from pgjobs._task import Task
@@ -52,6 +54,7 @@ class Executor:
         worker_id: the worker's row id, carried by every job event it logs.
         metrics: where to record each job's outcome, run time and wait; None
             records nothing, at the cost of one test per job.
+        middleware: run around every handler, the first outermost (`App.middleware`).
     """
 
     def __init__(
@@ -60,9 +63,14 @@ class Executor:
         threads: int,
         worker_id: int | None = None,
         metrics: Metrics | None = None,
+        middleware: Sequence[Middleware] = (),
     ) -> None:
         self.tasks = tasks
         self.metrics = metrics
+        self.worker_id = worker_id
+        self.middleware = tuple(middleware)
+        #: The context of each job whose handler runs, by job id (see `cancel`).
+        self.contexts: dict[int, JobContext] = {}
         # A sync handler that overruns its timeout cannot be stopped: its job
         # is recorded as failed and its slot freed, but its thread sleeps on.
         # Spare threads keep such abandoned ones from starving the jobs that
@@ -93,6 +101,11 @@ class Executor:
         """
         task = self.tasks.get(job.task)
         if task is None:
+            # Not the name of a task: a pattern ("reports.*") may serve it.
+            registered = _routing.route(self.tasks, job.task)
+            if registered is not None:
+                task = self.tasks[registered]
+        if task is None:
             unknown = UnknownTaskError(job.task, list(self.tasks))
             self._job_log(job).error("job.failed", error=str(unknown), retryable=False)
             return self._recorded(job, _outcome.failed(job, unknown, None))
@@ -105,19 +118,38 @@ class Executor:
         debug = self._debug
         if debug:
             self._job_log(job).debug("job.started")
+        # The context is current in this job's asyncio task (and so in the
+        # copy a sync handler's thread runs in) until the handler is done.
+        context = JobContext(job, self.worker_id)
+        self.contexts[job.id] = context
+        token = set_current(context)
         started = time.perf_counter()
         try:
-            result = await asyncio.wait_for(self._call(task, args, kwargs), task.config.timeout)
+            if self.middleware:
+                running = _shield_exit_async(
+                    chain,
+                    self.middleware,
+                    context,
+                    functools.partial(self._call, task, args, kwargs),
+                )
+            else:
+                running = self._call(task, args, kwargs)
+            timeout = task.config.timeout
+            # wait_for(x, None) only awaits x, through a coroutine of its own.
+            result = await running if timeout is None else await asyncio.wait_for(running, timeout)
         except TimeoutError:
             limit = task.config.timeout
-            timeout = TaskTimeoutError(f"the handler ran past its timeout of {limit}s")
-            return self._failure(job, task, timeout, started)
+            overran = TaskTimeoutError(f"the handler ran past its timeout of {limit}s")
+            return self._failure(job, task, overran, started)
         except asyncio.CancelledError:
             if self.metrics is not None:  # a stopping worker gives the job back
                 self.metrics.released(job, time.perf_counter() - started)
             raise
         except Exception as exc:  # the handler's own failure, whatever it is
             return self._failure(job, task, exc, started)
+        finally:
+            reset_current(token)
+            self.contexts.pop(job.id, None)
 
         result_json = None
         if task.config.keep_result and result is not None:
@@ -131,6 +163,18 @@ class Executor:
         if self.metrics is not None:
             self.metrics.finished(job, "succeeded", time.perf_counter() - started)
         return _outcome.succeeded(job, result_json, keep=task.config.keep_history)
+
+    def cancel(self, job_id: int) -> bool:
+        """Set `cancelled` in the context of a job whose handler runs here; False if none does.
+
+        Cooperative: the handler sees `current_job().cancelled` turn true, and
+        stops where it checks (`raise_if_cancelled()`).
+        """
+        context = self.contexts.get(job_id)
+        if context is None:
+            return False
+        context._mark_cancelled()
+        return True
 
     def _recorded(self, job: ClaimedJob, outcome: Outcome) -> Outcome:
         """`outcome`, recorded in the metrics as a run of no time (the handler never ran)."""

@@ -251,7 +251,11 @@ class _Session:
         self.slots = worker._slots
         self.log = worker._log.bind(worker_id=worker_id)
         self.executor = Executor(
-            worker.app.tasks, config.concurrency, worker_id=worker_id, metrics=worker.metrics
+            worker.app.tasks,
+            config.concurrency,
+            worker_id=worker_id,
+            metrics=worker.metrics,
+            middleware=worker.app.middlewares,
         )
         # The claims and the outcome batches each keep a connection of their
         # own (HotConnection): through the pool they cost the drain 8%, and

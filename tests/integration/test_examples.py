@@ -19,11 +19,13 @@ EXPECTED = {
     "psycopg_transaction.py": "after commit: 1 job for user",
     "sqlalchemy_session.py": "after commit: 1 job for order",
     "fastapi_app.py": "after the worker: succeeded",
+    "middleware_routing.py": "reports.weekly: succeeded {'day': '2026-01-05', 'report': 'weekly'}",
 }
 ALSO_EXPECTED = {
     "psycopg_transaction.py": "after rollback: 0 jobs for user",
     "sqlalchemy_session.py": "after rollback: 0 jobs for order",
     "fastapi_app.py": "declined order: 402",
+    "middleware_routing.py": "reports.monthly: succeeded {'skipped': 'reports.monthly'}",
 }
 
 

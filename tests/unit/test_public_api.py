@@ -10,17 +10,21 @@ def test_top_level_names_are_pinned():
     assert pgjobs.__all__ == [
         "App",
         "Call",
+        "CallNext",
         "Constant",
         "Exponential",
         "Job",
+        "JobContext",
         "JobSpec",
         "Linear",
+        "Middleware",
         "Priority",
         "RetryPolicy",
         "Status",
         "Task",
         "Worker",
         "WorkerConfig",
+        "current_job",
     ]
     assert pgjobs.__all__ == sorted(pgjobs.__all__)
     for name in pgjobs.__all__:

@@ -52,6 +52,22 @@ SNIPPET = textwrap.dedent(
     app.job("t", run_at="2030-01-01")  # error: run_at is a datetime
     app.job("t", meta=["m"])  # error: meta is a dict
 
+    # The job context and middleware.
+    @app.middleware
+    async def timing(job: pgjobs.JobContext, call_next: pgjobs.CallNext) -> Any:
+        return await call_next()
+
+    def not_async(job: pgjobs.JobContext, call_next: pgjobs.CallNext) -> None: ...
+
+    @app.task(name="reports.*")
+    def any_report(day: str) -> str:
+        job = pgjobs.current_job()
+        return job.task + str(job.id + job.attempt) + job.queue + str(job.meta.get("k"))
+
+    any_report.enqueue(3)  # error: wrong argument type
+    app.middleware(not_async)  # error: a middleware is async
+    pgjobs.current_job().attempt.upper()  # error: attempt is an int
+
     # conn=: the connection kinds, sync for enqueue and async for enqueue_async.
     def sync(
         pg: psycopg.Connection[Any],

@@ -147,6 +147,35 @@ def test_submit_unknown_task_is_422_with_the_known_tasks(http: Any) -> None:
     assert r.json()["error"]["known_tasks"] == ["fragile", "noop"]
 
 
+def test_submit_a_name_that_a_pattern_serves(dsn: str, conn: Conn) -> None:
+    import pgjobs
+    from pgjobs.web import create_app
+    from pgjobs.web._serve import serve_in_thread
+    from tests.web.conftest import TOKENS
+
+    routed = pgjobs.App(dsn)
+
+    @routed.task(name="reports.*", queue="reports")
+    def any_report(day: str) -> None:
+        """Every reports.<name> job."""
+
+    server = serve_in_thread(create_app(routed, tokens=TOKENS, refresh_seconds=0, dsn=dsn))
+    try:
+        with httpx.Client(base_url=server.url.rstrip("/"), timeout=15) as http:
+            r = submit(http, task="reports.daily", args={"day": "mon"})
+            assert r.status_code == 201, r.text
+            assert (r.json()["task"], r.json()["queue"]) == ("reports.daily", "reports")
+            r = submit(http, task="reports.daily", args={"month": 1})
+            assert r.status_code == 422
+            assert "missing a required argument: 'day'" in r.json()["error"]["message"]
+            r = submit(http, task="reports.*", args={"day": "mon"})
+            assert r.status_code == 422
+            assert "a pattern, not a task name" in r.json()["error"]["message"]
+    finally:
+        server.stop()
+    assert conn.execute("SELECT task FROM pgjobs.jobs").fetchall() == [("reports.daily",)]
+
+
 @pytest.mark.parametrize(
     ("body", "needle"),
     [

@@ -1,0 +1,153 @@
+"""The running job's context (`pgjobs.current_job()`), and the middleware around each run.
+
+The worker's executor makes one JobContext per run and sets it in a
+contextvar around the handler: an async handler runs in the job's own
+asyncio task, and a sync one in a thread that runs in a copy of that
+context, so both see their own job and nothing else. A middleware gets the
+same object as its first argument.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable, Sequence
+from contextvars import ContextVar
+from typing import Any, Protocol, TypeAlias
+
+from pgjobs.errors import JobCancelledError, JobContextError
+
+
+class _Claimed(Protocol):
+    """The fields of a claimed job that a context reads (the worker's ClaimedJob)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def attempts(self) -> int: ...
+    @property
+    def task(self) -> str: ...
+    @property
+    def queue(self) -> str: ...
+    @property
+    def meta(self) -> dict[str, Any]: ...
+
+
+class JobContext:
+    """The job a handler (or a middleware) is running, from `pgjobs.current_job()`.
+
+    Attributes:
+        id: the job's id.
+        attempt: this run's attempt number, counting from 1.
+        task: the job's task name as stored: for a handler registered for a
+            pattern (`name="reports.*"`), the full name ("reports.daily").
+        queue: the queue it was claimed from.
+        meta: the JSON metadata it was enqueued with (the dict itself: a
+            change made here is not written back).
+        worker_id: the id of the worker running it (`pgjobs.workers.id`),
+            None when the executor runs outside a registered worker.
+        cancelled: whether the job was asked to stop. Cancelling is
+            cooperative: a sync handler that runs long checks this, or calls
+            `raise_if_cancelled()`, between steps.
+    """
+
+    __slots__ = ("_cancelled", "_job", "worker_id")
+
+    def __init__(self, job: _Claimed, worker_id: int | None) -> None:
+        self._job = job
+        self.worker_id = worker_id
+        self._cancelled = False
+
+    # Read through from the claimed job, so that making a context costs one
+    # object per run, not a copy of every field (it is made for every job).
+    @property
+    def id(self) -> int:
+        """The job's id."""
+        return self._job.id
+
+    @property
+    def attempt(self) -> int:
+        """This run's attempt number, counting from 1."""
+        return self._job.attempts
+
+    @property
+    def task(self) -> str:
+        """The job's task name as stored (the full name for a pattern's handler)."""
+        return self._job.task
+
+    @property
+    def queue(self) -> str:
+        """The queue the job was claimed from."""
+        return self._job.queue
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """The job's JSON metadata."""
+        return self._job.meta
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether the job was asked to stop; the handler decides when to look."""
+        return self._cancelled
+
+    def raise_if_cancelled(self) -> None:
+        """Raise JobCancelledError if the job was asked to stop; otherwise do nothing."""
+        if self._cancelled:
+            raise JobCancelledError(self._job.id)
+
+    def _mark_cancelled(self) -> None:
+        """Set `cancelled` (the executor's side of the flag; handlers only read it)."""
+        self._cancelled = True
+
+    def __repr__(self) -> str:
+        return (
+            f"<pgjobs.JobContext id={self.id} task={self.task!r} attempt={self.attempt} "
+            f"queue={self.queue!r}{' cancelled' if self._cancelled else ''}>"
+        )
+
+
+_current: ContextVar[JobContext] = ContextVar("pgjobs.current_job")
+
+#: Set and reset by the executor around each run (ContextVar.set and .reset).
+set_current = _current.set
+reset_current = _current.reset
+
+
+def current_job() -> JobContext:
+    """The job this handler runs for: its id, attempt, task, queue, meta and worker.
+
+    Works in sync and async handlers, and in middleware, while a worker runs
+    the job (and in asyncio tasks the handler starts, which copy its context;
+    a thread it starts itself does not).
+
+    Raises:
+        JobContextError: called outside a job handler.
+    """
+    try:
+        return _current.get()
+    except LookupError:
+        raise JobContextError(
+            "pgjobs.current_job() is only available inside a job handler (or a middleware) "
+            "while a worker runs the job; calling a task function directly runs it without "
+            "a job, so pass what it needs as arguments there"
+        ) from None
+
+
+#: What `call_next` is in a middleware: it runs the rest of the chain (the
+#: next middleware, at the end the handler) and returns its result.
+CallNext: TypeAlias = Callable[[], Awaitable[Any]]
+
+#: A middleware: `async def mw(job: JobContext, call_next: CallNext) -> Any`.
+Middleware: TypeAlias = Callable[[JobContext, CallNext], Awaitable[Any]]
+
+
+def chain(middleware: Sequence[Middleware], job: JobContext, handler: CallNext) -> Awaitable[Any]:
+    """Run `handler` through `middleware`, the first one outermost.
+
+    Each middleware gets the job and a `call_next` that runs the ones after
+    it and then `handler`, and may call it once, several times (a retry), or
+    not at all (its own return value is then the result).
+    """
+    call = handler
+    for each in reversed(middleware):
+        call = functools.partial(each, job, call)
+    return call()
