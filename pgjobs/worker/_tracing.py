@@ -8,7 +8,7 @@ for when tracing is on and what an enqueue stores in the job's meta.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from structlog.contextvars import bind_contextvars, reset_contextvars
 
@@ -46,57 +46,76 @@ async def observed(run: Run, job: ClaimedJob) -> Outcome:
         reset_contextvars(**tokens)
 
 
-async def _traced(tracer: Tracer, run: Run, job: ClaimedJob) -> Outcome:
-    from opentelemetry import propagate
-    from opentelemetry.context import Context
-    from opentelemetry.trace import SpanKind, Status, StatusCode
+class _Otel:
+    """The parts of opentelemetry a traced run uses, imported at the first one."""
 
+    def __init__(self) -> None:
+        from opentelemetry import context, propagate, trace
+
+        self.attach, self.detach, self.Context = context.attach, context.detach, context.Context
+        self.extract = propagate.extract
+        self.set_span_in_context = trace.set_span_in_context
+        self.CONSUMER = trace.SpanKind.CONSUMER
+        self.error = trace.StatusCode.ERROR
+        self.Status = trace.Status
+
+
+_otel: _Otel | None = None
+
+
+async def _traced(tracer: Tracer, run: Run, job: ClaimedJob) -> Outcome:
+    global _otel
+    otel = _otel or (_otel := _Otel())
     carrier = job.meta.get(_trace.TRACE_KEY)
     # An empty Context, not the current one: a job enqueued without a trace
     # starts its own, whatever span the worker's code may be in.
-    parent = propagate.extract(carrier if isinstance(carrier, dict) else {}, context=Context())
-    attributes: dict[str, Any] = {
-        "messaging.system": _trace.SYSTEM,
-        "messaging.operation.name": "process",
-        "messaging.operation.type": "process",
-        "messaging.destination.name": job.queue,
-        "messaging.message.id": str(job.id),
-        "pgjobs.task": job.task,
-        "pgjobs.attempt": job.attempts,
-    }
-    with tracer.start_as_current_span(
+    parent = otel.extract(carrier if isinstance(carrier, dict) else {}, context=otel.Context())
+    span = tracer.start_span(
         f"process {job.queue}",
         context=parent,
-        kind=SpanKind.CONSUMER,
-        attributes=attributes,
-        record_exception=False,  # a run raises only CancelledError: a stop, not an error
-        set_status_on_exception=False,
-    ) as span:
-        correlation_id = _trace.stored_correlation_id(job.meta) or format(
-            span.get_span_context().trace_id, "032x"
-        )
-        tokens = bind_contextvars(correlation_id=correlation_id)
-        token = _trace.enter(correlation_id)
-        try:
-            outcome = await run(job)
-        except BaseException:
-            span.set_attribute("pgjobs.outcome", "released")
-            raise
-        finally:
-            _trace.leave(token)
-            reset_contextvars(**tokens)
+        kind=otel.CONSUMER,
+        attributes={
+            "messaging.system": _trace.SYSTEM,
+            "messaging.operation.name": "process",
+            "messaging.operation.type": "process",
+            "messaging.destination.name": job.queue,
+            "messaging.message.id": str(job.id),
+            "pgjobs.task": job.task,
+            "pgjobs.attempt": job.attempts,
+        },
+    )
+    # The span is current for the run: the handler's own spans, and the
+    # PRODUCER spans of the jobs it enqueues, are its children.
+    attached = otel.attach(otel.set_span_in_context(span, parent))
+    correlation_id = _trace.stored_correlation_id(job.meta) or format(
+        span.get_span_context().trace_id, "032x"
+    )
+    tokens = bind_contextvars(correlation_id=correlation_id)
+    token = _trace.enter(correlation_id)
+    try:
+        outcome = await run(job)
+    except BaseException:  # only CancelledError: the worker stops and gives the job back
+        span.set_attribute("pgjobs.outcome", "released")
+        raise
+    else:
         span.set_attribute("pgjobs.outcome", OUTCOMES.get(outcome.status, outcome.status))
         error = outcome.error
         if error is not None:
             # The exception itself stayed in the executor; its record has what
             # an "exception" event holds (semantic conventions).
+            message = str(error.get("message", ""))
             span.add_event(
                 "exception",
                 {
                     "exception.type": str(error.get("type", "")),
-                    "exception.message": str(error.get("message", "")),
+                    "exception.message": message,
                     "exception.stacktrace": str(error.get("traceback", "")),
                 },
             )
-            span.set_status(Status(StatusCode.ERROR, str(error.get("message", ""))[:200]))
+            span.set_status(otel.Status(otel.error, message[:200]))
         return outcome
+    finally:
+        _trace.leave(token)
+        reset_contextvars(**tokens)
+        otel.detach(attached)
+        span.end()
