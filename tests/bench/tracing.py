@@ -4,13 +4,17 @@ The drain rate with tracing on against off, in one run: the systems take
 turns on each repeat (in alternating order), so load elsewhere on the
 machine hits them alike. From the repository's root:
 
-    python -m tests.bench.tracing --log-level warning bench -w drain --jobs 10000 \\
-        --repeat 3 --systems pgjobs-meta,pgjobs-traced,pgjobs-traced-unsampled,pgjobs-traced-metrics
+    python -m tests.bench.tracing --log-level warning bench -w drain --jobs 10000 --repeat 3 \\
+        --systems pgjobs-unobserved,pgjobs-meta,pgjobs-traced,pgjobs-traced-unsampled,\\
+pgjobs-traced-metrics
 
 Every system's jobs carry a W3C trace context in `meta.trace`, as the jobs of
 a traced producer do (each job its own trace), so the rows claimed are the
 same size:
 - pgjobs-meta: tracing off (no tracer provider): the baseline.
+- pgjobs-unobserved: pgjobs-meta with the executor's runs not wrapped at all
+  (`Executor.run` is its `_run`: no correlation id bound), the code as it
+  was before tracing: what the correlation id costs every drain.
 - pgjobs-traced: the worker has the SDK's TracerProvider, with a
   BatchSpanProcessor whose exporter drops the spans (a network exporter
   would add its own serialisation, in the processor's thread): a CONSUMER
@@ -80,6 +84,17 @@ class MetaSystem(PgjobsSystem):
         await super().work(concurrency, stop)
 
 
+class UnobservedSystem(MetaSystem):
+    """pgjobs-meta without the wrapper around each run."""
+
+    name = "pgjobs-unobserved"
+
+    def tracing(self) -> None:
+        from pgjobs.worker._executor import Executor
+
+        Executor.run = Executor._run  # type: ignore[method-assign]
+
+
 class TracedSystem(MetaSystem):
     """pgjobs with the SDK's tracer provider in the worker: a span per job."""
 
@@ -124,7 +139,7 @@ class TracedMetricsSystem(TracedSystem):
 
 SYSTEMS = {
     cls.name: f"tests.bench.tracing:{cls.__name__}"
-    for cls in (MetaSystem, TracedSystem, UnsampledSystem, TracedMetricsSystem)
+    for cls in (MetaSystem, UnobservedSystem, TracedSystem, UnsampledSystem, TracedMetricsSystem)
 }
 
 if __name__ == "__main__":

@@ -19,11 +19,13 @@ EXPECTED = {
     "psycopg_transaction.py": "after commit: 1 job for user",
     "sqlalchemy_session.py": "after commit: 1 job for order",
     "fastapi_app.py": "after the worker: succeeded",
+    "tracing.py": "POST /orders > send example-tracing > process example-tracing > render receipt",
 }
 ALSO_EXPECTED = {
     "psycopg_transaction.py": "after rollback: 0 jobs for user",
     "sqlalchemy_session.py": "after rollback: 0 jobs for order",
     "fastapi_app.py": "declined order: 402",
+    "tracing.py": '"correlation_id": "req-8f41"',
 }
 
 
