@@ -158,6 +158,7 @@ def run_python(code: str, dsn: str, **env: str) -> subprocess.CompletedProcess[s
     )
 
 
+@pytest.mark.slow  # a Python process of its own
 def test_enqueue_and_a_worker_run_without_importing_opentelemetry(dsn: str) -> None:
     # opentelemetry is installed here (the test extra): pgjobs must still not load it.
     done = run_python(
@@ -195,6 +196,7 @@ def test_enqueue_and_a_worker_run_without_importing_opentelemetry(dsn: str) -> N
     }
 
 
+@pytest.mark.slow  # a Python process of its own
 @pytest.mark.parametrize(("setting", "traced"), [("", True), ("off", False)])
 def test_pgjobs_tracing_off_keeps_a_configured_provider_from_tracing_jobs(
     dsn: str, setting: str, traced: bool
