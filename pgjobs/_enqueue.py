@@ -18,7 +18,7 @@ import psycopg
 from psycopg import pq
 from psycopg.rows import dict_row
 
-from pgjobs import _rows, _sql
+from pgjobs import _rows, _sql, _trace
 from pgjobs._options import EnqueueOptions
 from pgjobs._serde import dump_json
 from pgjobs.errors import ConfigurationError, DuplicateJobError
@@ -354,6 +354,31 @@ def after_conflict(spec: JobSpec, ids: list[Any]) -> int | None:
     raise DuplicateJobError(fingerprint, existing)
 
 
+def stamp(specs: Sequence[JobSpec], carrier: dict[str, str] | None) -> Sequence[JobSpec]:
+    """`specs` with the trace context and the inherited correlation id in their meta.
+
+    Jobs that share options still share them after (the bulk paths convert
+    each options object once), and with nothing to add `specs` come back as
+    they are.
+    """
+    if carrier is None and _trace.current() is None:
+        return specs
+    done: dict[int, EnqueueOptions] = {}
+    out: list[JobSpec] = []
+    for spec in specs:
+        opts = spec.options
+        new = done.get(id(opts))
+        if new is None:
+            new = done[id(opts)] = _trace.stamped(opts, carrier)
+        out.append(spec if new is opts else new_spec(spec.task, spec.args_json, new))
+    return out
+
+
+# The four writers below are every way a job is written: each one stamps its
+# jobs (trace context, inherited correlation id) and, while tracing is on
+# (pgjobs/_trace.py), writes them inside a PRODUCER span.
+
+
 def enqueue_sync(conn: AnyConn, spec: JobSpec) -> int | None:
     """Write one job on a caller's sync connection; see the module docstring for visibility.
 
@@ -361,6 +386,16 @@ def enqueue_sync(conn: AnyConn, spec: JobSpec) -> int | None:
         The new job's id; on a fingerprint conflict, None (on_conflict="skip")
         or the existing job's id (on_conflict="return").
     """
+    tracer = _trace.tracer()
+    if tracer is None:
+        return _enqueue_sync(conn, stamp((spec,), None)[0])
+    with _trace.sending(tracer, (spec.options.queue,), 1) as send:
+        job_id = _enqueue_sync(conn, stamp((spec,), send.carrier)[0])
+        send.sent(job_id)
+        return job_id
+
+
+def _enqueue_sync(conn: AnyConn, spec: JobSpec) -> int | None:
     new_id = _new_id(run_sync(conn, *single_query(spec)))
     if new_id is not None or spec.options.on_conflict == "skip":
         return new_id
@@ -370,6 +405,16 @@ def enqueue_sync(conn: AnyConn, spec: JobSpec) -> int | None:
 
 async def enqueue_async(conn: AnyConn, spec: JobSpec) -> int | None:
     """Async twin of `enqueue_sync`."""
+    tracer = _trace.tracer()
+    if tracer is None:
+        return await _enqueue_async(conn, stamp((spec,), None)[0])
+    with _trace.sending(tracer, (spec.options.queue,), 1) as send:
+        job_id = await _enqueue_async(conn, stamp((spec,), send.carrier)[0])
+        send.sent(job_id)
+        return job_id
+
+
+async def _enqueue_async(conn: AnyConn, spec: JobSpec) -> int | None:
     new_id = _new_id(await run_async(conn, *single_query(spec)))
     if new_id is not None or spec.options.on_conflict == "skip":
         return new_id
@@ -381,6 +426,14 @@ def enqueue_many_sync(conn: AnyConn, specs: Sequence[JobSpec]) -> list[int]:
     """Write many jobs in one or two statements; returns the ids created (duplicates skipped)."""
     if not specs:
         return []
+    tracer = _trace.tracer()
+    if tracer is None:
+        return _enqueue_many_sync(conn, stamp(specs, None))
+    with _trace.sending(tracer, _queues(specs), len(specs)) as send:
+        return _enqueue_many_sync(conn, stamp(specs, send.carrier))
+
+
+def _enqueue_many_sync(conn: AnyConn, specs: Sequence[JobSpec]) -> list[int]:
     if isinstance(conn, psycopg.Connection) and _copyable(conn, specs):
         return _copy_sync(conn, specs)
     return [int(i) for i in run_sync(conn, "enqueue_many", many_params(specs))]
@@ -390,6 +443,25 @@ async def enqueue_many_async(conn: AnyConn, specs: Sequence[JobSpec]) -> list[in
     """Async twin of `enqueue_many_sync`."""
     if not specs:
         return []
+    tracer = _trace.tracer()
+    if tracer is None:
+        return await _enqueue_many_async(conn, stamp(specs, None))
+    with _trace.sending(tracer, _queues(specs), len(specs)) as send:
+        return await _enqueue_many_async(conn, stamp(specs, send.carrier))
+
+
+async def _enqueue_many_async(conn: AnyConn, specs: Sequence[JobSpec]) -> list[int]:
     if isinstance(conn, psycopg.AsyncConnection) and _copyable(conn, specs):
         return await _copy_async(conn, specs)
     return [int(i) for i in await run_async(conn, "enqueue_many", many_params(specs))]
+
+
+def _queues(specs: Sequence[JobSpec]) -> list[str]:
+    """The queues of `specs`, once per run of shared options (the usual bulk case)."""
+    queues: list[str] = []
+    last: EnqueueOptions | None = None
+    for spec in specs:
+        if spec.options is not last:
+            last = spec.options
+            queues.append(last.queue)
+    return queues

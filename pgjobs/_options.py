@@ -13,6 +13,11 @@ from pgjobs.errors import ConfigurationError
 OnConflict = Literal["raise", "skip", "return"]
 _ON_CONFLICT = ("raise", "skip", "return")
 
+#: The key of `jobs.meta` that holds a job's correlation id.
+CORRELATION_KEY = "correlation_id"
+#: The longest correlation id accepted (a UUID is 36, a W3C trace id 32).
+MAX_CORRELATION_ID = 128
+
 
 class EnqueueKwargs(TypedDict, total=False):
     """The enqueue options as keyword arguments: `**options: Unpack[EnqueueKwargs]`.
@@ -32,6 +37,10 @@ class EnqueueKwargs(TypedDict, total=False):
             (DuplicateJobError), "skip" (enqueue returns None) or
             "return" (enqueue returns the existing job's id).
         meta: JSON metadata stored with the job (trace ids, tags).
+        correlation_id: the id bound as `correlation_id` in the log lines of
+            the job's run (stored as `meta["correlation_id"]`): a request id,
+            say. At most 128 characters. Left out, a job enqueued while
+            another runs takes that one's id.
     """
 
     queue: str | None
@@ -42,6 +51,7 @@ class EnqueueKwargs(TypedDict, total=False):
     fingerprint: str | None
     on_conflict: OnConflict | None
     meta: dict[str, Any] | None
+    correlation_id: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +66,7 @@ class EnqueueOptions:
     fingerprint: str | None = None
     on_conflict: OnConflict = "raise"
     meta: dict[str, Any] = field(default_factory=dict)
+    correlation_id: str | None = None
 
     def __post_init__(self) -> None:
         check_queue(self.queue)
@@ -108,6 +119,11 @@ class EnqueueOptions:
             )
         if not isinstance(self.meta, dict):
             raise ConfigurationError(f"meta must be a dict, got {type(self.meta).__name__}")
+        if self.correlation_id is not None:
+            check_correlation_id(self.correlation_id)
+            if self.meta.get(CORRELATION_KEY) != self.correlation_id:
+                meta = {**self.meta, CORRELATION_KEY: self.correlation_id}
+                object.__setattr__(self, "meta", meta)
 
     def merge(self, changes: EnqueueKwargs) -> EnqueueOptions:
         """These options with `changes` applied and checked; `None` values are ignored.
@@ -150,4 +166,19 @@ def check_priority(priority: object) -> None:
         raise ConfigurationError(
             f"priority must be an integer from 0 (critical) to 4 (bulk), got {priority!r}; "
             "use pgjobs.Priority.HIGH and friends"
+        )
+
+
+def check_correlation_id(value: object) -> None:
+    """Raise ConfigurationError unless `value` is a usable correlation id."""
+    if not isinstance(value, str):
+        raise ConfigurationError(
+            f"correlation_id must be a string, got {type(value).__name__} {value!r}; "
+            "pass str(...) of it, e.g. the request id"
+        )
+    if not value or len(value) > MAX_CORRELATION_ID or "\x00" in value:
+        shown = value if len(value) <= 40 else value[:40] + "..."
+        raise ConfigurationError(
+            f"correlation_id must be 1 to {MAX_CORRELATION_ID} characters with no NUL, "
+            f"got {len(value)} characters ({shown!r})"
         )

@@ -170,8 +170,9 @@ class Task(Generic[P, R]):
                 Session/Connection (sync or async). The job is written in its
                 open transaction: visible at commit, gone at rollback.
             **options: queue, priority, delay, run_at, max_attempts,
-                fingerprint, on_conflict, meta (see `EnqueueKwargs` in
-                pgjobs._options); those left out keep the task's defaults.
+                fingerprint, on_conflict, meta, correlation_id (see
+                `EnqueueKwargs` in pgjobs._options); those left out keep the
+                task's defaults.
 
         Raises:
             ConfigurationError: an option is out of range.

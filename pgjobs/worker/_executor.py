@@ -22,6 +22,7 @@ from pgjobs.errors import ArgumentsError, HandlerExitError, TaskTimeoutError, Un
 from pgjobs.worker import _outcome
 from pgjobs.worker._metrics import Metrics
 from pgjobs.worker._outcome import ClaimedJob, Outcome
+from pgjobs.worker._tracing import observed
 
 
 def _shield_exit(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -92,6 +93,14 @@ class Executor:
 
     async def run(self, job: ClaimedJob) -> Outcome:
         """Run `job` and return its outcome; never raises except CancelledError.
+
+        The run has its correlation id bound in structlog's contextvars and,
+        while tracing is on, a span of its own (pgjobs/worker/_tracing.py).
+        """
+        return await observed(self._run, job)
+
+    async def _run(self, job: ClaimedJob) -> Outcome:
+        """`run`, without what surrounds it.
 
         The job's logger is bound only when something is logged: binding
         one for every job was 3% of a no-op drain. With metrics, a job is

@@ -20,12 +20,14 @@ EXPECTED = {
     "sqlalchemy_session.py": "after commit: 1 job for order",
     "fastapi_app.py": "after the worker: succeeded",
     "middleware_routing.py": "reports.weekly: succeeded {'day': '2026-01-05', 'report': 'weekly'}",
+    "tracing.py": "POST /orders > send example-tracing > process example-tracing > render receipt",
 }
 ALSO_EXPECTED = {
     "psycopg_transaction.py": "after rollback: 0 jobs for user",
     "sqlalchemy_session.py": "after rollback: 0 jobs for order",
     "fastapi_app.py": "declined order: 402",
     "middleware_routing.py": "reports.monthly: succeeded {'skipped': 'reports.monthly'}",
+    "tracing.py": '"correlation_id": "req-8f41"',
 }
 
 

@@ -32,6 +32,9 @@ class _NoOffset(dt.tzinfo):
         ({"queue": "x" * 129}, "queue name"),
         ({"fingerprint": ""}, "fingerprint"),
         ({"on_conflict": "ignore"}, "on_conflict"),
+        ({"correlation_id": 7}, "correlation_id must be a string, got int 7"),
+        ({"correlation_id": ""}, "correlation_id must be 1 to 128 characters"),
+        ({"correlation_id": "c" * 129}, "got 129 characters"),
     ],
 )
 def test_bad_options_are_refused(kwargs, needle):
@@ -176,3 +179,36 @@ def test_a_bulk_copy_of_jobs_due_now_leaves_run_at_to_the_column_default():
         now.isoformat(),
         (now + dt.timedelta(seconds=5)).isoformat(),
     ]
+
+
+def test_a_correlation_id_is_stored_in_meta_and_survives_a_merge():
+    opts = EnqueueOptions(meta={"tag": "a"}).merge({"correlation_id": "req-1"})
+    assert opts.meta == {"tag": "a", "correlation_id": "req-1"}
+    # meta given later (or on its own) keeps the id: the option is the source.
+    again = opts.merge({"meta": {"tag": "b"}})
+    assert again.meta == {"tag": "b", "correlation_id": "req-1"}
+    assert EnqueueOptions().meta == {}  # none given: meta untouched
+
+
+def test_jobs_enqueued_during_a_run_inherit_its_id_and_still_share_their_options():
+    from pgjobs import _enqueue, _trace
+
+    shared = EnqueueOptions(queue="q")
+    own = EnqueueOptions(correlation_id="mine")
+    specs = [_enqueue.new_spec("t", "{}", shared) for _ in range(3)]
+    specs.append(_enqueue.new_spec("t", "{}", own))
+    assert _enqueue.stamp(specs, None) is specs  # outside a run: nothing to add
+    token = _trace.enter("parent-id")
+    try:
+        stamped = _enqueue.stamp(specs, None)
+    finally:
+        _trace.leave(token)
+    assert [s.options.meta.get("correlation_id") for s in stamped] == [
+        "parent-id",
+        "parent-id",
+        "parent-id",
+        "mine",
+    ]
+    assert len({id(s.options) for s in stamped[:3]}) == 1  # converted once for the bulk paths
+    assert stamped[3] is specs[3]
+    assert shared.meta == {}  # the task's defaults are not changed
