@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from django.db import connection
+from django.db import Error, connection
 
 try:
     from django.tasks import task
@@ -52,7 +52,20 @@ def record(key: str) -> int:
     return int(pid)
 
 
+@task
+def lose_connection() -> str:
+    """End this thread's own database session, as a failover or an idle timeout would."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+    except Error:
+        return "lost"
+    return "kept"
+
+
 def _note(signal: str, task_result: Any) -> None:
+    if task_result.task.name == "lose_connection":
+        return  # its connection is gone by the time it finishes
     with connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO test_runs (job_key, pid, note) VALUES (%s, %s, %s)",

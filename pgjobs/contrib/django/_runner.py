@@ -122,6 +122,11 @@ def run_django_task(job: ClaimedJob, stored: dict[str, Any], worker_id: str) -> 
     close_old_connections()
     try:
         return _run(job, stored, worker_id)
+    except BaseException as exc:
+        # The note ends the traceback pgjobs stores: get_result reads the
+        # attempt's worker from it.
+        exc.add_note(WORKER_NOTE.format(worker_id=worker_id))
+        raise
     finally:
         close_old_connections()
 
@@ -162,9 +167,6 @@ def _run(job: ClaimedJob, stored: dict[str, Any], worker_id: str) -> dict[str, A
             value = task.call(*result.args, **result.kwargs)
         value = _compat.normalize_json(value)
     except BaseException as exc:
-        # The note ends the traceback pgjobs stores: get_result reads the
-        # attempt's worker from it.
-        exc.add_note(WORKER_NOTE.format(worker_id=worker_id))
         object.__setattr__(result, "finished_at", timezone.now())
         kind = type(exc)
         result.errors.append(
