@@ -18,6 +18,15 @@ def setup(dsn: str) -> None:
 
     if settings.configured:
         return
-    os.environ["DJANGO_SETTINGS_MODULE"] = SETTINGS
-    os.environ["PGJOBS_DSN"] = dsn
-    django.setup()
+    # The settings read both variables once, at setup; the rest of the test
+    # session must not see them (some tests check what happens without a DSN).
+    saved = {name: os.environ.get(name) for name in ("DJANGO_SETTINGS_MODULE", "PGJOBS_DSN")}
+    os.environ.update(DJANGO_SETTINGS_MODULE=SETTINGS, PGJOBS_DSN=dsn)
+    try:
+        django.setup()
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

@@ -243,3 +243,10 @@ def test_check_without_migrations_names_the_command_and_the_command_fixes_it(emp
     again = manage(empty_database, "pgjobs_migrate")
     assert "already at revision" in again.stdout
     assert manage(empty_database, "check").returncode == 0
+
+
+def test_check_warns_when_the_database_cannot_be_reached():
+    done = manage("host=127.0.0.1 port=1 dbname=nowhere user=postgres", "check")
+    assert done.returncode == 0  # a warning: the database may simply not be up yet
+    assert "pgjobs.W001" in done.stderr
+    assert "pgjobs_migrate" in done.stderr
