@@ -138,3 +138,35 @@ def test_a_connection_lost_in_one_job_is_not_the_next_jobs(project, conn, django
         after = project.record.enqueue(key)
         wait_until(lambda a=after: finished(project.record, a.id), timeout=30, interval=0.1)
         assert project.record.get_result(after.id).status == "SUCCESSFUL"
+
+
+def test_a_task_with_two_attempts_fails_twice_then_is_failed(project, conn, django_worker):
+    from django.conf import settings
+    from django.test import override_settings
+
+    retried = {"default": {**settings.TASKS["default"], "OPTIONS": {"MAX_ATTEMPTS": 2}}}
+    with override_settings(TASKS=retried):
+        result = project.fail.enqueue("again")
+    assert conn.execute(
+        "SELECT max_attempts FROM pgjobs.jobs WHERE id = %s", [int(result.id)]
+    ).fetchone() == (2,)
+    wait_until(lambda: finished(project.fail, result.id), timeout=30, interval=0.1)
+    (worker_id,) = conn.execute(
+        "SELECT id FROM pgjobs.workers WHERE pid = %s", [django_worker.pid]
+    ).fetchone()
+    failed = project.fail.get_result(result.id)
+    assert failed.status == "FAILED"
+    assert failed.attempts == 2
+    assert failed.worker_ids == [str(worker_id), str(worker_id)]
+    assert [e.exception_class for e in failed.errors] == [ValueError, ValueError]
+    # The signals of both runs: the first failure leaves the job READY for its retry.
+    notes = conn.execute(
+        "SELECT note FROM test_runs WHERE job_key = %s AND pid = %s ORDER BY id",
+        [result.id, django_worker.pid],
+    ).fetchall()
+    assert [n for (n,) in notes] == [
+        "started:RUNNING",
+        "finished:READY",
+        "started:RUNNING",
+        "finished:FAILED",
+    ]

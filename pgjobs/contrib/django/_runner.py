@@ -68,10 +68,9 @@ class DjangoTasks(dict[str, Task[Any, Any]]):
     executor then fails the job as an unknown task).
     """
 
-    def __init__(self, app: App, backend: str) -> None:
+    def __init__(self, app: App) -> None:
         super().__init__()
         self.app = app
-        self.backend = backend
         #: The Worker that runs these tasks, set before it runs.
         self.worker: Worker | None = None
 

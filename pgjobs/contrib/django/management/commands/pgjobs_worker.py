@@ -67,7 +67,7 @@ class Command(BaseCommand):  # type: ignore[misc]
             queues = tuple(sorted(backend.queues)) or ("default",)
         _log.configure("info", options["log_format"])
         app = App(dsn_for(backend.database))
-        tasks = DjangoTasks(app, backend.alias)
+        tasks = DjangoTasks(app)
         app.tasks = tasks
         config = WorkerConfig(
             queues=queues,
