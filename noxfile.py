@@ -72,6 +72,7 @@ def django6(session: nox.Session) -> None:
         "import django.tasks; print('Django', django.get_version(), 'with django.tasks')",
     )
     session.run("pytest", *DJANGO_TESTS, *session.posargs)
+    session.run("pytest", "tests/integration/test_examples.py", "-k", "django_app")
 
 
 #: The peers the bench session compares against. They are installed into the

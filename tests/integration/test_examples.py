@@ -19,11 +19,13 @@ EXPECTED = {
     "psycopg_transaction.py": "after commit: 1 job for user",
     "sqlalchemy_session.py": "after commit: 1 job for order",
     "fastapi_app.py": "after the worker: succeeded",
+    "django_app.py": "after the worker: SUCCESSFUL 'welcome sent to ada@example.com'",
 }
 ALSO_EXPECTED = {
     "psycopg_transaction.py": "after rollback: 0 jobs for user",
     "sqlalchemy_session.py": "after rollback: 0 jobs for order",
     "fastapi_app.py": "declined order: 402",
+    "django_app.py": "after rollback: 0 jobs for nobody@example.com",
 }
 
 
