@@ -170,3 +170,30 @@ def test_a_task_with_two_attempts_fails_twice_then_is_failed(project, conn, djan
         "started:RUNNING",
         "finished:FAILED",
     ]
+
+
+def test_a_task_whose_module_fails_to_import_fails_its_job_and_the_worker_goes_on(
+    project, conn, django_worker
+):
+    # As another version of the code would have written it: the module path
+    # of a task whose module raises on import.
+    (broken,) = conn.execute(
+        "SELECT pgjobs.enqueue('tests.django_project.broken_tasks.anything',"
+        ' \'{"args": [], "kwargs": {}}\', meta => \'{"django": {"backend": "default"}}\','
+        " max_attempts => 1)"
+    ).fetchone()
+    wait_until(
+        lambda: (
+            conn.execute("SELECT status::text FROM pgjobs.jobs WHERE id = %s", [broken]).fetchone()[
+                0
+            ]
+            == "failed"
+        ),
+        timeout=30,
+    )
+    (errors,) = conn.execute("SELECT errors FROM pgjobs.jobs WHERE id = %s", [broken]).fetchone()
+    assert errors[0]["type"] == "RuntimeError"
+    assert "broken_tasks cannot be imported" in errors[0]["message"]
+    after = project.add.enqueue(1, 1)
+    wait_until(lambda: finished(project.add, after.id), timeout=30, interval=0.1)
+    assert project.add.get_result(after.id).return_value == 2

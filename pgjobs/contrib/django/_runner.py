@@ -79,7 +79,13 @@ class DjangoTasks(dict[str, Task[Any, Any]]):
         found = super().get(name)
         if found is not None:
             return found
-        if django_task(name) is None:
+        try:
+            unknown = django_task(name) is None
+        except Exception:  # the task's module fails to import
+            # Nothing may escape the executor's lookup. The handler imports
+            # the task again, and the job fails with this same error.
+            unknown = False
+        if unknown:
             return default
         made: Task[Any, Any] = Task(
             self.app,
