@@ -99,7 +99,8 @@ class PgJobsBackend(BaseTaskBackend):  # type: ignore[misc]
     - `DATABASE`: the Django database alias jobs are written through and
       read from (default "default"); it must hold pgjobs' tables;
     - `MAX_ATTEMPTS`: runs before a failing task is FAILED (default 1, as
-      Django's task API has no retries; more retry with pgjobs' backoff).
+      Django's task API has no retries; more retry with pgjobs' backoff);
+    - `MAX_PAYLOAD_BYTES`: the largest JSON arguments of one job (1 MiB).
     """
 
     supports_defer = True
