@@ -1,4 +1,4 @@
-"""Developer sessions: nox -s tests | lint | typing | migrations | examples."""
+"""Developer sessions: nox -s tests | lint | typing | migrations | examples | django6."""
 
 from __future__ import annotations
 
@@ -45,6 +45,34 @@ def examples(session: nox.Session) -> None:
     """Every file in examples/ runs."""
     session.install("-e", ".[test]")
     session.run("pytest", "tests/integration/test_examples.py", *session.posargs)
+
+
+#: The Django backend's tests: the main suite runs them on Python 3.11 with the
+#: django-tasks backport; the django6 session on Django 6's own django.tasks.
+DJANGO_TESTS = [
+    "tests/unit/test_django_priority.py",
+    "tests/integration/test_django.py",
+    "tests/acceptance/test_django_worker.py",
+]
+
+
+@nox.session(python="3.12")
+def django6(session: nox.Session) -> None:
+    """pgjobs.contrib.django on Django 6's built-in django.tasks (Python 3.12), real PostgreSQL.
+
+    Only what those tests need is installed: no backport, so a test that
+    passed through django_tasks by mistake fails to import here.
+    """
+    session.install("-e", ".", "django>=6,<7", "pytest>=8", "pytest-timeout>=2.3")
+    session.run(
+        "python",
+        "-c",
+        "import importlib.util, django; "
+        "assert importlib.util.find_spec('django_tasks') is None, 'the backport is installed'; "
+        "import django.tasks; print('Django', django.get_version(), 'with django.tasks')",
+    )
+    session.run("pytest", *DJANGO_TESTS, *session.posargs)
+    session.run("pytest", "tests/integration/test_examples.py", "-k", "django_app")
 
 
 #: The peers the bench session compares against. They are installed into the

@@ -21,6 +21,7 @@ EXPECTED = {
     "fastapi_app.py": "after the worker: succeeded",
     "middleware_routing.py": "reports.weekly: succeeded {'day': '2026-01-05', 'report': 'weekly'}",
     "tracing.py": "POST /orders > send example-tracing > process example-tracing > render receipt",
+    "django_app.py": "after the worker: SUCCESSFUL 'welcome sent to ada@example.com'",
 }
 ALSO_EXPECTED = {
     "psycopg_transaction.py": "after rollback: 0 jobs for user",
@@ -28,6 +29,7 @@ ALSO_EXPECTED = {
     "fastapi_app.py": "declined order: 402",
     "middleware_routing.py": "reports.monthly: succeeded {'skipped': 'reports.monthly'}",
     "tracing.py": '"correlation_id": "req-8f41"',
+    "django_app.py": "after rollback: 0 jobs for nobody@example.com",
 }
 
 

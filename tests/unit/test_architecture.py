@@ -15,7 +15,14 @@ from tests.conftest import REPO
 
 #: The subpackages that sit over the core, and the public modules that face
 #: users (they may import a layer: `pgjobs.Worker`, `pgjobs.testing.drain`).
-LAYERS = {"pgjobs.cli", "pgjobs.web", "pgjobs.worker", "pgjobs.demo", "pgjobs.bench"}
+LAYERS = {
+    "pgjobs.cli",
+    "pgjobs.web",
+    "pgjobs.worker",
+    "pgjobs.demo",
+    "pgjobs.bench",
+    "pgjobs.contrib",
+}
 FACADES = {"pgjobs", "pgjobs.__main__", "pgjobs.testing"}
 
 
