@@ -418,7 +418,7 @@ def assert_nothing_lost(
             assert lost >= extra, f"job {key} ran {len(pids)} times, {lost} WorkerLost"
     strays = scalar(conn, "SELECT count(*) FROM test_runs WHERE job_key <> ALL(%s)", list(keys))
     assert strays == 0
-    assert scalar(conn, "SELECT count(*) FROM pgjobs.jobs WHERE worker_id IS NOT NULL") == 0
+    assert scalar(conn, "SELECT count(*) FROM pgjobs.jobs_live WHERE worker_id IS NOT NULL") == 0
     return {
         "jobs": len(keys),
         "runs": runs,

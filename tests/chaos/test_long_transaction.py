@@ -53,7 +53,8 @@ def test_queue_keeps_working_while_xmin_is_held(cluster, workers, report):
         blocker.execute("SELECT count(*) FROM pgjobs.jobs").fetchone()
         run_for(HELD)
         dead_tuples = scalar(
-            conn, "SELECT n_dead_tup FROM pg_stat_user_tables WHERE relid = 'pgjobs.jobs'::regclass"
+            conn,
+            "SELECT n_dead_tup FROM pg_stat_user_tables WHERE relid = 'pgjobs.jobs_live'::regclass",
         )
         blocker.rollback()
         held_end = time.monotonic()
