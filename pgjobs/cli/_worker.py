@@ -46,6 +46,12 @@ def retention(text: str) -> float | None:
     return seconds
 
 
+def _vacuum_interval(text: str) -> float | None:
+    if text.strip().lower() == "off":
+        return None
+    return positive_float(text)
+
+
 def partition_interval(text: str) -> float:
     """A history partition interval ("1d", "6h", "30m", "3600"): divides a day, 15m to 1d.
 
@@ -132,6 +138,15 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
             metavar="DURATION",
             help=f"how long {status} jobs are kept: {RETENTION_FORMS} (default {_duration(kept)})",
         )
+    p.add_argument(
+        "--vacuum-interval",
+        type=_vacuum_interval,
+        default=_DEFAULTS.vacuum_interval,
+        metavar="SECONDS",
+        help="seconds between the leader's checks of the live table's dead rows, which it "
+        f"vacuums past {_DEFAULTS.vacuum_dead_rows:,}; off leaves it to autovacuum "
+        f"(default {_DEFAULTS.vacuum_interval:g})",
+    )
     p.add_argument(
         "--partition-interval",
         type=partition_interval,
@@ -244,6 +259,7 @@ def _run_worker(args: argparse.Namespace) -> int:
         retention_failed=args.retention_failed,
         retention_cancelled=args.retention_cancelled,
         partition_interval=args.partition_interval,
+        vacuum_interval=args.vacuum_interval,
         health_port=args.health_port,
         health_host=args.health_host,
         metrics_port=args.metrics_port,

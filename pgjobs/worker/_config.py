@@ -76,6 +76,10 @@ class WorkerConfig:
         partition_interval: seconds of finished_at per history partition,
             dividing a day evenly: 900 (15 minutes) to 86400 (a day).
         partition_ahead: seconds of history partitions made ahead of now.
+        vacuum_interval: how often the leader checks the live table's dead
+            rows and vacuums it past `vacuum_dead_rows`; None leaves it to
+            autovacuum alone.
+        vacuum_dead_rows: the dead rows of pgjobs.jobs_live that start a VACUUM.
         unserved_interval: how often the leader logs the queues that have
             due jobs and no live worker (`leader.unserved_queue`).
         health_port: the TCP port of the worker's /livez and /readyz
@@ -113,6 +117,8 @@ class WorkerConfig:
     retention_failed: float | None = 7 * 86_400.0
     partition_interval: float = 86_400.0
     partition_ahead: float = 2 * 86_400.0
+    vacuum_interval: float | None = 5.0
+    vacuum_dead_rows: int = 10_000
     unserved_interval: float = 60.0
     # -- health probes (pgjobs/worker/_health.py) --
     health_port: int | None = None
@@ -156,6 +162,12 @@ class WorkerConfig:
             value = getattr(self, name)
             if not value > 0:
                 raise ConfigurationError(f"{name} must be > 0 seconds, got {value}")
+        if self.vacuum_interval is not None and not self.vacuum_interval > 0:
+            raise ConfigurationError(
+                f"vacuum_interval must be > 0 seconds, or None; got {self.vacuum_interval}"
+            )
+        if not self.vacuum_dead_rows >= 1:
+            raise ConfigurationError(f"vacuum_dead_rows must be >= 1, got {self.vacuum_dead_rows}")
         if not 1 <= self.prune_batch <= 100_000:
             raise ConfigurationError(f"prune_batch must be 1 to 100000, got {self.prune_batch}")
         if self.health_port is not None and not 0 <= self.health_port <= 65_535:

@@ -252,13 +252,14 @@ def leader_for(
     from pgjobs.worker._rescuer import Rescuer
     from pgjobs.worker._scheduler import Scheduler
     from pgjobs.worker._unserved import UnservedQueues
+    from pgjobs.worker._vacuumer import Vacuumer
 
     retention = {
         "succeeded": config.retention_succeeded,
         "cancelled": config.retention_cancelled,
         "failed": config.retention_failed,
     }
-    duties = [
+    duties: list[Service] = [
         Scheduler(pool, config.cron_grace, outage=outage),
         Rescuer(
             pool,
@@ -279,5 +280,14 @@ def leader_for(
         ),
         UnservedQueues(pool, config.stale_after, interval=config.unserved_interval, outage=outage),
     ]
+    if config.vacuum_interval is not None:
+        duties.append(
+            Vacuumer(
+                pool,
+                dead_rows=config.vacuum_dead_rows,
+                interval=config.vacuum_interval,
+                outage=outage,
+            )
+        )
     lock_dsn = config.leader_dsn or (dsn if config.listen else None)
     return Leader(lock_dsn, duties, outage, interval=config.leader_interval, worker_id=worker_id)
