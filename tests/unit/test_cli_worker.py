@@ -35,14 +35,41 @@ def test_retentions_that_are_understood(text: str, seconds: float | None) -> Non
 
 @pytest.mark.parametrize(
     "text",
-    ["0", "0d", "0.0h", "-1", "-1d", "", "1w", "d", "1 d", "1e3", "inf", "nan", "soon", "1h30m"],
+    [
+        *("0", "0d", "0.0h", "-1", "-1d", "", "1w", "d", "1 d", "1e3", "inf", "nan", "soon"),
+        *("1h30m", "59s", "59", "0.5m"),  # the last three: shorter than a minute
+    ],
 )
 def test_retentions_that_are_refused_name_the_accepted_forms(text: str) -> None:
     with pytest.raises(argparse.ArgumentTypeError) as refused:
         retention(text)
     message = str(refused.value)
     assert "7d, 12h, 30m, 90s or 3600 (seconds), or none" in message
+    assert "a minute or more" in message
     assert repr(text) in message
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("1d", 86_400.0), ("6h", 21_600.0), ("15m", 900.0)])
+def test_partition_intervals_that_divide_a_day(text: str, seconds: float) -> None:
+    assert _worker.partition_interval(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["7h", "10m", "2d", "0", "90s", "soon", "25m"])
+def test_partition_intervals_that_do_not_divide_a_day_are_refused_with_the_range(
+    text: str,
+) -> None:
+    with pytest.raises(argparse.ArgumentTypeError) as refused:
+        _worker.partition_interval(text)
+    message = str(refused.value)
+    assert "must divide a day evenly, from 15 minutes to 1 day" in message
+    assert repr(text) in message
+
+
+def test_the_worker_gets_the_partition_interval_and_the_vacuum_switch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = run(monkeypatch, "--partition-interval", "6h", "--vacuum-interval", "off")
+    assert (config.partition_interval, config.vacuum_interval) == (21_600.0, None)
 
 
 def test_a_bad_retention_exits_2_with_the_forms(capsys: pytest.CaptureFixture[str]) -> None:
