@@ -637,9 +637,11 @@ def check_history(history: History) -> Finding:
     """The history: a partition for now() per finished status, and no finished jobs left live."""
     size = f"{history.partitions} partitions, {history.bytes / 1_048_576:.1f} MB"
     if history.statuses_covered < 3:
+        # A completion that finds none makes one (a worker's completer does),
+        # so this slows the first batch; a bulk cancel from SQL fails until then.
         return Finding(
             "history",
-            "fail",
+            "warn",
             history.statuses_covered,
             f"{size}; only {history.statuses_covered} of the 3 finished statuses have a "
             "partition for now, so completions must make one",

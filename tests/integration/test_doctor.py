@@ -225,5 +225,5 @@ def test_finished_jobs_left_in_the_live_table_and_a_missing_partition_are_named(
     ).fetchone()
     conn.execute(f"DROP TABLE {current}")
     history = _by_check(_diagnose(dsn))["history"]
-    assert (history.verdict, history.value) == ("fail", 2)
+    assert (history.verdict, history.value) == ("warn", 2)
     assert "create_history_partitions" in history.fix
