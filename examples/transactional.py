@@ -23,7 +23,13 @@ app = pgjobs.App()
 QUEUE = "example-transactional"
 
 
-@app.task(queue=QUEUE, transactional=True, max_attempts=1, idle_in_transaction_timeout=10)
+@app.task(
+    name="example.charge",
+    queue=QUEUE,
+    transactional=True,
+    max_attempts=1,
+    idle_in_transaction_timeout=10,
+)
 async def charge(order_id: int, amount: int) -> dict[str, int]:
     """Record the charge in the job's own transaction; raise to roll it back."""
     job = pgjobs.current_job()

@@ -106,14 +106,14 @@ def test_a_raise_rolls_the_effect_back_and_records_the_failure(app, effects):
     drain(app)
     # One effect, from the attempt that succeeded; none from the failures.
     assert rows(effects, "SELECT job_id, attempt FROM tx_effects") == [(flaky_id, 2)]
-    found = dict(
-        rows(
-            effects,
-            "SELECT id, (status::text, attempts, errors->-1->>'message') FROM pgjobs.jobs",
+    found = {
+        job_id: rest
+        for job_id, *rest in rows(
+            effects, "SELECT id, status::text, attempts, errors->-1->>'message' FROM pgjobs.jobs"
         )
-    )
-    assert found[flaky_id] == ("succeeded", 2, "card declined")
-    assert found[broken_id] == ("failed", 1, "always declined")
+    }
+    assert found[flaky_id] == ["succeeded", 2, "card declined"]
+    assert found[broken_id] == ["failed", 1, "always declined"]
 
 
 def test_a_job_rescued_while_its_handler_ran_is_fenced_and_its_writes_roll_back(app, effects, dsn):
