@@ -16,8 +16,6 @@ import signal
 import time
 from typing import Any
 
-import pytest
-
 from tests.chaos.conftest import FAST, events, scalar
 from tests.conftest import wait_until
 
@@ -51,7 +49,6 @@ def _enqueue(dsn: str, start: int, count: int) -> tuple[set[str], set[str]]:
     return {f"tx{i}" for i in numbers}, {f"plain{i}" for i in numbers}
 
 
-@pytest.mark.slow
 def test_transactional_effects_are_exactly_once_through_a_kill_storm(cluster, workers, report):
     tx_keys, plain_keys = _enqueue(cluster.dsn, 0, JOBS)
     rng = random.Random(15)
