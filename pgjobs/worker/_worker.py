@@ -39,7 +39,9 @@ from pgjobs.worker._transaction import Transactions
 #: outcomes each keep a connection of their own (HotConnection). So a worker
 #: holds POOL_MIN + 4 connections once it has run a job (the pool's, the
 #: claims', the outcomes', the listener's, and the leader's, which a follower
-#: keeps to try for the lock), and POOL_MAX + 4 at most.
+#: keeps to try for the lock), and POOL_MAX + 4 at most. An App with
+#: transactional tasks adds up to one per slot while they run
+#: (pgjobs/worker/_transaction.py).
 POOL_MIN = 1
 POOL_MAX = 2
 #: Seconds an extra connection (opened when statements overlapped) stays unused
