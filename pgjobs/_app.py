@@ -106,6 +106,8 @@ class App:
         retry: RetryPolicy | None = None,
         keep_result: bool = True,
         keep_history: bool = True,
+        transactional: bool = False,
+        idle_in_transaction_timeout: float | None = None,
     ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
     # mypy reports a false "does not accept all possible parameters" here: the
@@ -124,6 +126,8 @@ class App:
         retry: RetryPolicy | None = None,
         keep_result: bool = True,
         keep_history: bool = True,
+        transactional: bool = False,
+        idle_in_transaction_timeout: float | None = None,
     ) -> Any:
         """Register a function (sync or async) as a task.
 
@@ -142,6 +146,18 @@ class App:
             keep_history: keep its finished jobs in `pgjobs.job_history` for
                 their retention; False deletes each as it finishes (the
                 cheapest path: nothing to write, nothing to drop later).
+            transactional: run the handler inside a transaction that also
+                records the job's success, committed together (exactly-once
+                effects on this database): the handler reads its connection
+                from `pgjobs.current_job().conn`. Only `async def` handlers
+                can be transactional (a sync one is refused here). Each such
+                job costs one transaction and one connection while it runs,
+                instead of a share of a batched outcome; see the README.
+            idle_in_transaction_timeout: seconds the handler's transaction may
+                sit idle (between statements) before PostgreSQL ends it, as
+                its `idle_in_transaction_session_timeout`; the attempt then
+                fails and its writes roll back. Default 60; only with
+                `transactional=True`.
 
         Raises:
             ConfigurationError: a bad option, or a name registered twice.
@@ -155,11 +171,21 @@ class App:
             retry=retry or Exponential(),
             keep_result=keep_result,
             keep_history=keep_history,
+            transactional=transactional,
+            idle_in_transaction_timeout=_idle_timeout(transactional, idle_in_transaction_timeout),
         )
 
         def register(func: Callable[..., Any]) -> Task[Any, Any]:
             registered = task_name(func) if name is None else name
             _routing.check_name(registered)
+            if transactional and not inspect.iscoroutinefunction(func):
+                raise ConfigurationError(
+                    f"task {registered!r} is transactional=True but its handler is a sync "
+                    "function; a transactional handler must be `async def`: it gets an "
+                    "AsyncConnection in the transaction that records its success, from "
+                    "pgjobs.current_job().conn. Make the handler async (run blocking work "
+                    "with asyncio.to_thread), or drop transactional=True"
+                )
             if registered in self.tasks:
                 raise ConfigurationError(
                     f"task name {registered!r} is registered twice; give one of them name='...'"
@@ -478,6 +504,40 @@ class App:
         pools, self._async_pools = self._async_pools, {}
         for pool in pools.values():
             await pool.close()
+
+
+#: The default `idle_in_transaction_timeout` of a transactional task, in seconds.
+DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT = 60.0
+# PostgreSQL's idle_in_transaction_session_timeout is an int of milliseconds.
+_MAX_IDLE_IN_TRANSACTION_TIMEOUT = 2_147_483.0
+
+
+def _idle_timeout(transactional: bool, seconds: float | None) -> float:
+    """A task's `idle_in_transaction_timeout`, checked; the default when not given.
+
+    Raises:
+        ConfigurationError: given without `transactional=True`, or not a
+            number of seconds PostgreSQL can take (0, which would turn the
+            limit off, is refused).
+    """
+    if seconds is None:
+        return DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT
+    if not transactional:
+        raise ConfigurationError(
+            "idle_in_transaction_timeout only applies to transactional=True tasks "
+            "(the transaction it bounds); pass transactional=True or leave it out"
+        )
+    if (
+        isinstance(seconds, bool)
+        or not isinstance(seconds, int | float)
+        or not 0.001 <= seconds <= _MAX_IDLE_IN_TRANSACTION_TIMEOUT
+    ):
+        raise ConfigurationError(
+            "idle_in_transaction_timeout must be a number of seconds from 0.001 to "
+            f"{_MAX_IDLE_IN_TRANSACTION_TIMEOUT:.0f}, got {seconds!r}; a transactional "
+            "handler's transaction always has a limit"
+        )
+    return float(seconds)
 
 
 def resolve_task_name(registered: Iterable[str], name: str) -> str:

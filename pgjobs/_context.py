@@ -12,9 +12,12 @@ from __future__ import annotations
 import functools
 from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
-from typing import Any, Protocol, TypeAlias
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 from pgjobs.errors import JobCancelledError, JobContextError
+
+if TYPE_CHECKING:
+    import psycopg
 
 
 class _Claimed(Protocol):
@@ -48,14 +51,18 @@ class JobContext:
         cancelled: whether the job was asked to stop. Cancelling is
             cooperative: a sync handler that runs long checks this, or calls
             `raise_if_cancelled()`, between steps.
+        conn: for a task registered with `transactional=True`, the
+            AsyncConnection whose open transaction will also record the
+            job's success (see `conn`).
     """
 
-    __slots__ = ("_cancelled", "_job", "worker_id")
+    __slots__ = ("_cancelled", "_conn", "_job", "worker_id")
 
     def __init__(self, job: _Claimed, worker_id: int | None) -> None:
         self._job = job
         self.worker_id = worker_id
         self._cancelled = False
+        self._conn: psycopg.AsyncConnection[Any] | None = None
 
     # Read through from the claimed job, so that making a context costs one
     # object per run, not a copy of every field (it is made for every job).
@@ -88,6 +95,30 @@ class JobContext:
     def cancelled(self) -> bool:
         """Whether the job was asked to stop; the handler decides when to look."""
         return self._cancelled
+
+    @property
+    def conn(self) -> psycopg.AsyncConnection[Any]:
+        """The transaction of a `transactional=True` task: what the handler writes here
+        commits together with the job's success, or not at all.
+
+        The worker opens the transaction before the handler (and its
+        middleware) runs and commits it after the handler returns, once the
+        job's success is written in it; if the handler raises, times out or
+        leaves the transaction idle past the task's
+        `idle_in_transaction_timeout`, everything in it rolls back. Do not
+        commit or roll it back yourself; `async with conn.transaction():`
+        makes a savepoint. Rows come back as tuples.
+
+        Raises:
+            JobContextError: the task is not transactional (or the handler has returned).
+        """
+        if self._conn is None:
+            raise JobContextError(
+                f"current_job().conn is only set while the handler of a transactional task "
+                f"runs; task {self._job.task!r} was not registered with "
+                "@app.task(transactional=True)"
+            )
+        return self._conn
 
     def raise_if_cancelled(self) -> None:
         """Raise JobCancelledError if the job was asked to stop; otherwise do nothing."""

@@ -118,6 +118,12 @@ class TaskConfig:
     keep_result: bool
     #: Whether its finished jobs go to pgjobs.job_history (False: deleted at once).
     keep_history: bool = True
+    #: Whether the handler runs in a transaction that also records its
+    #: success (`@app.task(transactional=True)`, pgjobs/worker/_transaction.py).
+    transactional: bool = False
+    #: Seconds that transaction may sit idle before PostgreSQL ends it
+    #: (its idle_in_transaction_session_timeout); used only when transactional.
+    idle_in_transaction_timeout: float = 60.0
 
 
 class Owner(Protocol):

@@ -16,6 +16,7 @@ __all__ = [
     "PgjobsError",
     "SchemaVersionError",
     "TaskTimeoutError",
+    "TransactionIdleError",
     "UnknownTaskError",
 ]
 
@@ -87,6 +88,25 @@ class InvalidTransitionError(PgjobsError):
 
 class TaskTimeoutError(PgjobsError, TimeoutError):
     """A handler ran past its task's timeout."""
+
+
+class TransactionIdleError(PgjobsError):
+    """A transactional handler left its transaction idle past idle_in_transaction_session_timeout.
+
+    PostgreSQL ended the session and rolled the transaction back, the
+    handler's writes with it; the attempt fails and is retried by the task's
+    policy.
+    """
+
+    def __init__(self, task: str, seconds: float, detail: str) -> None:
+        self.seconds = seconds
+        super().__init__(
+            f"task {task!r} left its transaction idle longer than "
+            f"idle_in_transaction_session_timeout ({seconds:g}s), so PostgreSQL ended the "
+            f"session and rolled back its writes ({detail}). The transaction is open for "
+            "the handler's whole run: move slow work that needs no database to a task of "
+            "its own, or raise @app.task(idle_in_transaction_timeout=...)"
+        )
 
 
 class HandlerExitError(PgjobsError):

@@ -9,20 +9,29 @@ import dataclasses
 import functools
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pgjobs import _routing
 from pgjobs._context import JobContext, Middleware, chain, reset_current, set_current
 from pgjobs._log import get_logger
 from pgjobs._serde import dump_json, scrub_nul
 from pgjobs._task import Task
-from pgjobs.errors import ArgumentsError, HandlerExitError, TaskTimeoutError, UnknownTaskError
+from pgjobs.errors import (
+    ArgumentsError,
+    ConfigurationError,
+    HandlerExitError,
+    TaskTimeoutError,
+    UnknownTaskError,
+)
 from pgjobs.worker import _outcome
 from pgjobs.worker._metrics import Metrics
 from pgjobs.worker._outcome import ClaimedJob, Outcome
 from pgjobs.worker._tracing import observed
+
+if TYPE_CHECKING:
+    from pgjobs.worker._transaction import Transactions
 
 
 def _shield_exit(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -56,6 +65,9 @@ class Executor:
         metrics: where to record each job's outcome, run time and wait; None
             records nothing, at the cost of one test per job.
         middleware: run around every handler, the first outermost (`App.middleware`).
+        transactions: where a `transactional=True` task's handler gets its
+            transaction (the Worker makes one when the App has such a task);
+            None fails such jobs with a ConfigurationError.
     """
 
     def __init__(
@@ -65,8 +77,10 @@ class Executor:
         worker_id: int | None = None,
         metrics: Metrics | None = None,
         middleware: Sequence[Middleware] = (),
+        transactions: Transactions | None = None,
     ) -> None:
         self.tasks = tasks
+        self.transactions = transactions
         self.metrics = metrics
         self.worker_id = worker_id
         self.middleware = tuple(middleware)
@@ -134,7 +148,9 @@ class Executor:
         token = set_current(context)
         started = time.perf_counter()
         try:
-            if self.middleware:
+            if task.config.transactional:
+                running = self._transactional(job, task, context, args, kwargs)
+            elif self.middleware:
                 running = _shield_exit_async(
                     chain,
                     self.middleware,
@@ -160,18 +176,59 @@ class Executor:
             reset_current(token)
             self.contexts.pop(job.id, None)
 
+        if task.config.transactional:  # written already, in the handler's transaction
+            return self._committed(job, result, started)
         result_json = None
         if task.config.keep_result and result is not None:
-            try:
-                result_json = dump_json(result, "the task's return value")
-            except ArgumentsError as err:
-                self._job_log(job).warning("job.result_dropped", error=str(err))
+            result_json = self._result_json(job, task, result)
         if debug:
             duration = round(time.perf_counter() - started, 6)
             self._job_log(job).debug("job.succeeded", duration=duration)
         if self.metrics is not None:
             self.metrics.finished(job, "succeeded", time.perf_counter() - started)
         return _outcome.succeeded(job, result_json, keep=task.config.keep_history)
+
+    def _result_json(self, job: ClaimedJob, task: Task[Any, Any], result: Any) -> str | None:
+        """The handler's return value as JSON to store; None if it is not kept or not JSON."""
+        if not task.config.keep_result or result is None:
+            return None
+        try:
+            return dump_json(result, "the task's return value")
+        except ArgumentsError as err:
+            self._job_log(job).warning("job.result_dropped", error=str(err))
+            return None
+
+    def _transactional(
+        self,
+        job: ClaimedJob,
+        task: Task[Any, Any],
+        context: JobContext,
+        args: Any,
+        kwargs: Any,
+    ) -> Awaitable[Outcome]:
+        """The run of a `transactional=True` task: handler and success in one transaction.
+
+        See pgjobs/worker/_transaction.py; what it raises fails the attempt.
+        """
+        if self.transactions is None:
+            raise ConfigurationError(
+                f"task {task.name!r} is transactional, but this executor has no connections "
+                "for its transactions; run it with a pgjobs Worker"
+            )
+        call: Callable[[], Awaitable[Any]] = functools.partial(self._call, task, args, kwargs)
+        if self.middleware:
+            call = functools.partial(_shield_exit_async, chain, self.middleware, context, call)
+        encode = functools.partial(self._result_json, job, task)
+        return self.transactions.run(job, task.config, context, call, encode)
+
+    def _committed(self, job: ClaimedJob, outcome: Outcome, started: float) -> Outcome:
+        """A transactional run's written outcome, logged and counted."""
+        seconds = time.perf_counter() - started
+        if self._debug and outcome.status == "succeeded":
+            self._job_log(job).debug("job.succeeded", duration=round(seconds, 6))
+        if self.metrics is not None:
+            self.metrics.finished(job, outcome.status, seconds)
+        return outcome
 
     def cancel(self, job_id: int) -> bool:
         """Set `cancelled` in the context of a job whose handler runs here; False if none does.

@@ -40,6 +40,10 @@ class Outcome:
     result_json: str | None
     #: A finished job goes to the history (False: deleted; the task keeps no history).
     keep: bool = True
+    #: Already committed (a transactional job's success, written in the
+    #: handler's transaction) or deliberately not written (that transaction
+    #: was fenced): nothing for the completer to do.
+    written: bool = False
 
 
 def succeeded(job: ClaimedJob, result_json: str | None, *, keep: bool = True) -> Outcome:

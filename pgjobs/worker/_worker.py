@@ -31,6 +31,7 @@ from pgjobs.worker._metrics import Metrics, MetricsServer
 from pgjobs.worker._outcome import ClaimedJob
 from pgjobs.worker._scheduler import sync_schedules
 from pgjobs.worker._service import Service
+from pgjobs.worker._transaction import Transactions
 
 #: The worker's pool: every statement but the leader lock's, LISTEN, the
 #: claims and the outcome batches goes through it, each short (heartbeats, the
@@ -38,7 +39,9 @@ from pgjobs.worker._service import Service
 #: outcomes each keep a connection of their own (HotConnection). So a worker
 #: holds POOL_MIN + 4 connections once it has run a job (the pool's, the
 #: claims', the outcomes', the listener's, and the leader's, which a follower
-#: keeps to try for the lock), and POOL_MAX + 4 at most.
+#: keeps to try for the lock), and POOL_MAX + 4 at most. An App with
+#: transactional tasks adds up to one per slot while they run
+#: (pgjobs/worker/_transaction.py).
 POOL_MIN = 1
 POOL_MAX = 2
 #: Seconds an extra connection (opened when statements overlapped) stays unused
@@ -250,12 +253,20 @@ class _Session:
         self.running = worker.running
         self.slots = worker._slots
         self.log = worker._log.bind(worker_id=worker_id)
+        # Connections for transactional tasks' handlers, only when the App has
+        # such a task: at most one per slot, none while none runs.
+        self.transactions = (
+            Transactions(dsn, worker_id=worker_id, size=config.concurrency, pooled=worker.pooled)
+            if any(task.config.transactional for task in worker.app.tasks.values())
+            else None
+        )
         self.executor = Executor(
             worker.app.tasks,
             config.concurrency,
             worker_id=worker_id,
             metrics=worker.metrics,
             middleware=worker.app.middlewares,
+            transactions=self.transactions,
         )
         # The claims and the outcome batches each keep a connection of their
         # own (HotConnection): through the pool they cost the drain 8%, and
@@ -362,6 +373,8 @@ class _Session:
             tasks=sorted(worker.app.tasks),
             listen=config.listen,
         )
+        if self.transactions is not None:
+            await self.transactions.open()
         self.start(self.leader)
         self.start(self.fetcher)
         if worker._stop_requested.is_set():
@@ -369,6 +382,8 @@ class _Session:
         await worker._stop_requested.wait()
         await self.stop(self.fetcher)  # stopped already, by request_stop
         await self._drain()  # stops the completer too, once every outcome is in
+        if self.transactions is not None:
+            await self.transactions.close()  # every job is done or given back
         await self.fetcher.hot.close()  # the fetcher and the completer are done with them
         await self.completer.hot.close()
         await self.stop(self.heartbeat, self.listener)
@@ -383,7 +398,8 @@ class _Session:
             "worker.stopped",
             completed=worker.completed,
             exit_code=worker.exit_code,
-            fenced=self.completer.fenced,
+            fenced=self.completer.fenced
+            + (self.transactions.fenced if self.transactions is not None else 0),
         )
         return worker.exit_code
 
@@ -398,7 +414,8 @@ class _Session:
             outcome = await self.executor.run(job)
         except asyncio.CancelledError:
             return  # shutdown: the job stays in `running` and is released
-        self.completer.add(outcome)
+        if not outcome.written:  # a transactional job's success is committed already
+            self.completer.add(outcome)
         self.worker.completed += 1
         del self.running[job.id]
         self.slots.release()

@@ -73,3 +73,32 @@ async def slow_async(key: str, seconds: float) -> None:
     await asyncio.to_thread(_record, key, "start")
     await asyncio.sleep(seconds)
     await asyncio.to_thread(_record, key, "end")
+
+
+# -- the transactional kill storm (tests/chaos/test_transactional_kills.py) ---
+# The same effect, written two ways: in the job's transaction, which also
+# records its success, or committed on its own before the handler returns.
+# Both write first and then work, so that a kill most often lands after the
+# effect and before the success: the window in which a plain task runs twice.
+
+
+@app.task(name="chaos.effect_tx", transactional=True, max_attempts=50, retry=_RETRY)
+async def effect_tx(key: str, work: float = 0.0) -> None:
+    """Insert the effect in the job's transaction, then work: committed with the success."""
+    import asyncio
+
+    await pgjobs.current_job().conn.execute(
+        "INSERT INTO test_runs (job_key, pid, note) VALUES (%s, %s, 'tx')", (key, os.getpid())
+    )
+    if work:
+        await asyncio.sleep(work)
+
+
+@app.task(name="chaos.effect_plain", max_attempts=50, retry=_RETRY)
+async def effect_plain(key: str, work: float = 0.0) -> None:
+    """Commit the effect on its own connection, then work: the success is written later."""
+    import asyncio
+
+    await asyncio.to_thread(_record, key, "plain")
+    if work:
+        await asyncio.sleep(work)

@@ -53,6 +53,8 @@ STATEMENTS = {
         "keeps": [True] * 50,
         "worker_id": 1,
     },
+    # A transactional task's success, in the handler's transaction.
+    "complete_one": {"id": 1, "attempt": 1, "worker_id": 1, "result": None, "keep": True},
 }
 
 

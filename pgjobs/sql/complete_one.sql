@@ -1,0 +1,32 @@
+-- Record one transactional job's success, inside the handler's own
+-- transaction (pgjobs/worker/_transaction.py): the handler's writes and
+-- the job's move to pgjobs.job_history commit together, or not at all.
+--
+-- Fenced exactly as complete.sql: the row is taken only while it is still
+-- running under this worker and this attempt. No row back means the job
+-- was rescued, cancelled or re-claimed meanwhile, and the caller rolls the
+-- whole transaction back, the handler's writes with it.
+--
+-- The DELETE ... RETURNING feeds the INSERT into the history in this one
+-- statement, so at every commit the job is in exactly one of the two tables.
+-- A task that keeps no history (:keep false) is only deleted.
+WITH finished AS (
+    DELETE FROM pgjobs.jobs_live AS j
+    WHERE j.id = CAST(:id AS bigint)
+      -- IS TRUE, as in complete.sql: only the primary key may drive this.
+      AND (j.status = 'running'
+           AND j.worker_id = CAST(:worker_id AS bigint)
+           AND j.attempts = CAST(:attempt AS integer)) IS TRUE
+    RETURNING j.*
+),
+kept AS (
+    INSERT INTO pgjobs.job_history (id, queue, task, args, priority, status, run_at, attempts,
+                                    max_attempts, fingerprint, worker_id, started_at, created_at,
+                                    finished_at, errors, result, meta)
+    SELECT id, queue, task, args, priority, CAST('succeeded' AS pgjobs.job_status), run_at,
+           attempts, max_attempts, fingerprint, worker_id, started_at, created_at, now(), errors,
+           CAST(:result AS jsonb), meta
+    FROM finished
+    WHERE CAST(:keep AS boolean)
+)
+SELECT id FROM finished
