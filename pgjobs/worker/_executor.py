@@ -16,9 +16,15 @@ from typing import Any
 from pgjobs import _routing
 from pgjobs._context import JobContext, Middleware, chain, reset_current, set_current
 from pgjobs._log import get_logger
-from pgjobs._serde import dump_json, scrub_nul
+from pgjobs._serde import dump_result, scrub_nul
 from pgjobs._task import Task
-from pgjobs.errors import ArgumentsError, HandlerExitError, TaskTimeoutError, UnknownTaskError
+from pgjobs.errors import (
+    ArgumentsError,
+    HandlerExitError,
+    ResultTooLargeError,
+    TaskTimeoutError,
+    UnknownTaskError,
+)
 from pgjobs.worker import _outcome
 from pgjobs.worker._metrics import Metrics
 from pgjobs.worker._outcome import ClaimedJob, Outcome
@@ -163,7 +169,12 @@ class Executor:
         result_json = None
         if task.config.keep_result and result is not None:
             try:
-                result_json = dump_json(result, "the task's return value")
+                result_json = dump_result(result)
+            except ResultTooLargeError as err:
+                # Not stored truncated, and not retried (it would be as large again).
+                self._job_log(job).error("job.failed", error=str(err), retryable=False)
+                keep = task.config.keep_history
+                return self._recorded(job, _outcome.failed(job, err, None, keep=keep))
             except ArgumentsError as err:
                 self._job_log(job).warning("job.result_dropped", error=str(err))
         if debug:

@@ -245,7 +245,7 @@ def test_cancel_a_queued_job(admin, conn):
 
 def test_cancel_refuses_a_finished_job_and_an_unknown_id(admin, conn):
     job_id = add_job(conn, status="succeeded")
-    with pytest.raises(InvalidTransitionError, match="only queued jobs can be cancelled"):
+    with pytest.raises(InvalidTransitionError, match="only queued or running jobs can be"):
         admin("cancel_job", job_id)
     assert one(conn, "SELECT status FROM pgjobs.jobs WHERE id = %s", job_id) == ("succeeded",)
     with pytest.raises(JobNotFoundError):
