@@ -253,7 +253,7 @@ async def job(request: Request) -> Response:
         timeline=timeline,
         pretty=lambda v: json.dumps(v, indent=2, ensure_ascii=False, default=str),
         can_retry=detail.job.status.value in ("failed", "cancelled", "queued"),
-        can_cancel=detail.job.status.value == "queued",
+        can_cancel=detail.job.status.value in ("queued", "running"),
         can_delete=detail.job.status.value != "running",
     )
 
@@ -274,7 +274,7 @@ async def job_action(request: Request) -> Response:
         if action == "retry":
             await _admin.retry_job_async(conn, job_id)
         elif action == "cancel":
-            await _admin.cancel_job_async(conn, job_id)
+            await _admin.cancel_job_async(conn, job_id, by=f"dashboard:{who.name}")
         else:
             await _queries.delete_job(conn, job_id)
     dash.action(who, f"job.{action}", job_id=job_id)

@@ -48,6 +48,12 @@ async def _shield_exit_async(fn: Callable[..., Any], *args: Any, **kwargs: Any) 
         raise HandlerExitError(f"the handler raised {type(exc).__name__}({exc})") from exc
 
 
+def _uncancel() -> int:
+    """Undo one cancel() of the current task; the number still pending."""
+    current = asyncio.current_task()
+    return current.uncancel() if current is not None else 0
+
+
 #: Threads kept beyond `concurrency` at least, for handlers abandoned mid-run.
 SPARE_THREADS = 16
 
@@ -157,10 +163,17 @@ class Executor:
             overran = TaskTimeoutError(f"the handler ran past its timeout of {limit}s")
             return self._failure(job, task, overran, started)
         except asyncio.CancelledError:
+            # Cancelled through asyncio by `cancel` (pgjobs.cancel() of this
+            # job) and by nothing else: the job ends cancelled. A stopping
+            # worker's cancel (as well) gives the job back instead.
+            if context.cancelled and _uncancel() == 0:
+                return self._cancelled(job, task, started)
             if self.metrics is not None:  # a stopping worker gives the job back
                 self.metrics.released(job, time.perf_counter() - started)
             raise
         except Exception as exc:  # the handler's own failure, whatever it is
+            if context.cancelled:  # raise_if_cancelled(), or anything after the cancel
+                return self._cancelled(job, task, started)
             return self._failure(job, task, exc, started)
         finally:
             reset_current(token)
@@ -185,16 +198,39 @@ class Executor:
         return _outcome.succeeded(job, result_json, keep=task.config.keep_history)
 
     def cancel(self, job_id: int) -> bool:
-        """Set `cancelled` in the context of a job whose handler runs here; False if none does.
+        """Set `cancelled` in the context of a job whose handler runs here.
 
         Cooperative: the handler sees `current_job().cancelled` turn true, and
-        stops where it checks (`raise_if_cancelled()`).
+        stops where it checks (`raise_if_cancelled()`); the caller cancels the
+        asyncio task of an async handler too (`is_async`). Once the flag is set
+        the run ends `cancelled` whatever the handler then raises.
+
+        Returns:
+            True if this call set the flag; False if no handler of that job
+            runs here, or it was set already.
         """
         context = self.contexts.get(job_id)
-        if context is None:
+        if context is None or context.cancelled:
             return False
         context._mark_cancelled()
         return True
+
+    def is_async(self, job_id: int) -> bool:
+        """Whether the handler running `job_id` here is a coroutine function."""
+        context = self.contexts.get(job_id)
+        if context is None:
+            return False
+        name: str | None = context.task
+        if name not in self.tasks:
+            name = _routing.route(self.tasks, context.task)
+        return name is not None and self.tasks[name].is_async
+
+    def _cancelled(self, job: ClaimedJob, task: Task[Any, Any], started: float) -> Outcome:
+        seconds = time.perf_counter() - started
+        if self.metrics is not None:
+            self.metrics.finished(job, "cancelled", seconds)
+        self._job_log(job).warning("job.cancelled", duration=round(seconds, 6))
+        return _outcome.cancelled(job, keep=task.config.keep_history)
 
     def _recorded(self, job: ClaimedJob, outcome: Outcome) -> Outcome:
         """`outcome`, recorded in the metrics as a run of no time (the handler never ran)."""

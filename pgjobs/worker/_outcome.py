@@ -34,7 +34,7 @@ class Outcome:
 
     job_id: int
     attempt: int
-    status: str  # 'succeeded', 'queued' (retry) or 'failed'
+    status: str  # 'succeeded', 'queued' (retry), 'failed' or 'cancelled'
     delay: float  # seconds until the retry; 0 unless status is 'queued'
     error: dict[str, Any] | None
     result_json: str | None
@@ -45,6 +45,11 @@ class Outcome:
 def succeeded(job: ClaimedJob, result_json: str | None, *, keep: bool = True) -> Outcome:
     """The job ran to completion."""
     return Outcome(job.id, job.attempts, "succeeded", 0.0, None, result_json, keep)
+
+
+def cancelled(job: ClaimedJob, *, keep: bool = True) -> Outcome:
+    """The job was asked to stop (pgjobs.cancel) and its handler stopped."""
+    return Outcome(job.id, job.attempts, "cancelled", 0.0, None, None, keep)
 
 
 def error_entry(job: ClaimedJob, exc: BaseException) -> dict[str, Any]:

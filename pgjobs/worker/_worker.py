@@ -290,9 +290,17 @@ class _Session:
             # says it runs is a claim whose reply was lost.
             known=lambda: [*self.running, *self.completer.job_ids()],
             orphan_age=config.stale_after,
+            on_cancel=self.cancel,
         )
         self.listener = (
-            Listener(dsn, config.queues, worker._wake, worker.outage, worker_id=worker_id)
+            Listener(
+                dsn,
+                config.queues,
+                worker._wake,
+                worker.outage,
+                worker_id=worker_id,
+                on_cancel=self.cancel,
+            )
             if config.listen
             else None
         )
@@ -392,6 +400,19 @@ class _Session:
         self.slots.take()
         task = asyncio.create_task(self._execute(job), name=f"pgjobs-job-{job.id}")
         self.running[job.id] = (task, job)
+
+    def cancel(self, job_id: int) -> None:
+        """Stop a job this worker runs, asked by pgjobs.cancel() (listener or heartbeat).
+
+        A sync handler sees `current_job().cancelled` turn true; an async one
+        is also cancelled through asyncio. Its run then ends `cancelled`.
+        """
+        if not self.executor.cancel(job_id):
+            return  # not running here, or asked already
+        self.log.info("job.cancel_requested", job_id=job_id)
+        entry = self.running.get(job_id)
+        if entry is not None and self.executor.is_async(job_id):
+            entry[0].cancel("pgjobs.cancel() of this job")
 
     async def _execute(self, job: ClaimedJob) -> None:
         try:

@@ -52,3 +52,27 @@ async def asleepy(key: str, seconds: float) -> None:
 @app.task(name="noop")
 async def noop(i: int = 0) -> None:
     """Does nothing."""
+
+
+@app.task(name="cancellable")
+def cancellable(key: str) -> None:
+    """A sync handler that runs until its job is cancelled, checking between steps."""
+    _record(key, "start")
+    job = pgjobs.current_job()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if job.cancelled:
+            _record(key, "saw cancel")
+            job.raise_if_cancelled()
+        time.sleep(0.01)
+
+
+@app.task(name="acancellable")
+async def acancellable(key: str) -> None:
+    """An async handler that waits until its job is cancelled (through asyncio)."""
+    await asyncio.to_thread(_record, key, "start")
+    try:
+        await asyncio.sleep(60)
+    except asyncio.CancelledError:
+        await asyncio.to_thread(_record, key, "cancelled")
+        raise

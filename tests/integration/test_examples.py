@@ -22,6 +22,7 @@ EXPECTED = {
     "middleware_routing.py": "reports.weekly: succeeded {'day': '2026-01-05', 'report': 'weekly'}",
     "tracing.py": "POST /orders > send example-tracing > process example-tracing > render receipt",
     "django_app.py": "after the worker: SUCCESSFUL 'welcome sent to ada@example.com'",
+    "job_control.py": "result: {'url': '/exports/7'}",
 }
 ALSO_EXPECTED = {
     "psycopg_transaction.py": "after rollback: 0 jobs for user",
@@ -30,6 +31,7 @@ ALSO_EXPECTED = {
     "middleware_routing.py": "reports.monthly: succeeded {'skipped': 'reports.monthly'}",
     "tracing.py": '"correlation_id": "req-8f41"',
     "django_app.py": "after rollback: 0 jobs for nobody@example.com",
+    "job_control.py": "chunks: cancelled by example",
 }
 
 
