@@ -108,6 +108,7 @@ class App:
         retry: RetryPolicy | None = None,
         keep_result: bool = True,
         keep_history: bool = True,
+        max_snoozes: int = 100,
     ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
     # mypy reports a false "does not accept all possible parameters" here: the
@@ -126,6 +127,7 @@ class App:
         retry: RetryPolicy | None = None,
         keep_result: bool = True,
         keep_history: bool = True,
+        max_snoozes: int = 100,
     ) -> Any:
         """Register a function (sync or async) as a task.
 
@@ -144,6 +146,8 @@ class App:
             keep_history: keep its finished jobs in `pgjobs.job_history` for
                 their retention; False deletes each as it finishes (the
                 cheapest path: nothing to write, nothing to drop later).
+            max_snoozes: how many times one job may `raise pgjobs.Snooze(...)`;
+                the attempt that would snooze once more fails instead.
 
         Raises:
             ConfigurationError: a bad option, or a name registered twice.
@@ -151,12 +155,15 @@ class App:
         check_queue(queue)
         if timeout is not None and not timeout > 0:
             raise ConfigurationError(f"timeout must be a positive number of seconds, got {timeout}")
+        if isinstance(max_snoozes, bool) or not isinstance(max_snoozes, int) or max_snoozes < 0:
+            raise ConfigurationError(f"max_snoozes must be 0 or more, got {max_snoozes!r}")
         defaults = EnqueueOptions(queue=queue, priority=priority, max_attempts=max_attempts)
         config = TaskConfig(
             timeout=timeout,
             retry=retry or Exponential(),
             keep_result=keep_result,
             keep_history=keep_history,
+            max_snoozes=max_snoozes,
         )
 
         def register(func: Callable[..., Any]) -> Task[Any, Any]:

@@ -9,12 +9,48 @@ same object as its first argument.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
+import math
 from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from typing import Any, Protocol, TypeAlias
 
 from pgjobs.errors import JobCancelledError, JobContextError
+
+
+class Snooze(Exception):  # noqa: N818 - the name users raise, by contract (issue 15)
+    """Raise in a handler to run the job again later without counting the attempt.
+
+    `raise pgjobs.Snooze(30)` (seconds, or a `datetime.timedelta`) puts the
+    job back in its queue to run again in 30 s; its `attempts` is not
+    increased and its `snoozes` is. A task snoozes at most `max_snoozes`
+    times (`@app.task(max_snoozes=100)`); the attempt that would snooze once
+    more fails instead, as does one whose delay is negative or not a number.
+    """
+
+    def __init__(self, delay: float | dt.timedelta) -> None:
+        self.delay = delay
+        super().__init__(f"snooze for {delay}")
+
+    def seconds(self) -> float:
+        """The delay in seconds.
+
+        Raises:
+            ValueError: the delay is negative, NaN or infinite, or not a number.
+        """
+        delay = self.delay
+        value = delay.total_seconds() if isinstance(delay, dt.timedelta) else delay
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(
+                f"pgjobs.Snooze takes seconds or a timedelta, got {type(value).__name__} {value!r}"
+            )
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(
+                f"pgjobs.Snooze needs a delay of 0 seconds or more, got {value!r}; "
+                "the attempt fails instead of snoozing"
+            )
+        return float(value)
 
 
 class _Claimed(Protocol):

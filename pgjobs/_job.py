@@ -52,6 +52,8 @@ class Job:
     #: When a cancel of the running job was asked for (pgjobs.cancel), and by whom.
     cancel_requested_at: dt.datetime | None = None
     cancelled_by: str | None = None
+    #: How many times the job snoozed (raised pgjobs.Snooze); not counted in attempts.
+    snoozes: int = 0
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Job:

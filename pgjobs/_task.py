@@ -118,6 +118,8 @@ class TaskConfig:
     keep_result: bool
     #: Whether its finished jobs go to pgjobs.job_history (False: deleted at once).
     keep_history: bool = True
+    #: How many times a job of the task may snooze (raise pgjobs.Snooze).
+    max_snoozes: int = 100
 
 
 class Owner(Protocol):

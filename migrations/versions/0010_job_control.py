@@ -14,6 +14,9 @@
   cancel-requested job is moved to the history as cancelled by the rescuer,
   not put back in the queue. `cancelled_by` says who asked: the SQL role
   (current_user) unless the caller names itself (`pgjobs.cancel(id, 'cli:alice')`).
+- `snoozes` (integer, 0 by default) on both tables: a handler that raises
+  `pgjobs.Snooze(seconds)` puts its job back in line without counting the
+  attempt, and the completion counts the snooze here.
 - `pgjobs.cancel(job_id, by)` replaces `pgjobs.cancel(job_id)`: a queued job
   is cancelled at once (as before), a running one is asked to stop, a
   finished one is refused. `pgjobs.cancel(id)` still works (by defaults to NULL).
@@ -45,6 +48,7 @@ depends_on = None
 NEW_COLUMNS = (
     ("cancel_requested_at", "timestamptz"),
     ("cancelled_by", "text"),
+    ("snoozes", "integer NOT NULL DEFAULT 0"),
 )
 
 
@@ -128,7 +132,7 @@ BEGIN
     INSERT INTO pgjobs.job_history ({columns})
     SELECT id, queue, task, args, priority, 'cancelled', run_at, attempts, max_attempts, fingerprint,
            worker_id, started_at, created_at, now(), errors, result, meta,
-           now(), who
+           now(), who, snoozes
     FROM moved;
     PERFORM pgjobs.notify_done(ARRAY[job_id]);
 END
@@ -139,28 +143,36 @@ COMMENT ON FUNCTION pgjobs.cancel(bigint, text) IS
 """
 
 
+def _replaced(text: str, old: str, new: str) -> str:
+    if old not in text:
+        raise RuntimeError(f"migration 0010: {old!r} not found in 0009's SQL")
+    return text.replace(old, new)
+
+
 def _retry_sql(m0009: Any, columns: str) -> str:
     # 0009's retry(), writing the new columns too: a retried job is no longer
-    # asked to stop.
+    # asked to stop, and starts its snoozes again.
     start = m0009._MOVE_FUNCTIONS.index("CREATE OR REPLACE FUNCTION pgjobs.retry")
     end = m0009._MOVE_FUNCTIONS.index("CREATE OR REPLACE FUNCTION pgjobs.cancel")
     text = m0009._MOVE_FUNCTIONS[start:end]
-    text = text.replace(
+    text = _replaced(
+        text,
         "finished_at = NULL, worker_id = NULL\n",
         "finished_at = NULL, worker_id = NULL,\n"
-        "               cancel_requested_at = NULL, cancelled_by = NULL\n",
+        "               cancel_requested_at = NULL, cancelled_by = NULL, snoozes = 0\n",
     )
-    text = text.replace(
+    text = _replaced(
+        text,
         "INSERT INTO pgjobs.jobs_live (id, queue, task, args, priority, status, run_at, attempts,\n"
         "                                      max_attempts, fingerprint, worker_id, started_at, created_at,\n"
         "                                      finished_at, errors, result, meta)",
         f"INSERT INTO pgjobs.jobs_live ({columns})",
     )
-    text = text.replace(
+    return _replaced(
+        text,
         "NULL, started_at, created_at, NULL, errors, result, meta\n",
-        "NULL, started_at, created_at, NULL, errors, result, meta, NULL, NULL\n",
+        "NULL, started_at, created_at, NULL, errors, result, meta, NULL, NULL, 0\n",
     )
-    return text
 
 
 def _rebuild(m0007: Any, m0009: Any, columns: str) -> None:
@@ -168,6 +180,7 @@ def _rebuild(m0007: Any, m0009: Any, columns: str) -> None:
     m0007._save_and_drop_views()
     op.execute("DROP VIEW pgjobs.jobs")  # its INSTEAD OF trigger goes with it
     op.execute(m0009._views_sql().replace(m0009._COLUMNS, columns))
+    op.execute("ALTER VIEW pgjobs.jobs ALTER COLUMN snoozes SET DEFAULT 0")
     op.execute(
         m0009._VIEW_WRITES.replace(m0009._COLUMNS, columns).replace(
             "CREATE FUNCTION", "CREATE OR REPLACE FUNCTION"

@@ -30,8 +30,9 @@ WITH u AS (
         CAST(:delays AS double precision[]),
         CAST(:errors AS jsonb[]),
         CAST(:results AS jsonb[]),
-        CAST(:keeps AS boolean[])
-    ) AS u(id, attempt, status, delay, error, result, keep)
+        CAST(:keeps AS boolean[]),
+        CAST(:snoozes AS boolean[])
+    ) AS u(id, attempt, status, delay, error, result, keep, snooze)
 ),
 finished AS (
     DELETE FROM pgjobs.jobs_live AS j
@@ -61,14 +62,14 @@ kept AS (
     INSERT INTO pgjobs.job_history (id, queue, task, args, priority, status, run_at, attempts,
                                     max_attempts, fingerprint, worker_id, started_at, created_at,
                                     finished_at, errors, result, meta, cancel_requested_at,
-                                    cancelled_by)
+                                    cancelled_by, snoozes)
     SELECT id, queue, task, args, priority,
            CASE WHEN cancel_requested_at IS NULL THEN new_status ELSE 'cancelled' END,
            run_at, attempts, max_attempts, fingerprint, worker_id, started_at, created_at, now(),
            CASE WHEN new_error IS NULL THEN errors
                 ELSE errors || jsonb_build_array(new_error || jsonb_build_object('at', now())) END,
            CASE WHEN cancel_requested_at IS NULL THEN new_result END, meta, cancel_requested_at,
-           cancelled_by
+           cancelled_by, snoozes
     FROM finished
     WHERE keep
 ),
@@ -78,6 +79,9 @@ requeued AS (
         run_at = now() + make_interval(secs => u.delay),
         finished_at = NULL,
         worker_id = NULL,
+        -- A snooze (pgjobs.Snooze) does not count the attempt; it counts a snooze.
+        attempts = CASE WHEN u.snooze THEN j.attempts - 1 ELSE j.attempts END,
+        snoozes = CASE WHEN u.snooze THEN j.snoozes + 1 ELSE j.snoozes END,
         errors = CASE WHEN u.error IS NULL THEN j.errors
                       ELSE j.errors || jsonb_build_array(u.error || jsonb_build_object('at', now())) END,
         result = u.result

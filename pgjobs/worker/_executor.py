@@ -14,7 +14,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from pgjobs import _routing
-from pgjobs._context import JobContext, Middleware, chain, reset_current, set_current
+from pgjobs._context import JobContext, Middleware, Snooze, chain, reset_current, set_current
 from pgjobs._log import get_logger
 from pgjobs._serde import dump_result, scrub_nul
 from pgjobs._task import Task
@@ -174,6 +174,8 @@ class Executor:
         except Exception as exc:  # the handler's own failure, whatever it is
             if context.cancelled:  # raise_if_cancelled(), or anything after the cancel
                 return self._cancelled(job, task, started)
+            if isinstance(exc, Snooze):
+                return self._snoozed(job, task, exc, started)
             return self._failure(job, task, exc, started)
         finally:
             reset_current(token)
@@ -224,6 +226,25 @@ class Executor:
         if name not in self.tasks:
             name = _routing.route(self.tasks, context.task)
         return name is not None and self.tasks[name].is_async
+
+    def _snoozed(
+        self, job: ClaimedJob, task: Task[Any, Any], snooze: Snooze, started: float
+    ) -> Outcome:
+        try:
+            seconds = snooze.seconds()
+        except ValueError as exc:
+            return self._failure(job, task, exc, started)
+        cap = task.config.max_snoozes
+        if job.snoozes >= cap:
+            over = RuntimeError(
+                f"the job snoozed {job.snoozes} times, the most its task allows "
+                f"(@app.task(max_snoozes={cap})); this attempt fails instead"
+            )
+            return self._failure(job, task, over, started)
+        if self.metrics is not None:
+            self.metrics.finished(job, "snoozed", time.perf_counter() - started)
+        self._job_log(job).info("job.snoozed", delay=round(seconds, 3), snoozes=job.snoozes + 1)
+        return _outcome.snoozed(job, seconds)
 
     def _cancelled(self, job: ClaimedJob, task: Task[Any, Any], started: float) -> Outcome:
         seconds = time.perf_counter() - started

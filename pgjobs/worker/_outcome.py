@@ -26,6 +26,7 @@ class ClaimedJob:
     max_attempts: int
     meta: dict[str, Any]
     run_at: dt.datetime  # where the fetcher resumes this queue's search (its position)
+    snoozes: int = 0  # how many times it snoozed before this run (pgjobs.Snooze)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,11 +41,18 @@ class Outcome:
     result_json: str | None
     #: A finished job goes to the history (False: deleted; the task keeps no history).
     keep: bool = True
+    #: A snooze: back in line after `delay`, the attempt not counted (status 'queued').
+    snooze: bool = False
 
 
 def succeeded(job: ClaimedJob, result_json: str | None, *, keep: bool = True) -> Outcome:
     """The job ran to completion."""
     return Outcome(job.id, job.attempts, "succeeded", 0.0, None, result_json, keep)
+
+
+def snoozed(job: ClaimedJob, seconds: float) -> Outcome:
+    """The handler raised pgjobs.Snooze: run again in `seconds`, this attempt not counted."""
+    return Outcome(job.id, job.attempts, "queued", seconds, None, None, snooze=True)
 
 
 def cancelled(job: ClaimedJob, *, keep: bool = True) -> Outcome:
@@ -101,4 +109,5 @@ def batch_params(worker_id: int, outcomes: list[Outcome]) -> dict[str, Any]:
         "errors": [None if o.error is None else dump_json(o.error, "error") for o in outcomes],
         "results": [o.result_json for o in outcomes],
         "keeps": [o.keep for o in outcomes],
+        "snoozes": [o.snooze for o in outcomes],
     }
