@@ -54,6 +54,10 @@ class Job:
     cancelled_by: str | None = None
     #: How many times the job snoozed (raised pgjobs.Snooze); not counted in attempts.
     snoozes: int = 0
+    #: The latest progress its handler reported: done, total, message, at.
+    progress: dict[str, Any] | None = None
+    #: What its handler saved for the next attempt (cleared on success).
+    checkpoint: Any = None
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Job:

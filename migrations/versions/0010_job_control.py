@@ -17,6 +17,10 @@
 - `snoozes` (integer, 0 by default) on both tables: a handler that raises
   `pgjobs.Snooze(seconds)` puts its job back in line without counting the
   attempt, and the completion counts the snooze here.
+- `progress` and `checkpoint` (jsonb) on both tables: what a running
+  handler reports (`current_job().progress()`, written about once a second
+  at most) and saves for its next attempt (`current_job().checkpoint()`,
+  returned by the claim, cleared when the job succeeds).
 - `pgjobs.cancel(job_id, by)` replaces `pgjobs.cancel(job_id)`: a queued job
   is cancelled at once (as before), a running one is asked to stop, a
   finished one is refused. `pgjobs.cancel(id)` still works (by defaults to NULL).
@@ -49,6 +53,8 @@ NEW_COLUMNS = (
     ("cancel_requested_at", "timestamptz"),
     ("cancelled_by", "text"),
     ("snoozes", "integer NOT NULL DEFAULT 0"),
+    ("progress", "jsonb"),
+    ("checkpoint", "jsonb"),
 )
 
 
@@ -132,7 +138,7 @@ BEGIN
     INSERT INTO pgjobs.job_history ({columns})
     SELECT id, queue, task, args, priority, 'cancelled', run_at, attempts, max_attempts, fingerprint,
            worker_id, started_at, created_at, now(), errors, result, meta,
-           now(), who, snoozes
+           now(), who, snoozes, progress, checkpoint
     FROM moved;
     PERFORM pgjobs.notify_done(ARRAY[job_id]);
 END
@@ -171,7 +177,8 @@ def _retry_sql(m0009: Any, columns: str) -> str:
     return _replaced(
         text,
         "NULL, started_at, created_at, NULL, errors, result, meta\n",
-        "NULL, started_at, created_at, NULL, errors, result, meta, NULL, NULL, 0\n",
+        "NULL, started_at, created_at, NULL, errors, result, meta, NULL, NULL, 0,"
+        " progress, checkpoint\n",
     )
 
 

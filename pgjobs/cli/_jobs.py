@@ -290,6 +290,9 @@ def _run_show(args: argparse.Namespace) -> int:
                 ("args", pretty(job.args)),
                 ("meta", pretty(job.meta)),
                 ("result", pretty(job.result)),
+                ("progress", _progress(job.progress)),
+                ("snoozes", job.snoozes),
+                ("cancelled_by", job.cancelled_by),
                 ("errors", len(job.errors) or "none"),
             ]
         )
@@ -371,6 +374,15 @@ def _run_cancel(args: argparse.Namespace) -> int:
     else:
         print(f"job {args.id} cancelled")
     return 0
+
+
+def _progress(report: dict[str, Any] | None) -> str | None:
+    """A progress report as one line: "40/100 chunk 40 of 100", or None."""
+    if not report:
+        return None
+    done, total, message = report.get("done"), report.get("total"), report.get("message")
+    amount = f"{done}/{total}" if total is not None else f"{done}"
+    return f"{amount} {message}" if message else amount
 
 
 def _whoami() -> str:

@@ -62,14 +62,17 @@ kept AS (
     INSERT INTO pgjobs.job_history (id, queue, task, args, priority, status, run_at, attempts,
                                     max_attempts, fingerprint, worker_id, started_at, created_at,
                                     finished_at, errors, result, meta, cancel_requested_at,
-                                    cancelled_by, snoozes)
+                                    cancelled_by, snoozes, progress, checkpoint)
     SELECT id, queue, task, args, priority,
            CASE WHEN cancel_requested_at IS NULL THEN new_status ELSE 'cancelled' END,
            run_at, attempts, max_attempts, fingerprint, worker_id, started_at, created_at, now(),
            CASE WHEN new_error IS NULL THEN errors
                 ELSE errors || jsonb_build_array(new_error || jsonb_build_object('at', now())) END,
            CASE WHEN cancel_requested_at IS NULL THEN new_result END, meta, cancel_requested_at,
-           cancelled_by, snoozes
+           cancelled_by, snoozes, progress,
+           -- A checkpoint is for the next attempt: a success needs none.
+           CASE WHEN new_status = 'succeeded' AND cancel_requested_at IS NULL THEN NULL
+                ELSE checkpoint END
     FROM finished
     WHERE keep
 ),

@@ -123,6 +123,13 @@ _SCHEMAS: dict[str, Any] = {
             },
             "result": {},
             "meta": {"type": "object"},
+            "progress": {
+                "type": ["object", "null"],
+                "description": "The latest current_job().progress(): done, total, message, at",
+            },
+            "snoozes": {"type": "integer"},
+            "cancel_requested_at": _TS_NULL,
+            "cancelled_by": {"type": ["string", "null"]},
         },
     },
     "JobList": {

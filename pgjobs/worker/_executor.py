@@ -14,7 +14,15 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from pgjobs import _routing
-from pgjobs._context import JobContext, Middleware, Snooze, chain, reset_current, set_current
+from pgjobs._context import (
+    JobContext,
+    Middleware,
+    Recorder,
+    Snooze,
+    chain,
+    reset_current,
+    set_current,
+)
 from pgjobs._log import get_logger
 from pgjobs._serde import dump_result, scrub_nul
 from pgjobs._task import Task
@@ -77,8 +85,11 @@ class Executor:
         worker_id: int | None = None,
         metrics: Metrics | None = None,
         middleware: Sequence[Middleware] = (),
+        recorder: Recorder | None = None,
     ) -> None:
         self.tasks = tasks
+        #: Where handlers' checkpoints and progress go; None keeps them in memory.
+        self.recorder = recorder
         self.metrics = metrics
         self.worker_id = worker_id
         self.middleware = tuple(middleware)
@@ -141,7 +152,7 @@ class Executor:
             self._job_log(job).debug("job.started")
         # The context is current in this job's asyncio task (and so in the
         # copy a sync handler's thread runs in) until the handler is done.
-        context = JobContext(job, self.worker_id)
+        context = JobContext(job, self.worker_id, self.recorder)
         self.contexts[job.id] = context
         token = set_current(context)
         started = time.perf_counter()

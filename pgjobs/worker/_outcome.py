@@ -27,6 +27,7 @@ class ClaimedJob:
     meta: dict[str, Any]
     run_at: dt.datetime  # where the fetcher resumes this queue's search (its position)
     snoozes: int = 0  # how many times it snoozed before this run (pgjobs.Snooze)
+    checkpoint: Any = None  # what an earlier attempt saved (current_job().checkpoint)
 
 
 @dataclass(frozen=True, slots=True)

@@ -76,3 +76,17 @@ async def acancellable(key: str) -> None:
     except asyncio.CancelledError:
         await asyncio.to_thread(_record, key, "cancelled")
         raise
+
+
+@app.task(name="resumable", max_attempts=5)
+def resumable(key: str, steps: int) -> int:
+    """Record one row per step, checkpointing after each: a rerun resumes after the last."""
+    job = pgjobs.current_job()
+    start = job.checkpoint_state or 0
+    _record(key, f"resume at {start}")
+    for step in range(start, steps):
+        _record(key, f"step {step}")
+        time.sleep(0.05)
+        job.checkpoint(step + 1)
+        job.progress(step + 1, total=steps, message=f"step {step + 1} of {steps}")
+    return steps
