@@ -51,8 +51,17 @@ STATEMENTS = {
         "errors": [None] * 50,
         "results": [None] * 50,
         "keeps": [True] * 50,
+        "snoozes": [False] * 50,
         "worker_id": 1,
     },
+    # What running handlers write (pgjobs/worker/_progress.py).
+    "progress": {
+        "ids": list(range(1, 51)),
+        "attempts": [1] * 50,
+        "reports": ['{"done": 1}'] * 50,
+        "worker_id": 1,
+    },
+    "checkpoint": {"id": 7, "attempt": 1, "state": '{"step": 3}', "worker_id": 1},
 }
 
 
