@@ -10,7 +10,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from pgjobs import _admin, _table
-from pgjobs._job import Priority
+from pgjobs._job import Job, Priority
 from pgjobs.cli._terminal import add_dsn, add_json, connection, pretty, print_json
 from pgjobs.errors import (
     ConfigurationError,
@@ -292,7 +292,7 @@ def _run_show(args: argparse.Namespace) -> int:
                 ("result", pretty(job.result)),
                 ("progress", _progress(job.progress)),
                 ("snoozes", job.snoozes),
-                ("cancelled_by", job.cancelled_by),
+                ("cancel", _cancel_request(job)),
                 ("errors", len(job.errors) or "none"),
             ]
         )
@@ -383,6 +383,14 @@ def _progress(report: dict[str, Any] | None) -> str | None:
     done, total, message = report.get("done"), report.get("total"), report.get("message")
     amount = f"{done}/{total}" if total is not None else f"{done}"
     return f"{amount} {message}" if message else amount
+
+
+def _cancel_request(job: Job) -> str | None:
+    """Who asked a job to stop, and when: "asked by cli:ana at 2026-...", or None."""
+    if job.cancel_requested_at is None:
+        return None
+    by = f" by {job.cancelled_by}" if job.cancelled_by else ""
+    return f"asked{by} at {_table.timestamp(job.cancel_requested_at)}"
 
 
 def _whoami() -> str:

@@ -6,10 +6,10 @@ import signal
 
 import pytest
 
-from tests.apps.basic import acancellable, cancellable
+from tests.apps.control import acancellable, cancellable
 from tests.conftest import wait_until
 
-APP = "tests.apps.basic:app"
+APP = "tests.apps.control:app"
 
 
 @pytest.fixture

@@ -6,10 +6,10 @@ import signal
 
 import pytest
 
-from tests.apps.basic import resumable
+from tests.apps.control import resumable
 from tests.conftest import wait_until
 
-APP = "tests.apps.basic:app"
+APP = "tests.apps.control:app"
 FAST = ("--heartbeat-interval", "0.5", "--stale-after", "2", "--rescue-interval", "0.5")
 
 
