@@ -21,23 +21,23 @@ app = pgjobs.App()
 QUEUE = "example-control"
 
 
-@app.task(queue=QUEUE, max_attempts=1)
+@app.task(name="example.export", queue=QUEUE, max_attempts=1)
 async def export(report_id: int) -> dict[str, str]:
     await asyncio.sleep(0.2)
     return {"url": f"/exports/{report_id}"}
 
 
-@app.task(queue=QUEUE, max_attempts=1)
+@app.task(name="example.fragile", queue=QUEUE, max_attempts=1)
 def fragile(row: int) -> None:
     raise ValueError(f"row {row} is malformed")
 
 
-@app.task(queue=QUEUE)
+@app.task(name="example.endless", queue=QUEUE)
 async def endless() -> None:
     await asyncio.sleep(3600)  # long work, which a cancel interrupts
 
 
-@app.task(queue=QUEUE)
+@app.task(name="example.chunks", queue=QUEUE)
 def chunks() -> int:
     """A sync handler cannot be interrupted: it checks the flag between steps."""
     job = pgjobs.current_job()
