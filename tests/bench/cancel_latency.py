@@ -29,13 +29,20 @@ from pgjobs import _migrate
 
 app = pgjobs.App()
 seen: dict[int, float] = {}
-started: dict[int, threading.Event] = {}
+_started: dict[int, threading.Event] = {}
+_lock = threading.Lock()
+
+
+def started(job_id: int) -> threading.Event:
+    """The event a job's handler sets when it runs (made by whichever thread asks first)."""
+    with _lock:
+        return _started.setdefault(job_id, threading.Event())
 
 
 @app.task(name="bench.wait", queue="bench-cancel")
 async def wait() -> None:
     job_id = pgjobs.current_job().id
-    started[job_id].set()
+    started(job_id).set()
     try:
         await asyncio.sleep(3600)
     except asyncio.CancelledError:
@@ -86,8 +93,7 @@ def run(dsn: str, runs: int) -> None:
             for _ in range(runs):
                 job_id = wait.enqueue()
                 assert job_id is not None
-                started[job_id] = threading.Event()
-                if not started[job_id].wait(30):
+                if not started(job_id).wait(30):
                     raise RuntimeError("the worker never started the job")
                 conn.execute("SELECT pgjobs.cancel(%s)", (job_id,))
                 committed = time.monotonic()
