@@ -524,3 +524,18 @@ def test_a_database_without_the_schema_is_503_everywhere(serve: Any, server_dsn:
     finally:
         with psycopg.connect(server_dsn, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_a_running_jobs_progress_and_snoozes_show_in_the_api(http: Any, conn: Conn) -> None:
+    job = insert_job(
+        conn,
+        status="running",
+        snoozes=2,
+        progress='{"done": 40, "total": 100, "message": "chunk 40 of 100", "at": "x"}',
+    )
+    body = http.get(f"/api/v1/jobs/{job}", headers=VIEWER).json()
+    assert body["progress"]["done"] == 40
+    assert body["progress"]["message"] == "chunk 40 of 100"
+    assert body["snoozes"] == 2
+    assert body["cancel_requested_at"] is None
+    assert body["cancelled_by"] is None
