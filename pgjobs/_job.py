@@ -58,6 +58,8 @@ class Job:
     progress: dict[str, Any] | None = None
     #: What its handler saved for the next attempt (cleared on success).
     checkpoint: Any = None
+    #: Its own timeout in seconds (options(timeout=...)); None: its task's.
+    timeout: float | None = None
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Job:

@@ -21,6 +21,10 @@
   handler reports (`current_job().progress()`, written about once a second
   at most) and saves for its next attempt (`current_job().checkpoint()`,
   returned by the claim, cleared when the job succeeds).
+- `timeout` (double precision, seconds) on both tables: a job's own
+  timeout (`task.options(timeout=...)`), which the claim returns and the
+  worker uses instead of its task's. `pgjobs.enqueue()` takes it as a last
+  parameter, `timeout DEFAULT NULL`.
 - `pgjobs.cancel(job_id, by)` replaces `pgjobs.cancel(job_id)`: a queued job
   is cancelled at once (as before), a running one is asked to stop, a
   finished one is refused. `pgjobs.cancel(id)` still works (by defaults to NULL).
@@ -55,6 +59,7 @@ NEW_COLUMNS = (
     ("snoozes", "integer NOT NULL DEFAULT 0"),
     ("progress", "jsonb"),
     ("checkpoint", "jsonb"),
+    ("timeout", "double precision"),
 )
 
 
@@ -138,7 +143,7 @@ BEGIN
     INSERT INTO pgjobs.job_history ({columns})
     SELECT id, queue, task, args, priority, 'cancelled', run_at, attempts, max_attempts, fingerprint,
            worker_id, started_at, created_at, now(), errors, result, meta,
-           now(), who, snoozes, progress, checkpoint
+           now(), who, snoozes, progress, checkpoint, timeout
     FROM moved;
     PERFORM pgjobs.notify_done(ARRAY[job_id]);
 END
@@ -147,6 +152,33 @@ $$;
 COMMENT ON FUNCTION pgjobs.cancel(bigint, text) IS
     'Cancel a queued job, or ask the worker running a job to stop it (it ends cancelled); by names who asked (default: current_user).';
 """
+
+
+def _enqueue_sql(m0009: Any) -> str:
+    # 0009's pgjobs.enqueue(), with a last parameter: the job's own timeout.
+    start = m0009._ENQUEUE_FUNCTIONS.index("CREATE OR REPLACE FUNCTION pgjobs.enqueue(")
+    end = m0009._ENQUEUE_FUNCTIONS.index("CREATE OR REPLACE FUNCTION pgjobs.enqueue_many(")
+    text = m0009._ENQUEUE_FUNCTIONS[start:end]
+    text = _replaced(
+        text,
+        "meta jsonb DEFAULT '{}'::jsonb) RETURNS bigint",
+        "meta jsonb DEFAULT '{}'::jsonb, timeout double precision DEFAULT NULL) RETURNS bigint",
+    )
+    text = _replaced(
+        text,
+        "(task, args, queue, priority, run_at, fingerprint, max_attempts, meta)\n    VALUES (",
+        "(task, args, queue, priority, run_at, fingerprint, max_attempts, meta,\n"
+        "                                  timeout)\n    VALUES (",
+    )
+    text = _replaced(
+        text,
+        "        coalesce(enqueue.meta, '{}'::jsonb)\n    )",
+        "        coalesce(enqueue.meta, '{}'::jsonb),\n        enqueue.timeout\n    )",
+    )
+    return (
+        "DROP FUNCTION pgjobs.enqueue(text, jsonb, text, integer, timestamptz, text, integer, jsonb);\n"
+        + text.replace("CREATE OR REPLACE FUNCTION", "CREATE FUNCTION", 1)
+    )
 
 
 def _replaced(text: str, old: str, new: str) -> str:
@@ -178,7 +210,7 @@ def _retry_sql(m0009: Any, columns: str) -> str:
         text,
         "NULL, started_at, created_at, NULL, errors, result, meta\n",
         "NULL, started_at, created_at, NULL, errors, result, meta, NULL, NULL, 0,"
-        " progress, checkpoint\n",
+        " progress, checkpoint, timeout\n",
     )
 
 
@@ -215,6 +247,7 @@ def upgrade() -> None:
     op.execute(_WAITERS)
     op.execute(_CANCEL.replace("{columns}", columns))
     op.execute(_retry_sql(m0009, columns))
+    op.execute(_enqueue_sql(m0009))
 
 
 def downgrade() -> None:
@@ -223,6 +256,11 @@ def downgrade() -> None:
     op.execute("SET LOCAL lock_timeout = '10s'")
     op.execute("LOCK TABLE pgjobs.jobs_live IN ACCESS EXCLUSIVE MODE")
     op.execute("DROP FUNCTION pgjobs.cancel(bigint, text)")
+    op.execute(
+        "DROP FUNCTION pgjobs.enqueue(text, jsonb, text, integer, timestamptz, text, integer,"
+        " jsonb, double precision)"
+    )
+    op.execute(m0009._ENQUEUE_FUNCTIONS)
     op.execute("DROP FUNCTION pgjobs.notify_done(bigint[])")
     op.execute("DROP TABLE pgjobs.result_waiters")
     m0007._save_and_drop_views()

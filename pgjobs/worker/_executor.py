@@ -166,11 +166,11 @@ class Executor:
                 )
             else:
                 running = self._call(task, args, kwargs)
-            timeout = task.config.timeout
+            timeout = task.config.timeout if job.timeout is None else job.timeout
             # wait_for(x, None) only awaits x, through a coroutine of its own.
             result = await running if timeout is None else await asyncio.wait_for(running, timeout)
         except TimeoutError:
-            limit = task.config.timeout
+            limit = task.config.timeout if job.timeout is None else job.timeout
             overran = TaskTimeoutError(f"the handler ran past its timeout of {limit}s")
             return self._failure(job, task, overran, started)
         except asyncio.CancelledError:

@@ -28,6 +28,7 @@ class ClaimedJob:
     run_at: dt.datetime  # where the fetcher resumes this queue's search (its position)
     snoozes: int = 0  # how many times it snoozed before this run (pgjobs.Snooze)
     checkpoint: Any = None  # what an earlier attempt saved (current_job().checkpoint)
+    timeout: float | None = None  # this job's own timeout (options(timeout=...)), seconds
 
 
 @dataclass(frozen=True, slots=True)
