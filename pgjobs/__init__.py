@@ -1,7 +1,7 @@
 """pgjobs: a PostgreSQL-native background job queue for Python."""
 
 from pgjobs._app import App
-from pgjobs._context import CallNext, JobContext, Middleware, current_job
+from pgjobs._context import CallNext, JobContext, Middleware, Snooze, current_job
 from pgjobs._enqueue import JobSpec
 from pgjobs._job import Job, Priority, Status
 from pgjobs._retry import Constant, Exponential, Linear, RetryPolicy
@@ -21,6 +21,7 @@ __all__ = [
     "Middleware",
     "Priority",
     "RetryPolicy",
+    "Snooze",
     "Status",
     "Task",
     "Worker",

@@ -14,7 +14,7 @@ import datetime as dt
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Unpack
+from typing import Any, Protocol, Unpack
 
 import psycopg
 from psycopg.rows import dict_row
@@ -28,13 +28,24 @@ from pgjobs.errors import (
     ArgumentsError,
     ConfigurationError,
     InvalidTransitionError,
+    JobCancelledError,
+    JobFailedError,
     JobNotFoundError,
     SchemaVersionError,
     UnknownTaskError,
 )
 
-if TYPE_CHECKING:
-    from pgjobs._app import App
+
+class _Registry(Protocol):
+    """What `job_spec` needs of an App (a Protocol: pgjobs._app imports this module)."""
+
+    @property
+    def tasks(self) -> Mapping[str, Any]: ...
+    def task_for(self, name: str) -> Any: ...
+    def job(
+        self, task: str, args: dict[str, Any] | None = None, **options: Unpack[EnqueueKwargs]
+    ) -> JobSpec: ...
+
 
 #: The states of the pgjobs.job_states view: the stored statuses, plus
 #: `retrying` (queued after a failed attempt, waiting out its backoff or due)
@@ -119,8 +130,10 @@ def retry_many_params(
     return {"status": status, "queue": queue, "task": task}
 
 
-def cancel_many_params(queue: str | None = None, task: str | None = None) -> dict[str, Any]:
-    """Parameters for admin_cancel_jobs.sql.
+def cancel_many_params(
+    queue: str | None = None, task: str | None = None, by: str | None = None
+) -> dict[str, Any]:
+    """Parameters for admin_cancel_jobs.sql; `by` names who asked (None: the SQL role).
 
     Raises:
         ConfigurationError: neither filter is given (that would cancel every queued job).
@@ -130,7 +143,52 @@ def cancel_many_params(queue: str | None = None, task: str | None = None) -> dic
             "a bulk cancel needs a queue or a task filter, so it cannot empty "
             "every queue by accident; pass --queue Q and/or --task T"
         )
-    return {"queue": queue, "task": task}
+    return {"queue": queue, "task": task, "by": by}
+
+
+# -- waiting for a result (pure) ---------------------------------------------
+
+
+def settled(job_id: int, row: Mapping[str, Any] | None) -> tuple[bool, Any]:
+    """What a row of result_check.sql says about waiting for `job_id`.
+
+    Returns:
+        (True, the handler's return value) for a succeeded job (None when the
+        task keeps no result); (False, None) while it is queued or running.
+
+    Raises:
+        JobNotFoundError: no such job (or it finished and its task keeps no history).
+        JobFailedError: the job failed; it carries the last error.
+        JobCancelledError: the job was cancelled.
+    """
+    if row is None:
+        raise JobNotFoundError(
+            f"no job with id {job_id} (a job whose task has keep_history=False is "
+            "deleted when it finishes, so its result cannot be read); "
+            "list jobs with `python -m pgjobs jobs list`"
+        )
+    status = row["status"]
+    if status == Status.SUCCEEDED:
+        return True, row["result"]
+    if status == Status.FAILED:
+        raise JobFailedError(job_id, row["last_error"])
+    if status == Status.CANCELLED:
+        by = row["cancelled_by"]
+        raise JobCancelledError(
+            job_id,
+            f"job {job_id} was cancelled{f' by {by}' if by else ''}, so it has no result; "
+            f"app.retry({job_id}) puts it back in line",
+            cancelled_by=by,
+        )
+    return False, None
+
+
+def timed_out(job_id: int, timeout: float | None) -> TimeoutError:
+    """The error of a wait for `job_id` that ran out of time."""
+    return TimeoutError(
+        f"job {job_id} did not finish within {timeout} s; it keeps running: "
+        "wait again with app.result(), or cancel it with app.cancel()"
+    )
 
 
 def parse_args_json(text: str) -> dict[str, Any]:
@@ -158,7 +216,7 @@ def job_spec(
     task: str,
     args: Mapping[str, Any],
     *,
-    app: App | None = None,
+    app: _Registry | None = None,
     **options: Unpack[EnqueueKwargs],
 ) -> JobSpec:
     """A job for a task named by string, checked before anything is written.
@@ -381,14 +439,18 @@ def retry_job(conn: _SyncConn, job_id: int) -> None:
     _rows(conn, "admin_retry_job", {"id": job_id}, job_id)
 
 
-def cancel_job(conn: _SyncConn, job_id: int) -> None:
-    """Cancel a queued job (scheduled and retrying ones included).
+def cancel_job(conn: _SyncConn, job_id: int, by: str | None = None) -> None:
+    """Cancel a queued job (scheduled and retrying ones included), or stop a running one.
+
+    A running job is asked to stop: its worker hears of it at once (a
+    notification) or at its next heartbeat, and the job ends `cancelled`.
+    `by` names who asked (None records the SQL role).
 
     Raises:
         JobNotFoundError: no job has this id.
-        InvalidTransitionError: the job is not queued.
+        InvalidTransitionError: the job has finished already.
     """
-    _rows(conn, "admin_cancel_job", {"id": job_id}, job_id)
+    _rows(conn, "admin_cancel_job", {"id": job_id, "by": by}, job_id)
 
 
 def retry_jobs(
@@ -405,10 +467,23 @@ def retry_jobs(
 
 
 def cancel_jobs(
-    conn: _SyncConn, *, queue: str | None = None, task: str | None = None
+    conn: _SyncConn, *, queue: str | None = None, task: str | None = None, by: str | None = None
 ) -> BulkResult:
-    """Cancel every queued job of a queue and/or task, in one statement."""
-    return BulkResult.from_rows(_rows(conn, "admin_cancel_jobs", cancel_many_params(queue, task)))
+    """Cancel every queued job of a queue and/or task, and stop every running one, at once."""
+    params = cancel_many_params(queue, task, by)
+    return BulkResult.from_rows(_rows(conn, "admin_cancel_jobs", params))
+
+
+def list_full_jobs(conn: _SyncConn, where: JobFilter | None = None) -> list[Job]:
+    """One page of jobs with every field, newest first (the client API's `list_jobs`)."""
+    rows = _rows(conn, "client_list_jobs", (where or JobFilter()).params())
+    return [Job.from_row(r) for r in rows]
+
+
+def result_row(conn: _SyncConn, job_id: int) -> dict[str, Any] | None:
+    """What `settled` reads about one job, or None if there is no such job."""
+    rows = _rows(conn, "result_check", {"id": job_id}, job_id)
+    return rows[0] if rows else None
 
 
 def stats(conn: _SyncConn, *, stale_after: float = 30.0) -> Stats:
@@ -442,9 +517,9 @@ async def retry_job_async(conn: _AsyncConn, job_id: int) -> None:
     await _rows_async(conn, "admin_retry_job", {"id": job_id}, job_id)
 
 
-async def cancel_job_async(conn: _AsyncConn, job_id: int) -> None:
+async def cancel_job_async(conn: _AsyncConn, job_id: int, by: str | None = None) -> None:
     """Async twin of `cancel_job`."""
-    await _rows_async(conn, "admin_cancel_job", {"id": job_id}, job_id)
+    await _rows_async(conn, "admin_cancel_job", {"id": job_id, "by": by}, job_id)
 
 
 async def retry_jobs_async(
@@ -456,11 +531,23 @@ async def retry_jobs_async(
 
 
 async def cancel_jobs_async(
-    conn: _AsyncConn, *, queue: str | None = None, task: str | None = None
+    conn: _AsyncConn, *, queue: str | None = None, task: str | None = None, by: str | None = None
 ) -> BulkResult:
     """Async twin of `cancel_jobs`."""
-    params = cancel_many_params(queue, task)
+    params = cancel_many_params(queue, task, by)
     return BulkResult.from_rows(await _rows_async(conn, "admin_cancel_jobs", params))
+
+
+async def list_full_jobs_async(conn: _AsyncConn, where: JobFilter | None = None) -> list[Job]:
+    """Async twin of `list_full_jobs`."""
+    rows = await _rows_async(conn, "client_list_jobs", (where or JobFilter()).params())
+    return [Job.from_row(r) for r in rows]
+
+
+async def result_row_async(conn: _AsyncConn, job_id: int) -> dict[str, Any] | None:
+    """Async twin of `result_row`."""
+    rows = await _rows_async(conn, "result_check", {"id": job_id}, job_id)
+    return rows[0] if rows else None
 
 
 async def stats_async(conn: _AsyncConn, *, stale_after: float = 30.0) -> Stats:
@@ -468,3 +555,42 @@ async def stats_async(conn: _AsyncConn, *, stale_after: float = 30.0) -> Stats:
     queues = await _rows_async(conn, "admin_queue_stats", {})
     workers = await _rows_async(conn, "admin_live_workers", {"stale_after": stale_after})
     return _stats(queues, workers)
+
+
+# -- waiting for a result: the registration ------------------------------------
+
+
+def wait_for(conn: _SyncConn, job_id: int) -> None:
+    """On an autocommit connection: register as a waiter for `job_id` and LISTEN.
+
+    Before the first look at the job, so that a completion committed after
+    that look is announced on this connection.
+    """
+    _rows_none(conn, "result_wait", {"id": job_id})
+    _rows_none(conn, "listen_done", {})
+
+
+def unwait(conn: _SyncConn, job_id: int) -> None:
+    """Undo `wait_for` (the row; the LISTEN ends with the connection)."""
+    _rows_none(conn, "result_unwait", {"id": job_id})
+
+
+async def wait_for_async(conn: _AsyncConn, job_id: int) -> None:
+    """Async twin of `wait_for`."""
+    await _rows_none_async(conn, "result_wait", {"id": job_id})
+    await _rows_none_async(conn, "listen_done", {})
+
+
+async def unwait_async(conn: _AsyncConn, job_id: int) -> None:
+    """Async twin of `unwait`."""
+    await _rows_none_async(conn, "result_unwait", {"id": job_id})
+
+
+def _rows_none(conn: _SyncConn, query: str, params: dict[str, Any]) -> None:
+    with _mapped_errors():
+        conn.execute(_sql.psycopg(query), params, prepare=False)
+
+
+async def _rows_none_async(conn: _AsyncConn, query: str, params: dict[str, Any]) -> None:
+    with _mapped_errors():
+        await conn.execute(_sql.psycopg(query), params, prepare=False)

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import inspect
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ParamSpec, TypeVar, Unpack, overload
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
-from pgjobs import _connect, _cron, _dsn, _enqueue, _routing, _schedule
+from pgjobs import _admin, _connect, _cron, _dsn, _enqueue, _routing, _schedule
 from pgjobs._context import Middleware
 from pgjobs._enqueue import AsyncConn, JobSpec, SyncConn
-from pgjobs._job import Priority
+from pgjobs._job import Job, Priority
 from pgjobs._options import EnqueueKwargs, EnqueueOptions, check_queue
 from pgjobs._retry import Exponential, RetryPolicy
 from pgjobs._serde import DEFAULT_MAX_PAYLOAD_BYTES, dump_args
@@ -108,6 +110,7 @@ class App:
         keep_history: bool = True,
         transactional: bool = False,
         idle_in_transaction_timeout: float | None = None,
+        max_snoozes: int = 100,
     ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
     # mypy reports a false "does not accept all possible parameters" here: the
@@ -128,6 +131,7 @@ class App:
         keep_history: bool = True,
         transactional: bool = False,
         idle_in_transaction_timeout: float | None = None,
+        max_snoozes: int = 100,
     ) -> Any:
         """Register a function (sync or async) as a task.
 
@@ -158,6 +162,8 @@ class App:
                 its `idle_in_transaction_session_timeout`; the attempt then
                 fails and its writes roll back. Default 60; only with
                 `transactional=True`.
+            max_snoozes: how many times one job may `raise pgjobs.Snooze(...)`;
+                the attempt that would snooze once more fails instead.
 
         Raises:
             ConfigurationError: a bad option, or a name registered twice.
@@ -165,6 +171,8 @@ class App:
         check_queue(queue)
         if timeout is not None and not timeout > 0:
             raise ConfigurationError(f"timeout must be a positive number of seconds, got {timeout}")
+        if isinstance(max_snoozes, bool) or not isinstance(max_snoozes, int) or max_snoozes < 0:
+            raise ConfigurationError(f"max_snoozes must be 0 or more, got {max_snoozes!r}")
         defaults = EnqueueOptions(queue=queue, priority=priority, max_attempts=max_attempts)
         config = TaskConfig(
             timeout=timeout,
@@ -173,6 +181,7 @@ class App:
             keep_history=keep_history,
             transactional=transactional,
             idle_in_transaction_timeout=_idle_timeout(transactional, idle_in_transaction_timeout),
+            max_snoozes=max_snoozes,
         )
 
         def register(func: Callable[..., Any]) -> Task[Any, Any]:
@@ -440,6 +449,205 @@ class App:
         pool = await self._async_pool()
         async with pool.connection() as pooled:
             return await _enqueue.enqueue_many_async(pooled, jobs)
+
+    # -- reading and controlling jobs ---------------------------------------
+    #
+    # Thin over pgjobs._admin, which holds the statements and the parameter
+    # and row handling; each call runs in a transaction of its own on the
+    # App's pool (its async twin on the loop's async pool).
+
+    def get_job(self, job_id: int) -> Job:
+        """Every field of one job, queued, running or finished.
+
+        Raises:
+            JobNotFoundError: no job has this id.
+        """
+        with self.connection() as conn:
+            return _admin.get_job(conn, job_id).job
+
+    async def get_job_async(self, job_id: int) -> Job:
+        """Async twin of `get_job`."""
+        pool = await self._async_pool()
+        async with pool.connection() as conn:
+            return (await _admin.get_job_async(conn, job_id)).job
+
+    def list_jobs(
+        self,
+        *,
+        status: str | None = None,
+        queue: str | None = None,
+        task: str | None = None,
+        limit: int = 50,
+        after: int | None = None,
+    ) -> list[Job]:
+        """One page of jobs, newest (highest id) first, every filter optional.
+
+        Args:
+            status: a stored status (queued, running, succeeded, failed,
+                cancelled) or a derived state (scheduled, retrying).
+            queue: only this queue's jobs.
+            task: only jobs of this task name.
+            limit: the page size, 1 to 10,000.
+            after: the id of the last job of the previous page: this page
+                starts with the job listed after it (the next smaller id).
+
+        Raises:
+            ConfigurationError: an unknown status, or a limit out of range.
+        """
+        where = _admin.JobFilter(status, queue, task, limit, after)
+        with self.connection() as conn:
+            return _admin.list_full_jobs(conn, where)
+
+    async def list_jobs_async(
+        self,
+        *,
+        status: str | None = None,
+        queue: str | None = None,
+        task: str | None = None,
+        limit: int = 50,
+        after: int | None = None,
+    ) -> list[Job]:
+        """Async twin of `list_jobs`."""
+        where = _admin.JobFilter(status, queue, task, limit, after)
+        pool = await self._async_pool()
+        async with pool.connection() as conn:
+            return await _admin.list_full_jobs_async(conn, where)
+
+    def retry(self, job_id: int) -> None:
+        """Put a failed, cancelled or queued job back in line now, with fresh attempts.
+
+        Raises:
+            JobNotFoundError: no job has this id.
+            InvalidTransitionError: the job is running or succeeded, or an
+                active job holds its fingerprint.
+        """
+        with self.connection() as conn:
+            _admin.retry_job(conn, job_id)
+
+    async def retry_async(self, job_id: int) -> None:
+        """Async twin of `retry`."""
+        pool = await self._async_pool()
+        async with pool.connection() as conn:
+            await _admin.retry_job_async(conn, job_id)
+
+    def cancel(self, job_id: int, *, by: str | None = None) -> None:
+        """Cancel a queued job, or ask the worker running it to stop it.
+
+        A queued job is cancelled at once. A running one is asked to stop:
+        its worker hears within milliseconds (a notification; at worst at its
+        next heartbeat), cancels an async handler through asyncio and sets
+        `current_job().cancelled` for a sync one, which stops where it checks
+        (cooperative). Either way the job ends `cancelled`, even if its
+        handler returns meanwhile; this call does not wait for that
+        (`result` does).
+
+        Args:
+            job_id: the job.
+            by: who asks, recorded in `cancelled_by` (default: the SQL role).
+
+        Raises:
+            JobNotFoundError: no job has this id.
+            InvalidTransitionError: the job has finished already.
+        """
+        with self.connection() as conn:
+            _admin.cancel_job(conn, job_id, by)
+
+    async def cancel_async(self, job_id: int, *, by: str | None = None) -> None:
+        """Async twin of `cancel`."""
+        pool = await self._async_pool()
+        async with pool.connection() as conn:
+            await _admin.cancel_job_async(conn, job_id, by)
+
+    def result(self, job_id: int, timeout: float | None = None, *, poll: float = 1.0) -> Any:
+        """Wait for a job to finish and return its handler's return value.
+
+        Waits on a LISTEN connection of its own, woken by the job's
+        completion, and looks again every `poll` seconds in case a
+        notification is missed (or, with `pooled=True`, where LISTEN cannot
+        work, polls only). A job that finished already is answered at once.
+
+        Args:
+            job_id: the job.
+            timeout: the most seconds to wait; None waits for ever.
+            poll: seconds between looks while waiting.
+
+        Returns:
+            The return value as stored in `jobs.result` (JSON: a tuple comes
+            back a list); None for a task with keep_result=False.
+
+        Raises:
+            JobNotFoundError: no job has this id.
+            JobFailedError: the job failed; `.error` is its last error.
+            JobCancelledError: the job was cancelled.
+            TimeoutError: it did not finish within `timeout` seconds.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self.connection() as pooled:
+            done, value = _admin.settled(job_id, _admin.result_row(pooled, job_id))
+        if done:
+            return value
+        conn = _connect.connect(self.dsn, _connect.APP, autocommit=True, pooled=self.pooled)
+        try:
+            if not self.pooled:
+                _admin.wait_for(conn, job_id)
+            while True:
+                done, value = _admin.settled(job_id, _admin.result_row(conn, job_id))
+                if done:
+                    return value
+                pause = poll if deadline is None else min(poll, deadline - time.monotonic())
+                if pause <= 0:
+                    raise _admin.timed_out(job_id, timeout)
+                if self.pooled:
+                    time.sleep(pause)
+                    continue
+                for notify in conn.notifies(timeout=pause):
+                    if notify.payload == str(job_id):
+                        break
+        finally:
+            with contextlib.suppress(psycopg.Error):
+                if not self.pooled and not conn.closed:
+                    _admin.unwait(conn, job_id)
+            conn.close()
+
+    async def result_async(
+        self,
+        job_id: int,
+        timeout: float | None = None,  # noqa: ASYNC109 - the twin of result()'s, by contract
+        *,
+        poll: float = 1.0,
+    ) -> Any:
+        """Async twin of `result`."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pool = await self._async_pool()
+        async with pool.connection() as pooled:
+            done, value = _admin.settled(job_id, await _admin.result_row_async(pooled, job_id))
+        if done:
+            return value
+        conn = await _connect.connect_async(
+            self.dsn, _connect.APP, autocommit=True, pooled=self.pooled
+        )
+        try:
+            if not self.pooled:
+                await _admin.wait_for_async(conn, job_id)
+            while True:
+                row = await _admin.result_row_async(conn, job_id)
+                done, value = _admin.settled(job_id, row)
+                if done:
+                    return value
+                pause = poll if deadline is None else min(poll, deadline - time.monotonic())
+                if pause <= 0:
+                    raise _admin.timed_out(job_id, timeout)
+                if self.pooled:
+                    await asyncio.sleep(pause)
+                    continue
+                async for notify in conn.notifies(timeout=pause):
+                    if notify.payload == str(job_id):
+                        break
+        finally:
+            with contextlib.suppress(psycopg.Error):
+                if not self.pooled and not conn.closed:
+                    await _admin.unwait_async(conn, job_id)
+            await conn.close()
 
     # -- pools -------------------------------------------------------------
 

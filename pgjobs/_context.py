@@ -9,12 +9,51 @@ same object as its first argument.
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import functools
+import math
 from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
-from pgjobs.errors import JobCancelledError, JobContextError
+from pgjobs._serde import dump_json
+from pgjobs.errors import ConfigurationError, JobCancelledError, JobContextError
+
+
+class Snooze(Exception):  # noqa: N818 - the name users raise, by contract (issue 15)
+    """Raise in a handler to run the job again later without counting the attempt.
+
+    `raise pgjobs.Snooze(30)` (seconds, or a `datetime.timedelta`) puts the
+    job back in its queue to run again in 30 s; its `attempts` is not
+    increased and its `snoozes` is. A task snoozes at most `max_snoozes`
+    times (`@app.task(max_snoozes=100)`); the attempt that would snooze once
+    more fails instead, as does one whose delay is negative or not a number.
+    """
+
+    def __init__(self, delay: float | dt.timedelta) -> None:
+        self.delay = delay
+        super().__init__(f"snooze for {delay}")
+
+    def seconds(self) -> float:
+        """The delay in seconds.
+
+        Raises:
+            ValueError: the delay is negative, NaN or infinite, or not a number.
+        """
+        delay = self.delay
+        value = delay.total_seconds() if isinstance(delay, dt.timedelta) else delay
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(
+                f"pgjobs.Snooze takes seconds or a timedelta, got {type(value).__name__} {value!r}"
+            )
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(
+                f"pgjobs.Snooze needs a delay of 0 seconds or more, got {value!r}; "
+                "the attempt fails instead of snoozing"
+            )
+        return float(value)
+
 
 if TYPE_CHECKING:
     import psycopg
@@ -33,6 +72,22 @@ class _Claimed(Protocol):
     def queue(self) -> str: ...
     @property
     def meta(self) -> dict[str, Any]: ...
+    @property
+    def checkpoint(self) -> Any: ...
+
+
+class Recorder(Protocol):
+    """Where a context writes checkpoints and progress (pgjobs/worker/_progress.py)."""
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The worker's event loop, on which `checkpoint` runs."""
+
+    async def checkpoint(self, job_id: int, attempt: int, state_json: str) -> None:
+        """Write a checkpoint, committed when this returns."""
+
+    def progress(self, job_id: int, attempt: int, progress_json: str) -> None:
+        """Note progress, written with the next flush (about a second later at most)."""
 
 
 class JobContext:
@@ -56,13 +111,17 @@ class JobContext:
             job's success (see `conn`).
     """
 
-    __slots__ = ("_cancelled", "_conn", "_job", "worker_id")
+    __slots__ = ("_cancelled", "_conn", "_job", "_recorder", "_state", "worker_id")
 
-    def __init__(self, job: _Claimed, worker_id: int | None) -> None:
+    def __init__(
+        self, job: _Claimed, worker_id: int | None, recorder: Recorder | None = None
+    ) -> None:
         self._job = job
         self.worker_id = worker_id
         self._cancelled = False
         self._conn: psycopg.AsyncConnection[Any] | None = None
+        self._recorder = recorder
+        self._state: Any = job.checkpoint
 
     # Read through from the claimed job, so that making a context costs one
     # object per run, not a copy of every field (it is made for every job).
@@ -125,6 +184,64 @@ class JobContext:
         if self._cancelled:
             raise JobCancelledError(self._job.id)
 
+    @property
+    def checkpoint_state(self) -> Any:
+        """What the last `checkpoint` saved, in this attempt or an earlier one; None if nothing."""
+        return self._state
+
+    def checkpoint(self, state: Any) -> None:
+        """Save `state` (JSON) for the next attempt; committed when this returns.
+
+        A retry, or a rescue after this worker dies, reads it back as
+        `checkpoint_state`; the job's success clears it. For sync handlers:
+        an async handler awaits `checkpoint_async`.
+
+        Raises:
+            ArgumentsError: `state` is not JSON (or not storable as jsonb).
+            JobContextError: called on the worker's event loop (use checkpoint_async).
+        """
+        state_json = dump_json(state, "the checkpoint state")
+        recorder = self._recorder
+        if recorder is not None:
+            if _on_loop(recorder.loop):
+                raise JobContextError(
+                    "checkpoint() blocks, and this is the worker's event loop: in an async "
+                    "handler, use `await pgjobs.current_job().checkpoint_async(state)`"
+                )
+            write = recorder.checkpoint(self._job.id, self._job.attempts, state_json)
+            asyncio.run_coroutine_threadsafe(write, recorder.loop).result()
+        self._state = state
+
+    async def checkpoint_async(self, state: Any) -> None:
+        """Async twin of `checkpoint`, for async handlers."""
+        state_json = dump_json(state, "the checkpoint state")
+        if self._recorder is not None:
+            await self._recorder.checkpoint(self._job.id, self._job.attempts, state_json)
+        self._state = state
+
+    def progress(self, done: float, total: float | None = None, message: str | None = None) -> None:
+        """Report how far the job is: `done` of `total` (optional), with a message.
+
+        Cheap to call often: the latest report is written about once a
+        second at most, together with the other running jobs' (and shows in
+        `jobs show`, the API and the dashboard).
+
+        Raises:
+            ConfigurationError: `done` or `total` is not a finite number.
+        """
+        for name, value in (("done", done), ("total", total)):
+            if value is None and name == "total":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ConfigurationError(f"progress {name} must be a number, got {value!r}")
+            if not math.isfinite(value):
+                raise ConfigurationError(f"progress {name} must be finite, got {value!r}")
+        report: dict[str, Any] = {"done": done, "total": total, "message": message}
+        if self._recorder is not None:
+            self._recorder.progress(
+                self._job.id, self._job.attempts, dump_json(report, "the progress message")
+            )
+
     def _mark_cancelled(self) -> None:
         """Set `cancelled` (the executor's side of the flag; handlers only read it)."""
         self._cancelled = True
@@ -134,6 +251,13 @@ class JobContext:
             f"<pgjobs.JobContext id={self.id} task={self.task!r} attempt={self.attempt} "
             f"queue={self.queue!r}{' cancelled' if self._cancelled else ''}>"
         )
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:  # no loop in this thread: a sync handler's
+        return False
 
 
 _current: ContextVar[JobContext] = ContextVar("pgjobs.current_job")

@@ -87,6 +87,7 @@ def single_query(spec: JobSpec) -> tuple[str, dict[str, Any]]:
         "delay": opts.delay,
         "max_attempts": opts.max_attempts,
         "meta": dump_json(opts.meta, "meta"),
+        "timeout": opts.timeout,
     }
     if opts.fingerprint is None:
         return "enqueue", params
@@ -118,12 +119,13 @@ def many_params(specs: Sequence[JobSpec]) -> dict[str, Any]:
                 opts.fingerprint,
                 opts.max_attempts,
                 dump_json(opts.meta, "meta") if opts.meta else None,
+                opts.timeout,
             )
         columns.append(row)
-    queues, priorities, run_ats, delays, fingerprints, max_attempts, metas = (
+    queues, priorities, run_ats, delays, fingerprints, max_attempts, metas, timeouts = (
         (list(column) for column in zip(*columns, strict=True))
         if columns
-        else ([], [], [], [], [], [], [])
+        else ([], [], [], [], [], [], [], [])
     )
     return {
         "tasks": tasks,
@@ -135,6 +137,7 @@ def many_params(specs: Sequence[JobSpec]) -> dict[str, Any]:
         "fingerprints": fingerprints,
         "max_attempts": max_attempts,
         "metas": metas,
+        "timeouts": timeouts,
     }
 
 
@@ -243,9 +246,10 @@ def copy_chunks(
                     at = now + dt.timedelta(seconds=opts.delay) if opts.delay else now
                 run_at = f"{at.isoformat()}\t"
             meta = dump_json(opts.meta, "meta") if opts.meta else "{}"
+            timeout = "\\N" if opts.timeout is None else repr(float(opts.timeout))
             tail = (
                 f"{_copy_text(opts.queue)}\t{int(opts.priority)}\t{run_at}"
-                f"{opts.max_attempts}\t{_copy_text(meta)}\n"
+                f"{opts.max_attempts}\t{_copy_text(meta)}\t{timeout}\n"
             )
         task = tasks.get(spec.task)
         if task is None:

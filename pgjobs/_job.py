@@ -49,10 +49,21 @@ class Job:
     errors: list[dict[str, Any]] = field(default_factory=list)
     result: Any = None
     meta: dict[str, Any] = field(default_factory=dict)
+    #: When a cancel of the running job was asked for (pgjobs.cancel), and by whom.
+    cancel_requested_at: dt.datetime | None = None
+    cancelled_by: str | None = None
+    #: How many times the job snoozed (raised pgjobs.Snooze); not counted in attempts.
+    snoozes: int = 0
+    #: The latest progress its handler reported: done, total, message, at.
+    progress: dict[str, Any] | None = None
+    #: What its handler saved for the next attempt (cleared on success).
+    checkpoint: Any = None
+    #: Its own timeout in seconds (options(timeout=...)); None: its task's.
+    timeout: float | None = None
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Job:
         """Build a Job from a dict row of `SELECT * FROM pgjobs.jobs`."""
-        values = {name: row[name] for name in cls.__dataclass_fields__}
+        values = {name: row[name] for name in cls.__dataclass_fields__ if name in row}
         values["status"] = Status(values["status"])
         return cls(**values)

@@ -18,6 +18,8 @@ __all__ = [
     "APP_NAME_LISTENER",
     "APP_NAME_MIGRATE",
     "APP_NAME_WORKER",
+    "CONTROL_CHANNEL",
+    "DONE_CHANNEL",
     "LEADER_LOCK_CLASSID",
     "LEADER_LOCK_KEY",
     "LEADER_LOCK_OBJID",
@@ -96,6 +98,14 @@ def liveness_lock_objid(worker_id: int) -> int:
 #: sends it (pgjobs/sql/enqueue.sql, the wake function in migrations/) cannot
 #: import this, so a unit test checks that they agree.
 WAKE_CHANNEL = "pgjobs"
+
+#: pgjobs.cancel() of a running job NOTIFYs this channel with the payload
+#: 'cancel WORKER_ID JOB_ID'; each worker's listener LISTENs on it.
+CONTROL_CHANNEL = "pgjobs_control"
+
+#: The statements that finish a job NOTIFY this channel with its id, for the
+#: jobs a client waits on in app.result() (pgjobs.result_waiters).
+DONE_CHANNEL = "pgjobs_done"
 
 # -- application names (pg_stat_activity.application_name) --------------------
 

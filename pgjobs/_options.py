@@ -41,6 +41,8 @@ class EnqueueKwargs(TypedDict, total=False):
             the job's run (stored as `meta["correlation_id"]`): a request id,
             say. At most 128 characters. Left out, a job enqueued while
             another runs takes that one's id.
+        timeout: seconds this job's run may take, instead of its task's
+            timeout (stored in `jobs.timeout`).
     """
 
     queue: str | None
@@ -52,6 +54,7 @@ class EnqueueKwargs(TypedDict, total=False):
     on_conflict: OnConflict | None
     meta: dict[str, Any] | None
     correlation_id: str | None
+    timeout: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +70,7 @@ class EnqueueOptions:
     on_conflict: OnConflict = "raise"
     meta: dict[str, Any] = field(default_factory=dict)
     correlation_id: str | None = None
+    timeout: float | None = None
 
     def __post_init__(self) -> None:
         check_queue(self.queue)
@@ -119,6 +123,15 @@ class EnqueueOptions:
             )
         if not isinstance(self.meta, dict):
             raise ConfigurationError(f"meta must be a dict, got {type(self.meta).__name__}")
+        if self.timeout is not None and (
+            isinstance(self.timeout, bool)
+            or not isinstance(self.timeout, int | float)
+            or not math.isfinite(self.timeout)
+            or self.timeout <= 0
+        ):
+            raise ConfigurationError(
+                f"timeout must be a positive number of seconds, got {self.timeout!r}"
+            )
         if self.correlation_id is not None:
             check_correlation_id(self.correlation_id)
             if self.meta.get(CORRELATION_KEY) != self.correlation_id:

@@ -8,11 +8,16 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from pgjobs.errors import ArgumentsError
+from pgjobs.errors import ArgumentsError, ResultTooLargeError
 
 #: Default ceiling on one job's serialised arguments. Large payloads belong in
 #: your own tables; pass their ids instead.
 DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
+
+#: The largest handler return value kept in `jobs.result`, as JSON. A larger
+#: one fails its job with a message naming this limit (it is never stored
+#: truncated): keep large results in your own tables and return their ids.
+MAX_RESULT_BYTES = 1024 * 1024
 
 _ENCODER = json.JSONEncoder(allow_nan=False, ensure_ascii=False, separators=(",", ":"))
 
@@ -177,6 +182,23 @@ def dump_json(value: Any, what: str) -> str:
     """
     _check(value, what)
     return _encode(value, what)
+
+
+def dump_result(value: Any, max_bytes: int = MAX_RESULT_BYTES) -> str:
+    """Serialise a handler's return value for `jobs.result`, with the checks of `dump_json`.
+
+    Raises:
+        ArgumentsError: the value is not JSON, or is over `max_bytes` bytes of it.
+    """
+    text = dump_json(value, "the task's return value")
+    # A character takes at most 4 bytes of UTF-8: most results skip encoding.
+    if len(text) * 4 > max_bytes and len(text.encode()) > max_bytes:
+        raise ResultTooLargeError(
+            f"the task's return value is {len(text.encode())} bytes of JSON, over the limit "
+            f"of {max_bytes} bytes for a stored result, so the job fails; keep "
+            "large results in your own tables and return their ids"
+        )
+    return text
 
 
 def scrub_nul(value: Any) -> Any:

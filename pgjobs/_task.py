@@ -124,6 +124,8 @@ class TaskConfig:
     #: Seconds that transaction may sit idle before PostgreSQL ends it
     #: (its idle_in_transaction_session_timeout); used only when transactional.
     idle_in_transaction_timeout: float = 60.0
+    #: How many times a job of the task may snooze (raise pgjobs.Snooze).
+    max_snoozes: int = 100
 
 
 class Owner(Protocol):

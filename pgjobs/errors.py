@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "AmbiguousTaskError",
     "ArgumentsError",
@@ -12,8 +14,10 @@ __all__ = [
     "InvalidTransitionError",
     "JobCancelledError",
     "JobContextError",
+    "JobFailedError",
     "JobNotFoundError",
     "PgjobsError",
+    "ResultTooLargeError",
     "SchemaVersionError",
     "TaskTimeoutError",
     "TransactionIdleError",
@@ -64,6 +68,10 @@ class AmbiguousTaskError(PgjobsError, LookupError):
 
 class ArgumentsError(PgjobsError, TypeError):
     """Task arguments that cannot be stored as JSON, or do not fit the signature."""
+
+
+class ResultTooLargeError(ArgumentsError):
+    """A handler returned more JSON than a stored result may hold: its job fails, not retried."""
 
 
 class DuplicateJobError(PgjobsError):
@@ -118,12 +126,48 @@ class JobContextError(PgjobsError, LookupError):
 
 
 class JobCancelledError(PgjobsError):
-    """The job was asked to stop: `current_job().raise_if_cancelled()` raises it."""
+    """The job was cancelled, or asked to stop.
 
-    def __init__(self, job_id: int) -> None:
+    One class for both sides: `current_job().raise_if_cancelled()` raises it
+    inside a handler whose job was asked to stop, and `app.result(id)` raises
+    it for a job that ended cancelled.
+
+    Attributes:
+        job_id: the job's id.
+        cancelled_by: who asked (`pgjobs.jobs.cancelled_by`), when known.
+    """
+
+    def __init__(
+        self, job_id: int, message: str | None = None, *, cancelled_by: str | None = None
+    ) -> None:
         self.job_id = job_id
+        self.cancelled_by = cancelled_by
         super().__init__(
-            f"job {job_id} was cancelled while it ran; the handler stopped at "
+            message
+            or f"job {job_id} was cancelled while it ran; the handler stopped at "
             "raise_if_cancelled(). Nothing to fix unless the cancel was a mistake: "
             "enqueue the job again."
+        )
+
+
+class JobFailedError(PgjobsError):
+    """`app.result(id)` of a job that failed: it carries the last attempt's error.
+
+    Attributes:
+        job_id: the job's id.
+        error: the last entry of `pgjobs.jobs.errors` (attempt, type, message,
+            traceback, at), or None if the job failed without one.
+    """
+
+    def __init__(self, job_id: int, error: dict[str, Any] | None) -> None:
+        self.job_id = job_id
+        self.error = error
+        if error:
+            what = f"{error.get('type')}: {error.get('message')}"
+            attempt = f" on attempt {error.get('attempt')}"
+        else:
+            what, attempt = "no error was recorded", ""
+        super().__init__(
+            f"job {job_id} failed{attempt}: {what}. See `python -m pgjobs jobs show {job_id}` "
+            f"for the traceback; app.retry({job_id}) runs it again."
         )

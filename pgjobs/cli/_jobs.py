@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
+import getpass
 import sys
 from typing import TYPE_CHECKING, Any
 
 from pgjobs import _admin, _table
-from pgjobs._job import Priority
+from pgjobs._job import Job, Priority
 from pgjobs.cli._terminal import add_dsn, add_json, connection, pretty, print_json
 from pgjobs.errors import (
     ConfigurationError,
@@ -198,13 +199,15 @@ def _jobs_parser(sub: _Subparsers) -> None:
 
     p = actions.add_parser(
         "cancel",
-        help="cancel queued jobs",
-        description="Cancel one queued job (by id), or every queued job of a queue and/or "
-        "task. Running jobs cannot be cancelled.",
+        help="cancel queued or running jobs",
+        description="Cancel one job (by id), or every job of a queue and/or task. A queued "
+        "job is cancelled at once; a running one is asked to stop (its worker cancels an "
+        "async handler, a sync handler stops where it checks current_job().cancelled) and "
+        "ends cancelled.",
     )
     p.add_argument("id", type=int, nargs="?", help="the job id; omit it to use filters")
-    p.add_argument("--queue", help="cancel the queued jobs of this queue")
-    p.add_argument("--task", help="cancel the queued jobs of this task")
+    p.add_argument("--queue", help="cancel the queued and running jobs of this queue")
+    p.add_argument("--task", help="cancel the queued and running jobs of this task")
     add_dsn(p)
     add_json(p)
     p.set_defaults(handler=_run_cancel)
@@ -287,6 +290,9 @@ def _run_show(args: argparse.Namespace) -> int:
                 ("args", pretty(job.args)),
                 ("meta", pretty(job.meta)),
                 ("result", pretty(job.result)),
+                ("progress", _progress(job.progress)),
+                ("snoozes", job.snoozes),
+                ("cancel", _cancel_request(job)),
                 ("errors", len(job.errors) or "none"),
             ]
         )
@@ -353,18 +359,46 @@ def _run_retry(args: argparse.Namespace) -> int:
 
 def _run_cancel(args: argparse.Namespace) -> int:
     bulk = _single_or_bulk(args, "queue", "task")
+    by = _whoami()
     with connection(args.dsn) as conn:
         if bulk:
-            _report_bulk(
-                args, "cancelled", _admin.cancel_jobs(conn, queue=args.queue, task=args.task)
-            )
+            cancelled = _admin.cancel_jobs(conn, queue=args.queue, task=args.task, by=by)
+            _report_bulk(args, "cancelled", cancelled)
             return 0
-        _admin.cancel_job(conn, args.id)
+        _admin.cancel_job(conn, args.id, by)
+        status = _admin.get_job(conn, args.id).job.status.value
     if args.json:
-        print_json({"id": args.id, "status": "cancelled"})
+        print_json({"id": args.id, "status": status})
+    elif status == "running":
+        print(f"job {args.id} is running: its worker was asked to stop it (it ends cancelled)")
     else:
         print(f"job {args.id} cancelled")
     return 0
+
+
+def _progress(report: dict[str, Any] | None) -> str | None:
+    """A progress report as one line: "40/100 chunk 40 of 100", or None."""
+    if not report:
+        return None
+    done, total, message = report.get("done"), report.get("total"), report.get("message")
+    amount = f"{done}/{total}" if total is not None else f"{done}"
+    return f"{amount} {message}" if message else amount
+
+
+def _cancel_request(job: Job) -> str | None:
+    """Who asked a job to stop, and when: "asked by cli:ana at 2026-...", or None."""
+    if job.cancel_requested_at is None:
+        return None
+    by = f" by {job.cancelled_by}" if job.cancelled_by else ""
+    return f"asked{by} at {_table.timestamp(job.cancel_requested_at)}"
+
+
+def _whoami() -> str:
+    """Who runs this command, for `cancelled_by` ("cli:NAME")."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (OSError, KeyError):  # no user name in this environment
+        return "cli"
 
 
 # -- stats -----------------------------------------------------------------

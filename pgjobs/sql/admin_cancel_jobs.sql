@@ -1,7 +1,11 @@
--- Cancel every queued job that matches, in one statement. Running jobs are
--- left alone (their handlers are already executing), and a job a worker claims
--- while this runs is skipped: the row is re-checked after its lock is released.
--- Returns one row per queue with the number of jobs cancelled there.
+-- Cancel every queued or running job that matches, in one statement. A
+-- queued job moves to the history as cancelled; a running one is asked to
+-- stop, as pgjobs.cancel() does (cancel_requested_at, and a notification to
+-- its worker on the pgjobs_control channel), and ends cancelled when its
+-- worker stops it. A job a worker claims while this runs is skipped: the row
+-- is re-checked after its lock is released. :by names who asked (NULL: the
+-- SQL role). Returns one row per queue with the number of jobs cancelled or
+-- asked to stop there.
 WITH cancelled AS (
     -- Out of the live table and into the history, in this statement.
     DELETE FROM pgjobs.jobs_live
@@ -14,13 +18,32 @@ WITH cancelled AS (
 ), kept AS (
     INSERT INTO pgjobs.job_history (id, queue, task, args, priority, status, run_at, attempts,
                                     max_attempts, fingerprint, worker_id, started_at, created_at,
-                                    finished_at, errors, result, meta)
+                                    finished_at, errors, result, meta, cancel_requested_at,
+                                    cancelled_by, snoozes, progress, checkpoint, timeout)
     SELECT id, queue, task, args, priority, 'cancelled', run_at, attempts, max_attempts,
-           fingerprint, worker_id, started_at, created_at, now(), errors, result, meta
+           fingerprint, worker_id, started_at, created_at, now(), errors, result, meta,
+           now(), coalesce(CAST(:by AS text), CAST(current_user AS text)), snoozes,
+           progress, checkpoint, timeout
     FROM cancelled
-    RETURNING queue
+    RETURNING id, queue
+), asked AS (
+    UPDATE pgjobs.jobs_live
+       SET cancel_requested_at = now(),
+           cancelled_by = coalesce(CAST(:by AS text), CAST(current_user AS text))
+     WHERE status = 'running'
+       AND cancel_requested_at IS NULL
+       AND (CAST(:queue AS text) IS NULL OR queue = CAST(:queue AS text))
+       AND (CAST(:task AS text) IS NULL OR task = CAST(:task AS text))
+    RETURNING id, queue, worker_id
+), told AS (
+    -- Volatile calls in aggregates run once per row; the counts are read below.
+    SELECT (SELECT count(pg_notify('pgjobs_control', format('cancel %s %s', worker_id, id)))
+            FROM asked) AS workers,
+           (SELECT count(*) FROM (SELECT pgjobs.notify_done(array_agg(id)) FROM kept) AS d)
+               AS waiters
 )
 SELECT queue, count(*) AS jobs
-FROM kept
+FROM (SELECT queue FROM kept UNION ALL SELECT queue FROM asked) AS changed
+WHERE (SELECT workers + waiters FROM told) >= 0
 GROUP BY queue
 ORDER BY queue

@@ -74,7 +74,7 @@ claimed AS (
         started_at = now()
     WHERE j.id = ANY (ARRAY(SELECT id FROM claimable))
     RETURNING j.id, j.queue, j.task, j.args, j.priority, j.attempts, j.max_attempts, j.meta,
-              j.run_at
+              j.run_at, j.snoozes, j.checkpoint, j.timeout
 )
 -- In claim order: the update returns rows in the order it found them.
 -- The claim commits without waiting for its WAL to reach the disk: a claim

@@ -39,7 +39,7 @@ WITH claimed AS (
         FOR NO KEY UPDATE SKIP LOCKED
     ))
     RETURNING j.id, j.queue, j.task, j.args, j.priority, j.attempts, j.max_attempts, j.meta,
-              j.run_at
+              j.run_at, j.snoozes, j.checkpoint, j.timeout
 )
 -- In claim order: the update returns rows in the order it found them.
 -- The claim commits without waiting for its WAL to reach the disk: a claim

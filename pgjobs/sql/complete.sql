@@ -9,8 +9,18 @@
 -- in this statement, so at every commit the job is in exactly one of the
 -- two, with the same id. A job whose task keeps no history (:keeps false)
 -- is only deleted. A retry (status 'queued') stays live, updated in place.
--- The two data-modifying parts touch disjoint rows (u.status tells them
--- apart), as PostgreSQL requires of CTEs that change the same table.
+-- The two data-modifying parts touch disjoint rows (u.status and the cancel
+-- request tell them apart), as PostgreSQL requires of CTEs that change the
+-- same table.
+--
+-- A job asked to stop (pgjobs.cancel() of a running job sets
+-- cancel_requested_at) ends `cancelled`, whatever outcome its worker sends:
+-- a result or a retry that arrives after the cancel never overwrites it.
+--
+-- The clients waiting in app.result() for a job that finishes here are told
+-- through pg_notify('pgjobs_done', id): only the ids found in
+-- pgjobs.result_waiters, an almost always empty table, so a batch nobody
+-- waits for pays one probe of an empty index and sends nothing.
 WITH u AS (
     SELECT *
     FROM unnest(
@@ -20,14 +30,15 @@ WITH u AS (
         CAST(:delays AS double precision[]),
         CAST(:errors AS jsonb[]),
         CAST(:results AS jsonb[]),
-        CAST(:keeps AS boolean[])
-    ) AS u(id, attempt, status, delay, error, result, keep)
+        CAST(:keeps AS boolean[]),
+        CAST(:snoozes AS boolean[])
+    ) AS u(id, attempt, status, delay, error, result, keep, snooze)
 ),
 finished AS (
     DELETE FROM pgjobs.jobs_live AS j
     USING u
     WHERE j.id = u.id
-      AND u.status <> 'queued'
+      AND (u.status <> 'queued' OR j.cancel_requested_at IS NOT NULL)
       -- Redundant with the join, on purpose: the statement is prepared, and
       -- a plan joining on `j.id = u.id` alone scanned the whole table and
       -- hashed it whenever the table was small enough to look cheap (5.2-5.7
@@ -50,12 +61,19 @@ finished AS (
 kept AS (
     INSERT INTO pgjobs.job_history (id, queue, task, args, priority, status, run_at, attempts,
                                     max_attempts, fingerprint, worker_id, started_at, created_at,
-                                    finished_at, errors, result, meta)
-    SELECT id, queue, task, args, priority, new_status, run_at, attempts, max_attempts,
-           fingerprint, worker_id, started_at, created_at, now(),
+                                    finished_at, errors, result, meta, cancel_requested_at,
+                                    cancelled_by, snoozes, progress, checkpoint, timeout)
+    SELECT id, queue, task, args, priority,
+           CASE WHEN cancel_requested_at IS NULL THEN new_status ELSE 'cancelled' END,
+           run_at, attempts, max_attempts, fingerprint, worker_id, started_at, created_at, now(),
            CASE WHEN new_error IS NULL THEN errors
                 ELSE errors || jsonb_build_array(new_error || jsonb_build_object('at', now())) END,
-           new_result, meta
+           CASE WHEN cancel_requested_at IS NULL THEN new_result END, meta, cancel_requested_at,
+           cancelled_by, snoozes, progress,
+           -- A checkpoint is for the next attempt: a success needs none.
+           CASE WHEN new_status = 'succeeded' AND cancel_requested_at IS NULL THEN NULL
+                ELSE checkpoint END,
+           timeout
     FROM finished
     WHERE keep
 ),
@@ -65,18 +83,30 @@ requeued AS (
         run_at = now() + make_interval(secs => u.delay),
         finished_at = NULL,
         worker_id = NULL,
+        -- A snooze (pgjobs.Snooze) does not count the attempt; it counts a snooze.
+        attempts = CASE WHEN u.snooze THEN j.attempts - 1 ELSE j.attempts END,
+        snoozes = CASE WHEN u.snooze THEN j.snoozes + 1 ELSE j.snoozes END,
         errors = CASE WHEN u.error IS NULL THEN j.errors
                       ELSE j.errors || jsonb_build_array(u.error || jsonb_build_object('at', now())) END,
         result = u.result
     FROM u
     WHERE j.id = u.id
       AND u.status = 'queued'
+      AND j.cancel_requested_at IS NULL
       AND j.id = ANY (CAST(:ids AS bigint[]))
       AND (j.status = 'running'
            AND j.worker_id = CAST(:worker_id AS bigint)
            AND j.attempts = u.attempt) IS TRUE
     RETURNING j.id
+),
+woken AS (
+    SELECT count(pg_notify('pgjobs_done', CAST(w.job_id AS text))) AS n
+    FROM (SELECT DISTINCT job_id FROM pgjobs.result_waiters
+          WHERE job_id = ANY (CAST(:ids AS bigint[]))) AS w
+    WHERE w.job_id IN (SELECT id FROM finished)
 )
+-- `woken` runs once, before the rows are returned (an InitPlan).
 SELECT id FROM finished
+WHERE (SELECT n FROM woken) >= 0
 UNION ALL
 SELECT id FROM requeued

@@ -20,13 +20,26 @@ WITH finished AS (
     RETURNING j.*
 ),
 kept AS (
+    -- A cancel requested while the handler ran came too late: its writes
+    -- commit with this, so the job is recorded as succeeded (the request
+    -- stays in cancel_requested_at). A success needs no checkpoint.
     INSERT INTO pgjobs.job_history (id, queue, task, args, priority, status, run_at, attempts,
                                     max_attempts, fingerprint, worker_id, started_at, created_at,
-                                    finished_at, errors, result, meta)
+                                    finished_at, errors, result, meta, cancel_requested_at,
+                                    cancelled_by, snoozes, progress, checkpoint, timeout)
     SELECT id, queue, task, args, priority, CAST('succeeded' AS pgjobs.job_status), run_at,
            attempts, max_attempts, fingerprint, worker_id, started_at, created_at, now(), errors,
-           CAST(:result AS jsonb), meta
+           CAST(:result AS jsonb), meta, cancel_requested_at, cancelled_by, snoozes, progress,
+           NULL, timeout
     FROM finished
     WHERE CAST(:keep AS boolean)
+),
+woken AS (
+    -- Whoever waits on this job's result (app.result), as complete.sql does.
+    SELECT count(pg_notify('pgjobs_done', CAST(w.job_id AS text))) AS n
+    FROM (SELECT DISTINCT job_id FROM pgjobs.result_waiters
+          WHERE job_id = CAST(:id AS bigint)) AS w
+    WHERE w.job_id IN (SELECT id FROM finished)
 )
 SELECT id FROM finished
+WHERE (SELECT n FROM woken) >= 0

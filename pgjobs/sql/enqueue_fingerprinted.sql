@@ -11,5 +11,6 @@ SELECT pgjobs.enqueue(
                              now() + make_interval(secs => CAST(:delay AS double precision))),
     fingerprint  => CAST(:fingerprint AS text),
     max_attempts => CAST(:max_attempts AS integer),
-    meta         => CAST(:meta AS jsonb)
+    meta         => CAST(:meta AS jsonb),
+    timeout      => CAST(:timeout AS double precision)
 ) AS id

@@ -9,8 +9,10 @@
 -- queue that got a job due now are woken (pgjobs.wake notifies only when one
 -- is waiting: README, How it works: Enqueue and the conditional NOTIFY).
 WITH inserted AS (
-    INSERT INTO pgjobs.jobs_live (task, args, queue, priority, run_at, fingerprint, max_attempts, meta)
-    SELECT t, a, q, p, coalesce(r, now() + make_interval(secs => d)), f, m, coalesce(x, '{}'::jsonb)
+    INSERT INTO pgjobs.jobs_live (task, args, queue, priority, run_at, fingerprint, max_attempts, meta,
+                                  timeout)
+    SELECT t, a, q, p, coalesce(r, now() + make_interval(secs => d)), f, m, coalesce(x, '{}'::jsonb),
+           o
     FROM unnest(
         CAST(:tasks AS text[]),
         CAST(:args AS jsonb[]),
@@ -20,8 +22,9 @@ WITH inserted AS (
         CAST(:delays AS double precision[]),
         CAST(:fingerprints AS text[]),
         CAST(:max_attempts AS integer[]),
-        CAST(:metas AS jsonb[])
-    ) WITH ORDINALITY AS u (t, a, q, p, r, d, f, m, x, n)
+        CAST(:metas AS jsonb[]),
+        CAST(:timeouts AS double precision[])
+    ) WITH ORDINALITY AS u (t, a, q, p, r, d, f, m, x, o, n)
     ORDER BY n
     ON CONFLICT (fingerprint) WHERE status IN ('queued', 'running') AND fingerprint IS NOT NULL
         DO NOTHING

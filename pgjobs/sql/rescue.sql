@@ -47,7 +47,10 @@
 -- the planner could hash the whole table (tests/integration/test_rescuer.py).
 --
 -- Jobs with no attempts left move to pgjobs.job_history as failed, in this
--- statement; the others are requeued in place.
+-- statement; the others are requeued in place. A job that was asked to stop
+-- (cancel_requested_at) is never requeued: it moves to the history as
+-- cancelled. Clients waiting on a job that ends here are told
+-- (pgjobs.notify_done).
 --
 -- All CTEs share one snapshot, so the DELETE's victims are matched through
 -- `dead`, not through the NOT EXISTS (which still sees them).
@@ -88,7 +91,7 @@ dead AS (
                   secs => CAST(:stale_after AS double precision)) AS by_lock
 ),
 orphaned AS (
-    SELECT j.id, j.attempts >= j.max_attempts AS exhausted
+    SELECT j.id, (j.attempts >= j.max_attempts OR j.cancel_requested_at IS NOT NULL) AS exhausted
     FROM pgjobs.jobs_live AS j
     WHERE j.status = 'running'
       AND (j.worker_id IN (SELECT id FROM dead)
@@ -121,10 +124,14 @@ exhausted AS (
 failed AS (
     INSERT INTO pgjobs.job_history (id, queue, task, args, priority, status, run_at, attempts,
                                     max_attempts, fingerprint, worker_id, started_at, created_at,
-                                    finished_at, errors, result, meta)
-    SELECT e.id, e.queue, e.task, e.args, e.priority, 'failed', now(), e.attempts,
-           e.max_attempts, e.fingerprint, e.worker_id, e.started_at, e.created_at, now(),
-           e.errors || l.entry, e.result, e.meta
+                                    finished_at, errors, result, meta, cancel_requested_at,
+                                    cancelled_by, snoozes, progress, checkpoint, timeout)
+    SELECT e.id, e.queue, e.task, e.args, e.priority,
+           CASE WHEN e.cancel_requested_at IS NULL THEN 'failed' ELSE 'cancelled' END
+               ::pgjobs.job_status,
+           now(), e.attempts, e.max_attempts, e.fingerprint, e.worker_id, e.started_at,
+           e.created_at, now(), e.errors || l.entry, e.result, e.meta, e.cancel_requested_at,
+           e.cancelled_by, e.snoozes, e.progress, e.checkpoint, e.timeout
     FROM exhausted AS e JOIN lost AS l ON l.id = e.id
     RETURNING id, queue, status
 ),
@@ -149,10 +156,14 @@ SELECT
     (SELECT count(*) FROM dead WHERE by_lock) AS lost_locks,
     count(*) FILTER (WHERE status = 'queued') AS requeued,
     count(*) FILTER (WHERE status = 'failed') AS failed,
+    count(*) FILTER (WHERE status = 'cancelled') AS cancelled,
     (SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM lockless
       WHERE id NOT IN (SELECT id FROM dead)) AS lockless,
     now() AS at,
     (SELECT count(*) FROM (
         SELECT pgjobs.wake(queue) FROM (SELECT DISTINCT queue FROM rescued WHERE status = 'queued') AS q
-    ) AS w) AS woken
+    ) AS w) AS woken,
+    (SELECT count(*) FROM (
+        SELECT pgjobs.notify_done(array_agg(id)) FROM rescued WHERE status <> 'queued'
+    ) AS d) AS told
 FROM rescued

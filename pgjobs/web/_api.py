@@ -160,7 +160,7 @@ async def _job_action(request: Request, action: str) -> Response:
         if action == "retry":
             await _admin.retry_job_async(conn, job_id)
         else:
-            await _admin.cancel_job_async(conn, job_id)
+            await _admin.cancel_job_async(conn, job_id, by=f"api:{who.name}")
         detail = await _admin.get_job_async(conn, job_id)
     dash.action(who, f"job.{action}", job_id=job_id, task=detail.job.task)
     return ApiResponse(dash.job_json(detail, who))
@@ -190,12 +190,12 @@ async def bulk_retry(request: Request) -> Response:
 
 
 async def bulk_cancel(request: Request) -> Response:
-    """POST /jobs/cancel-queued: cancel every queued job of a queue and/or task."""
+    """POST /jobs/cancel-queued: cancel the queued jobs of a queue and/or task, stop the running."""
     dash = _dash(request)
     who = _admin_request(request)
     queue, task = _bulk_filters(await read_json_object(request))
     async with dash.db.connection() as conn:
-        result = await _admin.cancel_jobs_async(conn, queue=queue, task=task)
+        result = await _admin.cancel_jobs_async(conn, queue=queue, task=task, by=f"api:{who.name}")
     dash.action(who, "jobs.cancel_queued", queue=queue, task=task, jobs=result.total)
     return ApiResponse({"jobs": result.total, "per_queue": result.per_queue})
 

@@ -192,6 +192,10 @@ class Dashboard:
             "errors": job.errors,
             "result": job.result,
             "meta": job.meta,
+            "progress": job.progress,
+            "snoozes": job.snoozes,
+            "cancel_requested_at": job.cancel_requested_at,
+            "cancelled_by": job.cancelled_by,
         }
         if not who.is_admin:
             for name in ("args", "meta", "result"):

@@ -123,6 +123,13 @@ _SCHEMAS: dict[str, Any] = {
             },
             "result": {},
             "meta": {"type": "object"},
+            "progress": {
+                "type": ["object", "null"],
+                "description": "The latest current_job().progress(): done, total, message, at",
+            },
+            "snoozes": {"type": "integer"},
+            "cancel_requested_at": _TS_NULL,
+            "cancelled_by": {"type": ["string", "null"]},
         },
     },
     "JobList": {
@@ -285,7 +292,10 @@ def spec(server_url: str = "") -> dict[str, Any]:
             },
             "/api/v1/jobs/cancel-queued": {
                 "post": {
-                    "summary": "Cancel every queued job of a queue and/or task (admin)",
+                    "summary": (
+                        "Cancel the queued jobs of a queue and/or task, "
+                        "and stop the running ones (admin)"
+                    ),
                     "security": admin,
                     "requestBody": {
                         "required": True,
@@ -329,7 +339,9 @@ def spec(server_url: str = "") -> dict[str, Any]:
             "/api/v1/jobs/{id}/cancel": {
                 "parameters": [_JOB_ID],
                 "post": {
-                    "summary": "Cancel a queued job (admin)",
+                    "summary": (
+                        "Cancel a queued job, or ask the worker of a running one to stop it (admin)"
+                    ),
                     "security": admin,
                     "responses": {
                         "200": _json(_ref("Job"), "The job"),

@@ -26,7 +26,7 @@ _DONE = {
     "cancelled": "Job cancelled.",
     "deleted": "Job deleted.",
     "bulk_retried": "Failed jobs retried: {n}.",
-    "bulk_cancelled": "Queued jobs cancelled: {n}.",
+    "bulk_cancelled": "Jobs cancelled, or asked to stop while they run: {n}.",
     "paused": "Queue paused: workers stop claiming from it.",
     "resumed": "Queue resumed.",
     "ran": "Schedule enqueued as job {n}.",
@@ -253,7 +253,7 @@ async def job(request: Request) -> Response:
         timeline=timeline,
         pretty=lambda v: json.dumps(v, indent=2, ensure_ascii=False, default=str),
         can_retry=detail.job.status.value in ("failed", "cancelled", "queued"),
-        can_cancel=detail.job.status.value == "queued",
+        can_cancel=detail.job.status.value in ("queued", "running"),
         can_delete=detail.job.status.value != "running",
     )
 
@@ -274,7 +274,7 @@ async def job_action(request: Request) -> Response:
         if action == "retry":
             await _admin.retry_job_async(conn, job_id)
         elif action == "cancel":
-            await _admin.cancel_job_async(conn, job_id)
+            await _admin.cancel_job_async(conn, job_id, by=f"dashboard:{who.name}")
         else:
             await _queries.delete_job(conn, job_id)
     dash.action(who, f"job.{action}", job_id=job_id)
@@ -301,7 +301,7 @@ async def bulk(request: Request) -> Response:
     elif action == "cancel-queued":
         if queue is None:
             raise _http.bad_request("choose the queue whose queued jobs to cancel")
-        question = f"Cancel every queued job of queue {queue}" + (
+        question = f"Cancel every queued job of queue {queue}, and stop its running ones" + (
             f" for task {task}?" if task else "?"
         )
     else:
@@ -312,7 +312,8 @@ async def bulk(request: Request) -> Response:
         if action == "retry-failed":
             result = await _admin.retry_jobs_async(conn, status="failed", queue=queue, task=task)
         else:
-            result = await _admin.cancel_jobs_async(conn, queue=queue, task=task)
+            by = f"dashboard:{who.name}"
+            result = await _admin.cancel_jobs_async(conn, queue=queue, task=task, by=by)
     name = "jobs.retry_failed" if action == "retry-failed" else "jobs.cancel_queued"
     dash.action(who, name, queue=queue, task=task, jobs=result.total)
     done = "bulk_retried" if action == "retry-failed" else "bulk_cancelled"

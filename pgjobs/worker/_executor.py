@@ -14,14 +14,23 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from pgjobs import _routing
-from pgjobs._context import JobContext, Middleware, chain, reset_current, set_current
+from pgjobs._context import (
+    JobContext,
+    Middleware,
+    Recorder,
+    Snooze,
+    chain,
+    reset_current,
+    set_current,
+)
 from pgjobs._log import get_logger
-from pgjobs._serde import dump_json, scrub_nul
+from pgjobs._serde import dump_result, scrub_nul
 from pgjobs._task import Task
 from pgjobs.errors import (
     ArgumentsError,
     ConfigurationError,
     HandlerExitError,
+    ResultTooLargeError,
     TaskTimeoutError,
     UnknownTaskError,
 )
@@ -51,6 +60,12 @@ async def _shield_exit_async(fn: Callable[..., Any], *args: Any, **kwargs: Any) 
         raise HandlerExitError(f"the handler raised {type(exc).__name__}({exc})") from exc
 
 
+def _uncancel() -> int:
+    """Undo one cancel() of the current task; the number still pending."""
+    current = asyncio.current_task()
+    return current.uncancel() if current is not None else 0
+
+
 #: Threads kept beyond `concurrency` at least, for handlers abandoned mid-run.
 SPARE_THREADS = 16
 
@@ -78,9 +93,12 @@ class Executor:
         metrics: Metrics | None = None,
         middleware: Sequence[Middleware] = (),
         transactions: Transactions | None = None,
+        recorder: Recorder | None = None,
     ) -> None:
         self.tasks = tasks
         self.transactions = transactions
+        #: Where handlers' checkpoints and progress go; None keeps them in memory.
+        self.recorder = recorder
         self.metrics = metrics
         self.worker_id = worker_id
         self.middleware = tuple(middleware)
@@ -143,7 +161,7 @@ class Executor:
             self._job_log(job).debug("job.started")
         # The context is current in this job's asyncio task (and so in the
         # copy a sync handler's thread runs in) until the handler is done.
-        context = JobContext(job, self.worker_id)
+        context = JobContext(job, self.worker_id, self.recorder)
         self.contexts[job.id] = context
         token = set_current(context)
         started = time.perf_counter()
@@ -159,18 +177,27 @@ class Executor:
                 )
             else:
                 running = self._call(task, args, kwargs)
-            timeout = task.config.timeout
+            timeout = task.config.timeout if job.timeout is None else job.timeout
             # wait_for(x, None) only awaits x, through a coroutine of its own.
             result = await running if timeout is None else await asyncio.wait_for(running, timeout)
         except TimeoutError:
-            limit = task.config.timeout
+            limit = task.config.timeout if job.timeout is None else job.timeout
             overran = TaskTimeoutError(f"the handler ran past its timeout of {limit}s")
             return self._failure(job, task, overran, started)
         except asyncio.CancelledError:
+            # Cancelled through asyncio by `cancel` (pgjobs.cancel() of this
+            # job) and by nothing else: the job ends cancelled. A stopping
+            # worker's cancel (as well) gives the job back instead.
+            if context.cancelled and _uncancel() == 0:
+                return self._cancelled(job, task, started)
             if self.metrics is not None:  # a stopping worker gives the job back
                 self.metrics.released(job, time.perf_counter() - started)
             raise
         except Exception as exc:  # the handler's own failure, whatever it is
+            if context.cancelled:  # raise_if_cancelled(), or anything after the cancel
+                return self._cancelled(job, task, started)
+            if isinstance(exc, Snooze):
+                return self._snoozed(job, task, exc, started)
             return self._failure(job, task, exc, started)
         finally:
             reset_current(token)
@@ -180,7 +207,15 @@ class Executor:
             return self._committed(job, result, started)
         result_json = None
         if task.config.keep_result and result is not None:
-            result_json = self._result_json(job, task, result)
+            try:
+                result_json = dump_result(result)
+            except ResultTooLargeError as err:
+                # Not stored truncated, and not retried (it would be as large again).
+                self._job_log(job).error("job.failed", error=str(err), retryable=False)
+                keep = task.config.keep_history
+                return self._recorded(job, _outcome.failed(job, err, None, keep=keep))
+            except ArgumentsError as err:
+                self._job_log(job).warning("job.result_dropped", error=str(err))
         if debug:
             duration = round(time.perf_counter() - started, 6)
             self._job_log(job).debug("job.succeeded", duration=duration)
@@ -193,7 +228,9 @@ class Executor:
         if not task.config.keep_result or result is None:
             return None
         try:
-            return dump_json(result, "the task's return value")
+            return dump_result(result)
+        except ResultTooLargeError:
+            raise  # the attempt fails: not stored truncated
         except ArgumentsError as err:
             self._job_log(job).warning("job.result_dropped", error=str(err))
             return None
@@ -231,16 +268,58 @@ class Executor:
         return outcome
 
     def cancel(self, job_id: int) -> bool:
-        """Set `cancelled` in the context of a job whose handler runs here; False if none does.
+        """Set `cancelled` in the context of a job whose handler runs here.
 
         Cooperative: the handler sees `current_job().cancelled` turn true, and
-        stops where it checks (`raise_if_cancelled()`).
+        stops where it checks (`raise_if_cancelled()`); the caller cancels the
+        asyncio task of an async handler too (`is_async`). Once the flag is set
+        the run ends `cancelled` whatever the handler then raises.
+
+        Returns:
+            True if this call set the flag; False if no handler of that job
+            runs here, or it was set already.
         """
         context = self.contexts.get(job_id)
-        if context is None:
+        if context is None or context.cancelled:
             return False
         context._mark_cancelled()
         return True
+
+    def is_async(self, job_id: int) -> bool:
+        """Whether the handler running `job_id` here is a coroutine function."""
+        context = self.contexts.get(job_id)
+        if context is None:
+            return False
+        name: str | None = context.task
+        if name not in self.tasks:
+            name = _routing.route(self.tasks, context.task)
+        return name is not None and self.tasks[name].is_async
+
+    def _snoozed(
+        self, job: ClaimedJob, task: Task[Any, Any], snooze: Snooze, started: float
+    ) -> Outcome:
+        try:
+            seconds = snooze.seconds()
+        except ValueError as exc:
+            return self._failure(job, task, exc, started)
+        cap = task.config.max_snoozes
+        if job.snoozes >= cap:
+            over = RuntimeError(
+                f"the job snoozed {job.snoozes} times, the most its task allows "
+                f"(@app.task(max_snoozes={cap})); this attempt fails instead"
+            )
+            return self._failure(job, task, over, started)
+        if self.metrics is not None:
+            self.metrics.finished(job, "snoozed", time.perf_counter() - started)
+        self._job_log(job).info("job.snoozed", delay=round(seconds, 3), snoozes=job.snoozes + 1)
+        return _outcome.snoozed(job, seconds)
+
+    def _cancelled(self, job: ClaimedJob, task: Task[Any, Any], started: float) -> Outcome:
+        seconds = time.perf_counter() - started
+        if self.metrics is not None:
+            self.metrics.finished(job, "cancelled", seconds)
+        self._job_log(job).warning("job.cancelled", duration=round(seconds, 6))
+        return _outcome.cancelled(job, keep=task.config.keep_history)
 
     def _recorded(self, job: ClaimedJob, outcome: Outcome) -> Outcome:
         """`outcome`, recorded in the metrics as a run of no time (the handler never ran)."""

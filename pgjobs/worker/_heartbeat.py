@@ -43,6 +43,7 @@ class Heartbeat(Service):
         reregister: Callable[[], Awaitable[object]],
         known: Callable[[], Collection[int]] | None = None,
         orphan_age: float = 30.0,
+        on_cancel: Callable[[int], object] | None = None,
     ) -> None:
         super().__init__(outage=outage, interval=interval)
         self.pool = pool
@@ -50,6 +51,9 @@ class Heartbeat(Service):
         self.reregister = reregister
         self.known = known
         self.orphan_age = orphan_age
+        #: Called with each running job of this worker that pgjobs.cancel()
+        #: asked to stop: the fallback for a missed control notification.
+        self.on_cancel = on_cancel
         self._log = get_logger(worker_id=worker_id)
 
     async def run_once(self) -> None:
@@ -58,6 +62,9 @@ class Heartbeat(Service):
         if not rows and not self.stopping:
             self._log.warning("worker.reregistered")
             await self.reregister()
+        if rows and self.on_cancel is not None:
+            for job_id in rows[0]["cancels"]:
+                self.on_cancel(job_id)
         if self.known is not None:
             await _release_orphans(
                 self.pool, self.worker_id, list(self.known()), self.orphan_age, self._log

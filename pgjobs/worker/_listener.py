@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import psycopg
 from psycopg.rows import dict_row
 
 from pgjobs import _connect, _sql
 from pgjobs._log import get_logger
-from pgjobs._names import LIVENESS_LOCK_CLASSID, liveness_lock_objid
+from pgjobs._names import CONTROL_CHANNEL, LIVENESS_LOCK_CLASSID, liveness_lock_objid
 from pgjobs.worker._db import Outage
 from pgjobs.worker._service import Service
 
@@ -57,6 +58,7 @@ class Listener(Service):
         *,
         worker_id: int | None = None,
         lock_retry: float = 0.1,
+        on_cancel: Callable[[int], object] | None = None,
     ) -> None:
         super().__init__(outage=outage)
         self.dsn = dsn
@@ -65,6 +67,9 @@ class Listener(Service):
         self.health_interval = health_interval
         self.worker_id = worker_id
         self.lock_retry = lock_retry
+        #: Called with a job id when pgjobs.cancel() asks this worker to stop
+        #: a running job (the `pgjobs_control` channel).
+        self.on_cancel = on_cancel
         #: Whether this connection held the liveness lock at its last check.
         self.holds_lock = False
         self.connected = asyncio.Event()
@@ -86,7 +91,9 @@ class Listener(Service):
         async for notify in conn.notifies(
             timeout=self.lock_retry if lockless else self.health_interval
         ):
-            if notify.payload in self.queues:
+            if notify.channel == CONTROL_CHANNEL:
+                self._control(notify.payload)
+            elif notify.payload in self.queues:
                 self.wake.set()
             if self.stopping:
                 return 0
@@ -105,12 +112,26 @@ class Listener(Service):
             if self.worker_id is not None:
                 await self._hold_lock(conn, self.worker_id)
             await conn.execute(_sql.psycopg("listen"), {})
+            if self.on_cancel is not None and self.worker_id is not None:
+                await conn.execute(_sql.psycopg("listen_control"), {})
         except BaseException:
             await conn.close()
             raise
         self._conn = conn
         self.connected.set()
         self.wake.set()
+
+    def _control(self, payload: str) -> None:
+        """Act on a control message meant for this worker: 'cancel WORKER_ID JOB_ID'."""
+        parts = payload.split()
+        if len(parts) != 3 or parts[0] != "cancel" or self.on_cancel is None:
+            return
+        try:
+            worker_id, job_id = int(parts[1]), int(parts[2])
+        except ValueError:
+            return
+        if worker_id == self.worker_id:
+            self.on_cancel(job_id)
 
     async def _hold_lock(
         self, conn: psycopg.AsyncConnection[tuple[object, ...]], worker_id: int

@@ -26,6 +26,9 @@ class ClaimedJob:
     max_attempts: int
     meta: dict[str, Any]
     run_at: dt.datetime  # where the fetcher resumes this queue's search (its position)
+    snoozes: int = 0  # how many times it snoozed before this run (pgjobs.Snooze)
+    checkpoint: Any = None  # what an earlier attempt saved (current_job().checkpoint)
+    timeout: float | None = None  # this job's own timeout (options(timeout=...)), seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +37,7 @@ class Outcome:
 
     job_id: int
     attempt: int
-    status: str  # 'succeeded', 'queued' (retry) or 'failed'
+    status: str  # 'succeeded', 'queued' (retry), 'failed' or 'cancelled'
     delay: float  # seconds until the retry; 0 unless status is 'queued'
     error: dict[str, Any] | None
     result_json: str | None
@@ -44,11 +47,23 @@ class Outcome:
     #: handler's transaction) or deliberately not written (that transaction
     #: was fenced): nothing for the completer to do.
     written: bool = False
+    #: A snooze: back in line after `delay`, the attempt not counted (status 'queued').
+    snooze: bool = False
 
 
 def succeeded(job: ClaimedJob, result_json: str | None, *, keep: bool = True) -> Outcome:
     """The job ran to completion."""
     return Outcome(job.id, job.attempts, "succeeded", 0.0, None, result_json, keep)
+
+
+def snoozed(job: ClaimedJob, seconds: float) -> Outcome:
+    """The handler raised pgjobs.Snooze: run again in `seconds`, this attempt not counted."""
+    return Outcome(job.id, job.attempts, "queued", seconds, None, None, snooze=True)
+
+
+def cancelled(job: ClaimedJob, *, keep: bool = True) -> Outcome:
+    """The job was asked to stop (pgjobs.cancel) and its handler stopped."""
+    return Outcome(job.id, job.attempts, "cancelled", 0.0, None, None, keep)
 
 
 def error_entry(job: ClaimedJob, exc: BaseException) -> dict[str, Any]:
@@ -100,4 +115,5 @@ def batch_params(worker_id: int, outcomes: list[Outcome]) -> dict[str, Any]:
         "errors": [None if o.error is None else dump_json(o.error, "error") for o in outcomes],
         "results": [o.result_json for o in outcomes],
         "keeps": [o.keep for o in outcomes],
+        "snoozes": [o.snooze for o in outcomes],
     }

@@ -29,6 +29,7 @@ from pgjobs.worker._leader import Leader, leader_for
 from pgjobs.worker._listener import Listener
 from pgjobs.worker._metrics import Metrics, MetricsServer
 from pgjobs.worker._outcome import ClaimedJob
+from pgjobs.worker._progress import Progress
 from pgjobs.worker._scheduler import sync_schedules
 from pgjobs.worker._service import Service
 from pgjobs.worker._transaction import Transactions
@@ -271,6 +272,8 @@ class _Session:
         # The claims and the outcome batches each keep a connection of their
         # own (HotConnection): through the pool they cost the drain 8%, and
         # sharing one connection between them, 15%.
+        self.progress = Progress(pool, worker_id, asyncio.get_running_loop(), worker.outage)
+        self.executor.recorder = self.progress
         self.completer = Completer(
             pool,
             worker_id,
@@ -301,9 +304,17 @@ class _Session:
             # says it runs is a claim whose reply was lost.
             known=lambda: [*self.running, *self.completer.job_ids()],
             orphan_age=config.stale_after,
+            on_cancel=self.cancel,
         )
         self.listener = (
-            Listener(dsn, config.queues, worker._wake, worker.outage, worker_id=worker_id)
+            Listener(
+                dsn,
+                config.queues,
+                worker._wake,
+                worker.outage,
+                worker_id=worker_id,
+                on_cancel=self.cancel,
+            )
             if config.listen
             else None
         )
@@ -356,6 +367,7 @@ class _Session:
             log.info("worker.health_serving", host=config.health_host, port=self.health.port)
         self.start(self.completer)
         self.start(self.heartbeat)
+        self.start(self.progress)
         if self.listener is not None:
             listening = self.start(self.listener)
             # Listen before the first claim, so no notification is missed.
@@ -386,7 +398,7 @@ class _Session:
             await self.transactions.close()  # every job is done or given back
         await self.fetcher.hot.close()  # the fetcher and the completer are done with them
         await self.completer.hot.close()
-        await self.stop(self.heartbeat, self.listener)
+        await self.stop(self.heartbeat, self.listener, self.progress)
         await self.stop(self.leader)  # stopped already, with the fetcher
         # Only now, with the heartbeat stopped: a beat after the row is gone
         # would take this worker for rescued and register it again.
@@ -408,6 +420,19 @@ class _Session:
         self.slots.take()
         task = asyncio.create_task(self._execute(job), name=f"pgjobs-job-{job.id}")
         self.running[job.id] = (task, job)
+
+    def cancel(self, job_id: int) -> None:
+        """Stop a job this worker runs, asked by pgjobs.cancel() (listener or heartbeat).
+
+        A sync handler sees `current_job().cancelled` turn true; an async one
+        is also cancelled through asyncio. Its run then ends `cancelled`.
+        """
+        if not self.executor.cancel(job_id):
+            return  # not running here, or asked already
+        self.log.info("job.cancel_requested", job_id=job_id)
+        entry = self.running.get(job_id)
+        if entry is not None and self.executor.is_async(job_id):
+            entry[0].cancel("pgjobs.cancel() of this job")
 
     async def _execute(self, job: ClaimedJob) -> None:
         try:

@@ -249,7 +249,8 @@ def test_jobs_retry_and_cancel_errors(cli, conn):
     ids = make_jobs(conn)
     line = cli.fails("jobs", "retry", str(ids["running"]))
     assert f"job {ids['running']} is running, only failed, cancelled or queued" in line
-    assert "only queued jobs can be cancelled" in cli.fails("jobs", "cancel", str(ids["failed"]))
+    refused = cli.fails("jobs", "cancel", str(ids["failed"]))
+    assert "only queued or running jobs can be cancelled" in refused
     assert "no job with id 777" in cli.fails("jobs", "retry", "777")
     assert "no job with id 777" in cli.fails("jobs", "cancel", "777")
     assert "not both" in cli.fails("jobs", "retry", str(ids["failed"]), "--task", "resize")
@@ -331,3 +332,20 @@ def test_a_malformed_dsn_is_not_a_traceback(cli):
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert "malformed DSN" in done.stderr
+
+
+def test_jobs_show_a_running_jobs_progress_and_cancel_request(cli, conn):
+    ids = make_jobs(conn)
+    conn.execute(
+        'UPDATE pgjobs.jobs_live SET progress = \'{"done": 3, "total": 10, "message": "m"}\''
+        " WHERE id = %s",
+        (ids["running"],),
+    )
+    out = cli.ok("jobs", "cancel", str(ids["running"]))
+    assert f"job {ids['running']} is running: its worker was asked to stop it" in out
+    shown = cli.ok("jobs", "show", str(ids["running"]))
+    assert "progress:     3/10 m" in shown
+    assert "cancel:       asked by cli" in shown
+    data = cli.json("jobs", "show", str(ids["running"]))
+    assert data["progress"] == {"done": 3, "total": 10, "message": "m"}
+    assert data["cancelled_by"].startswith("cli")

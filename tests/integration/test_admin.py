@@ -245,7 +245,7 @@ def test_cancel_a_queued_job(admin, conn):
 
 def test_cancel_refuses_a_finished_job_and_an_unknown_id(admin, conn):
     job_id = add_job(conn, status="succeeded")
-    with pytest.raises(InvalidTransitionError, match="only queued jobs can be cancelled"):
+    with pytest.raises(InvalidTransitionError, match="only queued or running jobs can be"):
         admin("cancel_job", job_id)
     assert one(conn, "SELECT status FROM pgjobs.jobs WHERE id = %s", job_id) == ("succeeded",)
     with pytest.raises(JobNotFoundError):
@@ -321,7 +321,7 @@ def test_bulk_retry_only_starts_from_failed_or_cancelled():
         _admin.retry_many_params("running")
 
 
-def test_bulk_cancel_takes_only_queued_jobs(admin, conn):
+def test_bulk_cancel_takes_queued_jobs_and_asks_running_ones_to_stop(admin, conn):
     waiting = add_job(conn, queue="q1")
     later = add_job(conn, queue="q1", task="x", run_at=NOW + HOUR)
     running = add_job(conn, queue="q1", status="running")
@@ -330,11 +330,17 @@ def test_bulk_cancel_takes_only_queued_jobs(admin, conn):
 
     result = admin("cancel_jobs", queue="q1")
 
-    assert result.per_queue == {"q1": 2}
+    assert result.per_queue == {"q1": 3}
     after = statuses(conn)
     assert (after[waiting], after[later]) == ("cancelled", "cancelled")
+    # The running job runs until its worker stops it; only the request is recorded.
     assert (after[running], after[failed], after[other]) == ("running", "failed", "queued")
+    asked = conn.execute(
+        "SELECT cancel_requested_at IS NOT NULL FROM pgjobs.jobs WHERE id = %s", (running,)
+    ).fetchone()
+    assert asked == (True,)
     assert admin("cancel_jobs", task="x").per_queue == {"q2": 1}
+    assert admin("cancel_jobs", queue="q1").per_queue == {}  # asked once is enough
 
 
 def test_bulk_cancel_needs_a_filter(admin, conn):

@@ -23,6 +23,7 @@ EXPECTED = {
     "tracing.py": "POST /orders > send example-tracing > process example-tracing > render receipt",
     "django_app.py": "after the worker: SUCCESSFUL 'welcome sent to ada@example.com'",
     "transactional.py": "order 7: succeeded, 1 charge row(s)",
+    "job_control.py": "result: {'url': '/exports/7'}",
 }
 ALSO_EXPECTED = {
     "psycopg_transaction.py": "after rollback: 0 jobs for user",
@@ -32,6 +33,7 @@ ALSO_EXPECTED = {
     "tracing.py": '"correlation_id": "req-8f41"',
     "django_app.py": "after rollback: 0 jobs for nobody@example.com",
     "transactional.py": "order 13: failed, 0 charge row(s) (card declined for order 13)",
+    "job_control.py": "chunks: cancelled by example",
 }
 
 

@@ -77,6 +77,7 @@ def test_a_healthy_worker_is_live_and_ready(app: pgjobs.App) -> None:
             "health",
             "completer",
             "heartbeat",
+            "progress",
             "listener",
             "leader",
             "fetcher",

@@ -567,3 +567,64 @@ def test_0009_migrates_a_million_finished_jobs_and_ten_thousand_queued_losing_no
         assert conn.execute(
             "SELECT count(*) FROM pgjobs.jobs_live AS l JOIN pgjobs.job_history AS h USING (id)"
         ).fetchone() == (0,)
+
+
+# -- 0010: job control (result waiters, cancelling running jobs) ------------------
+
+
+def test_0010_adds_the_cancel_columns_to_both_tables_and_every_view_and_downgrades(empty_db):
+    _migrate.upgrade(empty_db, "0009")
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        conn.execute("GRANT SELECT ON pgjobs.job_states TO PUBLIC")
+        _fill_0008(conn, finished=30, queued=5)
+        conn.execute("SELECT pgjobs.move_finished_to_history()")
+        before = _jobs(conn)
+    assert _migrate.upgrade(empty_db) == ("0009", "0010")
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        assert _jobs(conn) == before
+        for relation in ("jobs_live", "job_history", "jobs", "job_states"):
+            names = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass"
+                    " AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+                    [f"pgjobs.{relation}"],
+                )
+            ]
+            assert names[names.index("meta") + 1 :][:2] == [
+                "cancel_requested_at",
+                "cancelled_by",
+            ], relation
+        # The view's grant survived the rebuild; the trigger writes the new columns.
+        assert conn.execute(
+            "SELECT has_table_privilege('public', 'pgjobs.job_states', 'SELECT')"
+        ).fetchone() == (True,)
+        new_id = conn.execute(
+            "INSERT INTO pgjobs.jobs (task, status, finished_at, cancelled_by)"
+            " VALUES ('v', 'cancelled', now(), 'me') RETURNING id"
+        ).fetchone()[0]
+        assert conn.execute(
+            "SELECT cancelled_by FROM pgjobs.job_history WHERE id = %s", [new_id]
+        ).fetchone() == ("me",)
+        running = conn.execute("SELECT id FROM pgjobs.jobs WHERE status = 'running'").fetchone()
+        conn.execute("SELECT pgjobs.cancel(%s, 'op')", [running[0]])
+        assert conn.execute(
+            "SELECT status::text, cancelled_by FROM pgjobs.job_states WHERE id = %s", [running[0]]
+        ).fetchone() == ("running", "op")
+        # A retry of a cancelled job clears the cancel.
+        conn.execute("SELECT pgjobs.retry(%s)", [new_id])
+        assert conn.execute(
+            "SELECT status::text, cancelled_by FROM pgjobs.jobs_live WHERE id = %s", [new_id]
+        ).fetchone() == ("queued", None)
+        assert conn.execute("SELECT count(*) FROM pgjobs.result_waiters").fetchone() == (0,)
+    _downgrade(empty_db, "0009")
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        assert conn.execute(
+            "SELECT count(*) FROM pg_attribute WHERE attrelid = 'pgjobs.jobs'::regclass"
+            " AND attname = 'cancelled_by' AND NOT attisdropped"
+        ).fetchone() == (0,)
+        assert conn.execute("SELECT to_regclass('pgjobs.result_waiters')").fetchone() == (None,)
+        assert len(_jobs(conn)) == len(before) + 1
+        queued = conn.execute("SELECT id FROM pgjobs.jobs WHERE status = 'queued' LIMIT 1")
+        conn.execute("SELECT pgjobs.cancel(%s)", [queued.fetchone()[0]])
+    assert _migrate.upgrade(empty_db) == ("0009", "0010")

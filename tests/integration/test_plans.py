@@ -51,10 +51,19 @@ STATEMENTS = {
         "errors": [None] * 50,
         "results": [None] * 50,
         "keeps": [True] * 50,
+        "snoozes": [False] * 50,
         "worker_id": 1,
     },
     # A transactional task's success, in the handler's transaction.
     "complete_one": {"id": 1, "attempt": 1, "worker_id": 1, "result": None, "keep": True},
+    # What running handlers write (pgjobs/worker/_progress.py).
+    "progress": {
+        "ids": list(range(1, 51)),
+        "attempts": [1] * 50,
+        "reports": ['{"done": 1}'] * 50,
+        "worker_id": 1,
+    },
+    "checkpoint": {"id": 7, "attempt": 1, "state": '{"step": 3}', "worker_id": 1},
 }
 
 

@@ -35,7 +35,10 @@ def _channels(text: str) -> set[str]:
 def test_the_sql_notifies_the_channel_workers_listen_on() -> None:
     used = {path.name: _channels(path.read_text(encoding="utf-8")) for path in _sql_texts()}
     assert used["enqueue.sql"] == {_names.WAKE_CHANNEL}  # the check must see the channel
-    stray = {name: channels for name, channels in used.items() if channels - {_names.WAKE_CHANNEL}}
+    assert used["complete.sql"] == {_names.DONE_CHANNEL}
+    assert used["listen_control.sql"] == {_names.CONTROL_CHANNEL}
+    known = {_names.WAKE_CHANNEL, _names.CONTROL_CHANNEL, _names.DONE_CHANNEL}
+    stray = {name: channels for name, channels in used.items() if channels - known}
     assert stray == {}
 
 

@@ -20,6 +20,7 @@ def test_top_level_names_are_pinned():
         "Middleware",
         "Priority",
         "RetryPolicy",
+        "Snooze",
         "Status",
         "Task",
         "Worker",

@@ -372,20 +372,36 @@ def test_retry_cancel_delete_transitions(http: Any, conn: Conn) -> None:
     assert (r.status_code, r.json()["status"]) == (200, "cancelled")
     r = http.post(f"/api/v1/jobs/{failed}/cancel", headers=ADMIN)
     assert r.status_code == 409
-    assert "only queued jobs" in r.json()["error"]["message"]
+    assert "only queued or running jobs" in r.json()["error"]["message"]
     assert http.delete(f"/api/v1/jobs/{failed}", headers=ADMIN).json() == {"deleted": failed}
     assert http.get(f"/api/v1/jobs/{failed}", headers=ADMIN).status_code == 404
     assert http.post(f"/api/v1/jobs/{failed}/retry", headers=ADMIN).status_code == 404
 
 
-def test_running_jobs_cannot_be_retried_cancelled_or_deleted(http: Any, conn: Conn) -> None:
+def test_running_jobs_cannot_be_retried_or_deleted(http: Any, conn: Conn) -> None:
     running = insert_job(conn, status="running")
     for method, path in (
         ("POST", f"/api/v1/jobs/{running}/retry"),
-        ("POST", f"/api/v1/jobs/{running}/cancel"),
         ("DELETE", f"/api/v1/jobs/{running}"),
     ):
         assert http.request(method, path, headers=ADMIN).status_code == 409, path
+
+
+def test_cancel_of_a_running_job_asks_its_worker_and_records_the_api_user(
+    http: Any, conn: Conn
+) -> None:
+    running = insert_job(conn, status="running")
+    r = http.post(f"/api/v1/jobs/{running}/cancel", headers=ADMIN)
+    assert r.status_code == 200, r.text
+    row = conn.execute(
+        "SELECT status::text, cancelled_by, cancel_requested_at IS NOT NULL"
+        " FROM pgjobs.jobs WHERE id = %s",
+        (running,),
+    ).fetchone()
+    assert row is not None
+    assert row[0] == "running"  # until its worker stops it
+    assert row[1].startswith("api:")
+    assert row[2] is True
 
 
 def test_bulk_retry_failed_of_a_task_and_cancel_queued_of_a_queue(http: Any, conn: Conn) -> None:
@@ -508,3 +524,18 @@ def test_a_database_without_the_schema_is_503_everywhere(serve: Any, server_dsn:
     finally:
         with psycopg.connect(server_dsn, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_a_running_jobs_progress_and_snoozes_show_in_the_api(http: Any, conn: Conn) -> None:
+    job = insert_job(
+        conn,
+        status="running",
+        snoozes=2,
+        progress='{"done": 40, "total": 100, "message": "chunk 40 of 100", "at": "x"}',
+    )
+    body = http.get(f"/api/v1/jobs/{job}", headers=VIEWER).json()
+    assert body["progress"]["done"] == 40
+    assert body["progress"]["message"] == "chunk 40 of 100"
+    assert body["snoozes"] == 2
+    assert body["cancel_requested_at"] is None
+    assert body["cancelled_by"] is None
