@@ -23,7 +23,7 @@ def get_logger(**initial: Any) -> Any:
     if structlog.is_configured():
         return structlog.get_logger("pgjobs", **initial)
     return structlog.wrap_logger(
-        structlog.PrintLogger(sys.stderr),
+        structlog.WriteLogger(sys.stderr),
         wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
         **initial,
     )
@@ -48,6 +48,10 @@ def configure(level: str = "info", fmt: str = "console") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        # One write per line, newline included: print() writes the line and
+        # its newline apart, and with PYTHONUNBUFFERED (common in containers)
+        # those are two write(2)s, between which the other processes of a
+        # `--processes N` group sharing the stream slipped their own lines.
+        logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
