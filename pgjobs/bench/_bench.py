@@ -781,6 +781,7 @@ def run_soak(
     concurrency: int,
     processes: int,
     interval: float = _soak.DEFAULT_INTERVAL,
+    hold: tuple[float, float] | None = None,
     say: Callable[[str], None] = print,
 ) -> Result:
     """`soak`: `rate` jobs/s of 1 ms for `duration` seconds; a row of measurements per interval.
@@ -792,11 +793,17 @@ def run_soak(
     finished jobs stay, as in production. When the producer stops, the
     workers get up to `_soak.DRAIN_TIMEOUT` seconds to run the rest; a job
     neither run nor still queued then is lost, and fails the workload.
+
+    With `hold` (seconds from the start, from and to), another session holds
+    a snapshot open for that window (`_soak.Holder`), and the result says how
+    throughput held up under it and how soon after its release the backlog
+    was back to what it was before (`_soak.hold_summary`).
     """
     system.reset()
     _vacuum(system.dsn)
     workers = Workers(SYSTEMS[system.name], system.dsn, concurrency, processes)
     producer = _soak.Producer(system.dsn, system.enqueue_soak, rate)
+    holder: _soak.Holder | None = None
     tick = min(1.0, interval / 8)
     try:
         with psycopg.connect(system.dsn, autocommit=True) as conn:
@@ -805,16 +812,21 @@ def run_soak(
             start.tables = _soak.table_stats(conn, system.schema)
             producer.start()
             began, began_wall = time.monotonic(), time.time()
+            if hold is not None:
+                holder = _soak.Holder(system.dsn, began, *hold)
+                holder.start()
             samples: list[tuple[float, int]] = [(0.0, 0)]
+            flow: list[tuple[float, int, int]] = [(0.0, 0, 0)]
             snapshots = [start]
             rows: list[dict[str, Any]] = []
             ending = False
-            while not ending and producer.error is None:
+            while not ending and producer.error is None and not (holder and holder.error):
                 time.sleep(max(0.0, min(tick, duration - (time.monotonic() - began))))
                 if ending := time.monotonic() - began >= duration:
                     producer.finish()  # before the last snapshot, which counts what it enqueued
                 now = time.monotonic() - began
                 samples.append((now, workers.handled() - base))
+                flow.append((now, producer.enqueued, samples[-1][1]))
                 if ending or now >= len(snapshots) * interval:
                     snap = _soak.Snapshot(now, producer.enqueued, samples[-1][1], 0)
                     snap.depth = system.remaining(conn)
@@ -823,6 +835,8 @@ def run_soak(
                     rows = _soak.series(snapshots, [], interval)
                     say(_soak.progress(rows[-1]))
             producer.finish()
+            if holder:
+                holder.finish()
             enqueued = producer.enqueued
             handled_at_end = samples[-1][1]
             # What is still queued runs now, for a while; a backlog too long
@@ -837,6 +851,9 @@ def run_soak(
     except BaseException:
         with contextlib.suppress(Exception):
             producer.finish()
+        with contextlib.suppress(Exception):
+            if holder:
+                holder.finish()
         workers.kill()
         raise
     jobs = _soak.accounting((ids for ids, _, _ in reports), enqueued, left)
@@ -863,6 +880,10 @@ def run_soak(
         "tables_at_start": start.tables,
         "intervals": rows,
     }
+    if holder:
+        if holder.held is None:
+            raise RuntimeError(f"the soak ended before the hold {hold} began")
+        extra["hold"] = _soak.hold_summary(flow, holder.held, interval)
     params = {"rate": rate, "C": concurrency, "P": processes, "seconds": round(duration)}
     return Result("soak", system.name, handled_at_end / end, "jobs/s", params, extra)
 
@@ -1214,6 +1235,7 @@ def _measure(
                 concurrency=c,
                 processes=p,
                 interval=args.soak_interval,
+                hold=args.hold_xmin,
                 say=say,
             )
             for p in args.processes

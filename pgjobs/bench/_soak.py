@@ -99,6 +99,117 @@ class Producer(threading.Thread):
             raise RuntimeError(f"the soak producer failed: {self.error!r}") from self.error
 
 
+# -- the held snapshot ----------------------------------------------------------------
+
+
+def parse_window(text: str) -> tuple[float, float]:
+    """`FROM:TO`, two durations from the soak's start (`3m:13m`, `0:10m`), as seconds.
+
+    Raises:
+        ValueError: either part is not a duration, or TO is not after FROM.
+    """
+    begin, sep, end = text.partition(":")
+    try:
+        if not sep:
+            raise ValueError(text)
+        start = 0.0 if begin.strip() in ("", "0") else parse_duration(begin)
+        stop = parse_duration(end)
+    except ValueError:
+        raise ValueError(
+            f"expected FROM:TO, two durations from the soak's start such as 3m:13m, got {text!r}"
+        ) from None
+    if stop <= start:
+        raise ValueError(f"the hold must end after it starts, got {text!r}")
+    return start, stop
+
+
+class Holder(threading.Thread):
+    """Holds a snapshot open from `begin` to `end` seconds after `t0`: the xmin horizon stays put.
+
+    An idle-in-transaction session with a REPEATABLE READ snapshot, as an
+    application's forgotten transaction or a long report would be: no row
+    version that died after it started can be vacuumed while it lasts.
+    """
+
+    def __init__(self, dsn: str, t0: float, begin: float, end: float) -> None:
+        super().__init__(name="pgjobs-bench-soak-holder", daemon=True)
+        self.dsn, self.t0, self.begin, self.end = dsn, t0, begin, end
+        self.held: tuple[float, float] | None = None
+        self.error: BaseException | None = None
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        try:
+            if self._stop_event.wait(max(0.0, self.t0 + self.begin - time.monotonic())):
+                return
+            with psycopg.connect(self.dsn) as conn:
+                conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+                conn.execute("SELECT txid_current(), count(*) FROM pg_class").fetchone()
+                held_from = time.monotonic() - self.t0
+                self._stop_event.wait(max(0.0, self.t0 + self.end - time.monotonic()))
+                conn.rollback()
+                self.held = (held_from, time.monotonic() - self.t0)
+        except BaseException as exc:  # reported by the parent, which fails the workload
+            self.error = exc
+
+    def finish(self) -> None:
+        """Release the snapshot now if it is still held, and raise what stopped the holder."""
+        self._stop_event.set()
+        self.join(30)
+        if self.error is not None:
+            raise RuntimeError(f"the soak's snapshot holder failed: {self.error!r}") from self.error
+
+
+def hold_summary(
+    samples: Sequence[tuple[float, int, int]], held: tuple[float, float], interval: float
+) -> dict[str, Any]:
+    """Throughput while the snapshot was held against before it, and how soon the backlog recovered.
+
+    Args:
+        samples: (seconds since start, jobs enqueued so far, jobs run so far), ascending.
+        held: when the snapshot was taken and released, in seconds since start.
+        interval: the report interval; the baseline is the run before the hold,
+            less its first interval (the workers warming up).
+    """
+    begin, end = held
+    times = [s[0] for s in samples]
+
+    enqueued = [(s[0], s[1]) for s in samples]
+    handled = [(s[0], s[2]) for s in samples]
+
+    def rate(t0: float, t1: float) -> float | None:
+        return (_at(handled, t1) - _at(handled, t0)) / (t1 - t0) if t1 > t0 else None
+
+    base_from = min(interval, begin / 2)
+    before = [s[1] - s[2] for s in samples if base_from <= s[0] <= begin]
+    baseline_backlog = max(before, default=0)
+    recovered = next(
+        (
+            round(s[0] - end, 1)
+            for s in samples
+            if s[0] >= end and s[1] - s[2] <= max(baseline_backlog, 1)
+        ),
+        None,
+    )
+    base, during = rate(base_from, begin), rate(begin, end)
+    during_offered = (_at(enqueued, end) - _at(enqueued, begin)) / (end - begin)
+    worst = None
+    for t0 in times:
+        if begin <= t0 and t0 + interval <= end:
+            r = rate(t0, t0 + interval)
+            worst = r if worst is None or (r is not None and r < worst) else worst
+    return {
+        "held_s": [round(begin, 1), round(end, 1)],
+        "baseline_rate": None if base is None else round(base, 1),
+        "held_rate": None if during is None else round(during, 1),
+        "held_offered_rate": round(during_offered, 1),
+        "ratio": round(during / base, 3) if base and during is not None else None,
+        "worst_interval_ratio": round(worst / base, 3) if base and worst is not None else None,
+        "baseline_backlog": baseline_backlog,
+        "recovered_after_s": recovered,
+    }
+
+
 # -- the tables ------------------------------------------------------------------------
 
 # Each table of the schema, with its partitions (if it has any) summed into it.
@@ -353,6 +464,20 @@ def render(params: dict[str, Any], extra: dict[str, Any]) -> str:
     )
     if unchanged := [n for n in every if n not in tables]:
         out.append(f"  unchanged through the run: {', '.join(unchanged)}")
+    if h := extra.get("hold"):
+        ratio = "-" if h["ratio"] is None else f"{h['ratio']:.3f}"
+        worst = "-" if h["worst_interval_ratio"] is None else f"{h['worst_interval_ratio']:.3f}"
+        recovered = (
+            "never, in the run"
+            if h["recovered_after_s"] is None
+            else f"{h['recovered_after_s']:g} s after the release"
+        )
+        out.append(
+            f"  snapshot held from {h['held_s'][0]:g} s to {h['held_s'][1]:g} s: "
+            f"{h['held_rate']:,.0f} jobs/s under it against {h['baseline_rate']:,.0f} before "
+            f"({ratio}x; worst interval {worst}x); backlog back to its level before "
+            f"({h['baseline_backlog']:,} jobs) {recovered}"
+        )
     a = extra["jobs"]
     out.append(
         f"  jobs: {extra['enqueued']:,} enqueued, {a['ran']:,} ran ({extra['drained']:,} of them "

@@ -17,6 +17,14 @@ def duration(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def window(text: str) -> tuple[float, float]:
+    """An argparse type: `FROM:TO`, two durations from the soak's start."""
+    try:
+        return _soak.parse_window(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def workloads(text: str) -> list[str]:
     """An argparse type: comma-separated workloads; `all` is every one but the long ones."""
     names = [v.strip() for v in text.split(",") if v.strip()]
@@ -114,6 +122,14 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         default=_soak.DEFAULT_INTERVAL,
         help=f"the soak's report interval, its 'minute' (default "
         f"{_soak.DEFAULT_INTERVAL:g} s); shorter for a quick try",
+    )
+    p.add_argument(
+        "--hold-xmin",
+        type=window,
+        default=None,
+        metavar="FROM:TO",
+        help="in the soak, hold a snapshot open (idle in transaction) from FROM to TO after "
+        "its start, such as 3m:13m, and report throughput under it and the recovery after",
     )
     p.add_argument(
         "--repeat",

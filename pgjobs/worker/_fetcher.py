@@ -20,6 +20,13 @@ from pgjobs.worker._service import Service
 #: (see `Fetcher.claim`): the longest a job placed before its position, such
 #: as a more urgent one, waits while the queue stays busy.
 RESCAN_INTERVAL = 0.5
+#: A claim from the start may cost this many times its own duration in
+#: claims from positions before the next one (at most 1/50 of the fetcher's
+#: time goes to going back to the start) ...
+RESCAN_COST_FACTOR = 50
+#: ... but never more than this many seconds: the longest a job placed
+#: before a position waits, while a long transaction makes the start costly.
+RESCAN_MAX_PAUSE = 30.0
 
 # Claimed rows are read by name at about the cost of reading them by
 # position (pgjobs/_rows.py): the claim is on the critical path of every job.
@@ -96,24 +103,43 @@ class Fetcher(Service):
         self.claims = 0
         # Per queue, the (priority, run_at, id) of the last job claimed from it.
         self._after: dict[str, tuple[int, dt.datetime, int]] = {}
+        # When the next claim should go back to the start (RESCAN_INTERVAL),
+        # whether one should as soon as it may (a claim came back short), and
+        # the earliest it may (the last one's cost, RESCAN_COST_FACTOR).
         self._rescan_at = 0.0
+        self._rescan_wanted = True
+        self._rescan_allowed_at = 0.0
+        #: Claims that went back to the start, for the tests and the benchmark.
+        self.rescans = 0
 
     async def claim(self, limit: int) -> list[ClaimedJob]:
         """Claim up to `limit` jobs in one statement (claim.sql; claim_one_queue.sql for one queue).
 
         Each queue's search starts after the last job claimed from it, so a
-        claim reads about `limit` index entries even when a long transaction
-        keeps the entries of every job claimed since from being removed. Jobs
-        that belong before that position (a more urgent job enqueued during
-        a backlog, a job given back by a worker) are found by going back to
-        the start: after a claim that found fewer jobs than it asked for, and
-        at least every RESCAN_INTERVAL seconds.
+        claim reads about `limit` index entries however many jobs were
+        claimed before. Jobs that belong before that position (a more urgent
+        job enqueued during a backlog, a job given back by a worker, a
+        scheduled job come due) are found by going back to the start: after
+        a claim that found fewer jobs than it asked for, and at least every
+        RESCAN_INTERVAL seconds.
+
+        Going back to the start is cheap (well under a millisecond) while
+        vacuum keeps up. While a long transaction holds the xmin horizon, no
+        index entry of a job claimed since it began can be removed, and a
+        claim from the start reads every one of them: at thousands of jobs
+        a second, millions, and seconds a claim. Such claims are therefore
+        spaced by their own cost: after one that took d seconds, the next
+        waits RESCAN_COST_FACTOR * d (at most RESCAN_MAX_PAUSE), and claims
+        meanwhile go on from their positions, where new jobs are.
         """
         self.claims += 1
         now = time.monotonic()
-        if now >= self._rescan_at:
+        rescan = (self._rescan_wanted or now >= self._rescan_at) and now >= self._rescan_allowed_at
+        if rescan:
             self._after.clear()
+            self._rescan_wanted = False
             self._rescan_at = now + RESCAN_INTERVAL
+            self.rescans += 1
         if len(self.queues) == 1:
             (queue,) = self.queues
             after_priority, after_run_at, after_id = self._after.get(queue, _START)
@@ -143,13 +169,15 @@ class Fetcher(Service):
                 },
                 _CLAIMED,
             )
+        if rescan:
+            took = time.monotonic() - now
+            self._rescan_allowed_at = now + min(RESCAN_MAX_PAUSE, took * RESCAN_COST_FACTOR)
+        for job in jobs:
+            position = (job.priority, job.run_at, job.id)
+            if position > self._after.get(job.queue, _START):
+                self._after[job.queue] = position
         if len(jobs) < limit:
-            self._after.clear()
-        else:
-            for job in jobs:
-                position = (job.priority, job.run_at, job.id)
-                if position > self._after.get(job.queue, _START):
-                    self._after[job.queue] = position
+            self._rescan_wanted = True
         return jobs
 
     async def _set_awaiting(self, awaiting: bool) -> None:

@@ -11,6 +11,9 @@ from pgjobs._log import get_logger
 from pgjobs.worker._db import Outage, fetch
 from pgjobs.worker._service import Service
 
+#: The longest pause after VACUUMs that could remove nothing (see `Vacuumer`).
+MAX_FUTILE_PAUSE = 30.0
+
 
 class Vacuumer(Service):
     """Runs VACUUM on pgjobs.jobs_live whenever it holds `dead_rows` dead rows or more.
@@ -27,7 +30,11 @@ class Vacuumer(Service):
     and enqueues do not conflict with; SKIP_LOCKED makes a pass skip the
     table while autovacuum or another VACUUM holds it. A transaction that
     holds back the xmin horizon keeps every row version newer than itself,
-    whatever vacuums: `pgjobs doctor` names it.
+    whatever vacuums: `pgjobs doctor` names it. While it lasts, a VACUUM
+    removes nothing and still reads every page, so after one that left
+    most dead rows in place the next waits twice as long as the last pause
+    (from `interval` up to MAX_FUTILE_PAUSE), and the cadence comes back
+    with the first VACUUM that removes them.
 
     Args:
         pool: the worker's pool.
@@ -53,13 +60,23 @@ class Vacuumer(Service):
         self._log = get_logger()
         #: VACUUMs run so far, for the tests and the benchmark.
         self.vacuums = 0
+        self._futile_pause = 0.0
 
-    async def run_once(self) -> None:
-        """Vacuum the live table if it holds `dead_rows` dead rows or more."""
+    async def _dead_rows(self) -> int:
         (row,) = await fetch(self.pool, "live_dead_rows", {})
-        dead = int(row["dead_rows"])
+        return int(row["dead_rows"])
+
+    async def run_once(self) -> float | None:
+        """Vacuum the live table if it holds `dead_rows` dead rows or more.
+
+        Returns:
+            None for the regular cadence, or the pause after a VACUUM that
+            could remove almost nothing.
+        """
+        dead = await self._dead_rows()
         if dead < self.dead_rows:
-            return
+            self._futile_pause = 0.0
+            return None
         async with self.pool.connection() as conn:
             # VACUUM refuses to run inside a transaction block.
             await conn.set_autocommit(True)
@@ -68,4 +85,18 @@ class Vacuumer(Service):
             finally:
                 await conn.set_autocommit(False)
         self.vacuums += 1
-        self._log.debug("vacuumer.vacuumed", dead_rows=dead)
+        left = await self._dead_rows()
+        self._log.debug("vacuumer.vacuumed", dead_rows=dead, dead_rows_left=left)
+        if left >= self.dead_rows and 2 * left >= dead:
+            self._futile_pause = min(
+                MAX_FUTILE_PAUSE, max(self.interval or 0.0, 2 * self._futile_pause)
+            )
+            self._log.info(
+                "vacuumer.horizon_held",
+                dead_rows_left=left,
+                next_try_in=self._futile_pause,
+                hint="a transaction holds back the xmin horizon: see `pgjobs doctor`",
+            )
+            return self._futile_pause
+        self._futile_pause = 0.0
+        return None

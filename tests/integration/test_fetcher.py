@@ -70,7 +70,7 @@ def test_a_busy_fetcher_resumes_after_its_last_claim_and_comes_back_for_urgent_j
         bulk.options(priority=pgjobs.Priority.CRITICAL).enqueue(99)
 
     def rescan_due(fetcher: Fetcher) -> None:
-        fetcher._rescan_at = 0.0
+        fetcher._rescan_at = fetcher._rescan_allowed_at = 0.0
 
     got = _claims(dsn, conn, ("default",), [10, urgent, 10, rescan_due, 5, 100, 5])
     assert got[0] == list(range(1, 11))
@@ -84,6 +84,44 @@ def test_a_busy_fetcher_resumes_after_its_last_claim_and_comes_back_for_urgent_j
     assert got[4] == []
     (left,) = conn.execute("SELECT count(*) FROM pgjobs.jobs WHERE status = 'queued'").fetchone()
     assert left == 0
+
+
+def test_going_back_to_the_start_waits_out_its_own_cost(app, conn, dsn, monkeypatch):
+    """While a claim from the start is costly (a held xmin), claims go on from their positions."""
+
+    @app.task(name="bulk", priority=pgjobs.Priority.LOW)
+    def bulk(n: int) -> None:
+        pass
+
+    app.enqueue_many([bulk.job(n) for n in range(5)])  # ids 1..5
+    # Every claim from the start is priced at the longest pause.
+    monkeypatch.setattr(_fetcher, "RESCAN_COST_FACTOR", 1e12)
+    rescans: list[int] = []
+
+    def urgent(_fetcher: Fetcher) -> None:  # id 6, before every queued job
+        bulk.options(priority=pgjobs.Priority.CRITICAL).enqueue(99)
+
+    def more(_fetcher: Fetcher) -> None:  # ids 7..9, after the position
+        app.enqueue_many([bulk.job(n) for n in range(3)])
+
+    def count(fetcher: Fetcher) -> None:
+        rescans.append(fetcher.rescans)
+
+    def pause_over(fetcher: Fetcher) -> None:
+        fetcher._rescan_allowed_at = 0.0
+
+    got = _claims(
+        dsn, conn, ("default",), [3, urgent, 10, more, count, 10, count, pause_over, 10, count]
+    )
+    assert got[0] == [1, 2, 3]
+    # Short of 10: the next claim wants the start, but the last one from the
+    # start was "costly", so it goes on from job 5: the new jobs, not job 6.
+    assert got[1] == [4, 5]
+    assert got[2] == [7, 8, 9]
+    assert rescans[:2] == [1, 1]
+    # Once the pause is over, the claim from the start finds the urgent job.
+    assert got[3] == [6]
+    assert rescans[2] == 2
 
 
 def test_positions_are_kept_per_queue_and_paused_queues_are_skipped(app, conn, dsn, monkeypatch):

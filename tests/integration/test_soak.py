@@ -19,6 +19,7 @@ def test_soak_reports_each_interval_and_loses_no_job(server_dsn: str) -> None:
             sys.executable, "-m", "pgjobs", "--log-level", "warning", "bench",
             "--dsn", server_dsn, "-w", "soak", "--duration", "6s", "--rate", "200",
             "--soak-interval", "2", "--concurrency", "10", "--compare-raw", "--json",
+            "--hold-xmin", "2s:4s",
         ],
         capture_output=True, text=True, cwd=REPO, timeout=240,
     )  # fmt: skip
@@ -31,6 +32,12 @@ def test_soak_reports_each_interval_and_loses_no_job(server_dsn: str) -> None:
     assert soak["params"] == {"rate": 200, "C": 10, "P": 1, "seconds": 6}
     extra = soak["extra"]
     assert extra["interval_s"] == 2.0
+    # A snapshot was held from about 2 s to 4 s; 200 jobs/s are easy to keep up under it.
+    hold = extra["hold"]
+    assert 2.0 <= hold["held_s"][0] < hold["held_s"][1] <= 5.0
+    assert hold["held_rate"] > 0
+    assert hold["baseline_rate"] > 0
+    assert hold["recovered_after_s"] is not None
     rows = extra["intervals"]
     assert [row["interval"] for row in rows] == [1, 2, 3]
     for row in rows:

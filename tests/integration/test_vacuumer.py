@@ -64,3 +64,34 @@ def test_the_leader_runs_it_unless_it_is_off(dsn: str) -> None:
 
     assert "vacuumer" in asyncio.run(duties(WorkerConfig()))
     assert "vacuumer" not in asyncio.run(duties(WorkerConfig(vacuum_interval=None)))
+
+
+def test_backs_off_while_the_horizon_is_held_and_resumes_after(dsn: str, conn: Conn) -> None:
+    from pgjobs.worker import _vacuumer
+
+    holder = psycopg.connect(dsn)
+    holder.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+    holder.execute("SELECT count(*) FROM pgjobs.jobs_live").fetchone()
+    churn(conn, 3000)
+    dead = dead_rows(conn)
+
+    async def passes(count: int) -> tuple[list[float | None], int]:
+        async with AsyncConnectionPool(dsn, min_size=1, max_size=1, open=False) as pool:
+            vacuumer = Vacuumer(pool, dead_rows=1000, interval=5.0)
+            pauses = [await vacuumer.run_once() for _ in range(count)]
+            holder.rollback()  # the horizon moves on
+            pauses.append(await vacuumer.run_once())
+            return pauses, vacuumer.vacuums
+
+    try:
+        pauses, vacuums = asyncio.run(passes(5))
+    finally:
+        holder.close()
+    # Each VACUUM under the held snapshot removed nothing: the pause doubles
+    # from the interval, up to its ceiling ...
+    assert pauses[:5] == [5.0, 10.0, 20.0, _vacuumer.MAX_FUTILE_PAUSE, _vacuumer.MAX_FUTILE_PAUSE]
+    # ... and once released, a VACUUM removes them and the cadence is back.
+    assert pauses[5] is None
+    assert vacuums == 6
+    assert dead >= 6000
+    assert dead_rows(conn) == 0

@@ -264,3 +264,34 @@ def test_each_long_workload_has_its_own_default_duration(monkeypatch: pytest.Mon
     _bench._measure(system, "long-transaction", args)
     _bench._measure(system, "soak", args)
     assert got == {"lt": 90.0, "soak": 90.0}
+
+
+@pytest.mark.parametrize(
+    ("text", "window"), [("3m:13m", (180.0, 780.0)), ("0:10s", (0.0, 10.0)), (":1m", (0.0, 60.0))]
+)
+def test_a_hold_window_is_two_durations(text: str, window: tuple[float, float]) -> None:
+    assert _soak.parse_window(text) == window
+
+
+@pytest.mark.parametrize("text", ["3m", "3m:2m", "3m:3m", "x:1m", "1m:"])
+def test_a_bad_hold_window_is_refused(text: str) -> None:
+    with pytest.raises(ValueError, match=r"FROM:TO|end after it starts"):
+        _soak.parse_window(text)
+
+
+def test_the_hold_summary_compares_the_rate_under_the_hold_and_times_the_recovery() -> None:
+    # 100 jobs/s offered throughout; run at 100/s, then 50/s under the hold
+    # (10..20 s), then 150/s until the backlog is gone at 30 s.
+    samples = []
+    handled = 0.0
+    for t in range(41):
+        samples.append((float(t), 100 * t, int(handled)))
+        catching_up = handled + 150 <= 100 * (t + 1)
+        handled += 100 if t < 10 else 50 if t < 20 else 150 if catching_up else 100
+    summary = _soak.hold_summary(samples, (10.0, 20.0), interval=2.0)
+    assert summary["baseline_rate"] == 100.0
+    assert summary["held_rate"] == 50.0
+    assert summary["ratio"] == 0.5
+    assert summary["worst_interval_ratio"] == 0.5
+    assert summary["baseline_backlog"] == 0
+    assert summary["recovered_after_s"] == 10.0
