@@ -16,7 +16,8 @@ the job in a CONSUMER span ("process <queue>") whose parent is that context
 
 A correlation id is bound into structlog's contextvars while a job runs. The
 id of the run in progress is also kept in `_current`, so that a job enqueued
-from inside a handler inherits it (stored as `meta["correlation_id"]`).
+from inside a handler inherits it (stored as `meta["correlation_id"]`): a
+`correlation_id` the application binds itself is its own, not inherited.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from collections.abc import Iterator, Sequence
 from contextvars import ContextVar, Token
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
+
+from structlog.contextvars import bind_contextvars
 
 from pgjobs._options import CORRELATION_KEY, MAX_CORRELATION_ID, EnqueueOptions
 
@@ -81,14 +84,37 @@ def current() -> str | None:
     return _current.get()
 
 
-def enter(correlation_id: str) -> Token[str | None]:
-    """Make `correlation_id` the current one (a job's run begins); `leave` undoes it."""
-    return _current.set(correlation_id)
+# structlog's context variable for `correlation_id`, found at the first run.
+_logged: ContextVar[Any] | None = None
 
 
-def leave(token: Token[str | None]) -> None:
+def _log_var() -> ContextVar[Any]:
+    """The variable `bind_contextvars(correlation_id=...)` sets, which merge_contextvars reads.
+
+    Setting it directly is what binding does, without building the key and
+    the mapping of tokens on every run.
+    """
+    global _logged
+    if _logged is None:
+        token = bind_contextvars(correlation_id=None)["correlation_id"]
+        token.var.reset(token)
+        _logged = token.var
+    return _logged
+
+
+Entered = tuple[Token[str | None], Token[Any]]
+
+
+def enter(correlation_id: str) -> Entered:
+    """Make `correlation_id` current, and bind it for logging (a run begins); `leave` undoes it."""
+    return _current.set(correlation_id), (_logged or _log_var()).set(correlation_id)
+
+
+def leave(tokens: Entered) -> None:
     """Undo `enter`."""
-    _current.reset(token)
+    current, logged = tokens
+    logged.var.reset(logged)
+    _current.reset(current)
 
 
 def stored_correlation_id(meta: dict[str, Any]) -> str | None:

@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from structlog.contextvars import bind_contextvars
-
 from pgjobs import _trace
 from pgjobs.worker._outcome import ClaimedJob, Outcome
 
@@ -36,14 +34,11 @@ async def observed(run: Run, job: ClaimedJob) -> Outcome:
     tracer = _trace.tracer()
     if tracer is not None:
         return await _traced(tracer, run, job)
-    correlation_id = _trace.stored_correlation_id(job.meta) or str(job.id)
-    bound = bind_contextvars(correlation_id=correlation_id)["correlation_id"]
-    token = _trace.enter(correlation_id)
+    tokens = _trace.enter(_trace.stored_correlation_id(job.meta) or str(job.id))
     try:
         return await run(job)
     finally:
-        _trace.leave(token)
-        bound.var.reset(bound)  # what structlog's reset_contextvars does, without its lookups
+        _trace.leave(tokens)
 
 
 class _Otel:
@@ -90,8 +85,7 @@ async def _traced(tracer: Tracer, run: Run, job: ClaimedJob) -> Outcome:
     correlation_id = _trace.stored_correlation_id(job.meta) or format(
         span.get_span_context().trace_id, "032x"
     )
-    bound = bind_contextvars(correlation_id=correlation_id)["correlation_id"]
-    token = _trace.enter(correlation_id)
+    tokens = _trace.enter(correlation_id)
     try:
         outcome = await run(job)
     except BaseException:  # only CancelledError: the worker stops and gives the job back
@@ -115,7 +109,6 @@ async def _traced(tracer: Tracer, run: Run, job: ClaimedJob) -> Outcome:
             span.set_status(otel.Status(otel.error, message[:200]))
         return outcome
     finally:
-        _trace.leave(token)
-        bound.var.reset(bound)
+        _trace.leave(tokens)
         otel.detach(attached)
         span.end()
