@@ -260,6 +260,8 @@ class JobSummary:
     run_at: dt.datetime
     created_at: dt.datetime
     last_error_type: str | None
+    #: The latest current_job().progress() report (done, total, message, at), if any.
+    progress: dict[str, Any] | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> JobSummary:

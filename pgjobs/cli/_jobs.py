@@ -222,6 +222,7 @@ _LIST_HEADERS = (
     "attempts",
     "run_at",
     "created_at",
+    "progress",
     "last_error",
 )
 
@@ -252,6 +253,7 @@ def _run_list(args: argparse.Namespace) -> int:
             f"{j.attempts}/{j.max_attempts}",
             _table.timestamp(j.run_at),
             _table.timestamp(j.created_at),
+            _progress(j.progress),
             j.last_error_type,
         )
         for j in jobs
@@ -380,6 +382,8 @@ def _progress(report: dict[str, Any] | None) -> str | None:
     """A progress report as one line: "40/100 chunk 40 of 100", or None."""
     if not report:
         return None
+    if not isinstance(report, dict):  # written by hand, in SQL
+        return str(report)
     done, total, message = report.get("done"), report.get("total"), report.get("message")
     amount = f"{done}/{total}" if total is not None else f"{done}"
     return f"{amount} {message}" if message else amount

@@ -17,6 +17,7 @@ SELECT id,
        max_attempts,
        run_at,
        created_at,
+       progress,
        CASE WHEN status = 'failed' OR state = 'retrying'
             THEN errors -> -1 ->> 'type' END AS last_error_type
 FROM page

@@ -45,6 +45,7 @@ def summary_json(job: JobSummary) -> dict[str, Any]:
         "run_at": job.run_at,
         "created_at": job.created_at,
         "last_error_type": job.last_error_type,
+        "progress": job.progress,
     }
 
 

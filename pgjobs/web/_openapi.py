@@ -89,6 +89,10 @@ _SCHEMAS: dict[str, Any] = {
             "run_at": _TS,
             "created_at": _TS,
             "last_error_type": {"type": ["string", "null"]},
+            "progress": {
+                "type": ["object", "null"],
+                "description": "The latest current_job().progress(): done, total, message, at",
+            },
         },
     },
     "Job": {

@@ -184,6 +184,7 @@ def test_jobs_list_table_and_json(cli, conn):
         "attempts",
         "run_at",
         "created_at",
+        "progress",
         "last_error",
     ]
     body = [line.split() for line in lines[2:]]
@@ -191,6 +192,14 @@ def test_jobs_list_table_and_json(cli, conn):
     failed = body[1]
     assert failed[1:6] == ["default", "resize", "failed", "2", "3/3"]
     assert failed[-1] == "ValueError"
+    # A running job's latest progress report is on its line.
+    conn.execute(
+        'UPDATE pgjobs.jobs_live SET progress = \'{"done": 2, "total": 5, "message": "two"}\''
+        " WHERE id = %s",
+        (ids["running"],),
+    )
+    running = cli.ok("jobs", "list").splitlines()[2]
+    assert running.split()[-2:] == ["2/5", "two"]
 
     data = cli.json("jobs", "list", "--status", "failed")
     assert [(j["id"], j["state"], j["last_error_type"]) for j in data] == [

@@ -144,7 +144,7 @@ def test_submit_returns_the_job_and_logs_who(serve: Any, conn: Conn) -> None:
 def test_submit_unknown_task_is_422_with_the_known_tasks(http: Any) -> None:
     r = submit(http, task="no_such_task")
     assert r.status_code == 422
-    assert r.json()["error"]["known_tasks"] == ["fragile", "noop"]
+    assert r.json()["error"]["known_tasks"] == ["fragile", "noop", "stepper"]
 
 
 def test_submit_a_name_that_a_pattern_serves(dsn: str, conn: Conn) -> None:

@@ -141,3 +141,35 @@ def test_failed_job_is_found_read_retried_and_succeeds(
     viewer.goto(f"{base}jobs/{broken}")
     assert "[redacted]" in viewer.locator("#job-args").inner_text()
     assert "hunter2" not in viewer.content()
+
+
+def test_progress_shows_live_in_the_jobs_list_and_on_the_job_page(
+    serve: Any, start_worker: Any, browser: Any, dsn: str, fixed: Any
+) -> None:
+    from tests.web.app import app
+
+    server = serve(refresh_seconds=1)
+    job_id = app.enqueue("stepper", {"key": "live"})
+    assert job_id is not None
+    start_worker("tests.web.app:app", "--poll-interval", "0.2")
+
+    page = login(browser, server.url, ADMIN_TOKEN)
+    page.goto(f"{server.url}jobs?status=running")
+    cell = f"#jobs-table tr:has(a:text-is('{job_id}')) .progress-text"
+    page.wait_for_selector(f"{cell}:text-is('1/3 step 1 of 3')", timeout=20_000)
+    bar = page.locator(f"#jobs-table tr:has(a:text-is('{job_id}')) progress")
+    assert (bar.get_attribute("value"), bar.get_attribute("max")) == ("1", "3")
+    shot(page, "08-jobs-progress")
+    # The handler moves on; live refresh shows it without a reload.
+    fixed("live-1")
+    page.wait_for_selector(f"{cell}:text-is('2/3 step 2 of 3')", timeout=20_000)
+
+    page.click(f"#jobs-table a:text-is('{job_id}')")
+    page.wait_for_url(f"**/jobs/{job_id}")
+    assert "2/3 step 2 of 3" in page.locator("#job-progress").inner_text()
+    fixed("live-2")
+    last = "#job-progress .progress-text:text-is('3/3 step 3 of 3')"
+    page.wait_for_selector(last, timeout=20_000)
+    shot(page, "09-job-progress")
+    fixed("live-3")
+    page.wait_for_selector("#job-status:text-is('succeeded')", timeout=20_000)

@@ -132,3 +132,27 @@ def test_every_page_renders_with_data(server: Any, conn: Any) -> None:
             r = client.get(path)
             assert r.status_code == 200, path
             assert needle in r.text, path
+
+
+@pytest.mark.parametrize(
+    ("report", "bar", "text"),
+    [
+        ('{"done": 40, "total": 100, "message": "a <b>40</b>"}', True, "40/100 a &lt;b&gt;"),
+        ('{"done": "<script>x</script>", "total": "y"}', False, "&lt;script&gt;x&lt;/script&gt;/y"),
+        ('"written by hand"', False, None),
+    ],
+)
+def test_progress_is_shown_escaped_and_a_bar_only_for_numbers(
+    server: Any, conn: Any, report: str, bar: bool, text: str | None
+) -> None:
+    """A report written from SQL or another language may hold anything."""
+    job_id = insert_job(conn, status="running", progress=report)
+    with logged_in(server, ADMIN_TOKEN) as client:
+        for path in ("/jobs", f"/jobs/{job_id}"):
+            page = client.get(path)
+            assert page.status_code == 200, path
+            assert ("<progress" in page.text) is bar, path
+            assert "<script>x" not in page.text
+            assert "<b>40" not in page.text
+            if text is not None:
+                assert text in page.text, path

@@ -15,7 +15,8 @@
 -- (1.0 ms before). The fence costs more when thousands of jobs are retrying
 -- at once, as all of them are collected before the newest are picked.
 WITH retrying AS MATERIALIZED (
-    SELECT id, queue, task, status, priority, attempts, max_attempts, run_at, created_at, errors
+    SELECT id, queue, task, status, priority, attempts, max_attempts, run_at, created_at, errors,
+           progress
     FROM pgjobs.jobs_live
     WHERE status = 'queued'
       AND attempts > 0
