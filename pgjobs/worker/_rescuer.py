@@ -50,7 +50,8 @@ class RescuePass:
 
     Attributes:
         counts: dead_workers (of which lost_locks were found by their
-            lock), and the jobs requeued and failed.
+            lock), and the jobs requeued, failed and cancelled (a cancel
+            was asked while they ran).
         lockless: the marked workers whose lock is missing now (not yet dead).
         at: the database's now() during the pass.
     """
@@ -96,7 +97,10 @@ async def rescue_pass(
         },
     )
     row = rows[0]
-    counts = {name: int(row[name]) for name in ("dead_workers", "lost_locks", "requeued", "failed")}
+    counts = {
+        name: int(row[name])
+        for name in ("dead_workers", "lost_locks", "requeued", "failed", "cancelled")
+    }
     return RescuePass(counts, tuple(int(i) for i in row["lockless"]), row["at"])
 
 

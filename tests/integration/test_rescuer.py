@@ -55,6 +55,7 @@ def test_rescue_returns_a_dead_workers_jobs(dsn: str, conn: Conn) -> None:
         "lost_locks": 0,
         "requeued": 1,
         "failed": 1,
+        "cancelled": 0,
     }
     result = rows(
         conn, "SELECT id, status, attempts, errors->-1->>'type' FROM pgjobs.jobs ORDER BY id"
