@@ -2,10 +2,9 @@
 
 `POST /orders` saves an order and enqueues its receipt in the request's
 transaction, then charges the card: a declined card answers 402 and rolls back
-both the order and the job. `GET /jobs/{id}` reads a job's state and result
-from `pgjobs.job_states` through the same kind of session (pgjobs has no
-`app.result` yet; it will replace this endpoint's query). The dashboard is
-mounted under `/pgjobs`.
+both the order and the job. `GET /jobs/{id}?wait=S` waits up to S seconds
+for the job to end (`app.result_async`, woken by its completion) and answers
+its state and result. The dashboard is mounted under `/pgjobs`.
 
 Serve it from this directory (after `python -m pgjobs migrate`; `pip install
 fastapi 'pgjobs[web,asyncio]'`, the web extra brings uvicorn), with a worker
@@ -30,7 +29,7 @@ import structlog
 from fastapi import Depends, FastAPI, HTTPException, Request
 from psycopg.conninfo import conninfo_to_dict
 from pydantic import BaseModel
-from sqlalchemy import URL, String, text
+from sqlalchemy import URL, String
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -162,28 +161,21 @@ async def place_order(body: OrderIn, db: Session) -> OrderOut:
 
 
 @api.get("/jobs/{job_id}")
-async def get_job(job_id: int, db: Session, wait: float = 0.0) -> JobOut:
+async def get_job(job_id: int, wait: float = 0.0) -> JobOut:
     """A job's state and result; with `?wait=S`, wait up to S seconds (at most 30) for its end."""
-    deadline = asyncio.get_running_loop().time() + min(max(wait, 0.0), 30.0)
-    while True:
-        # One short transaction per look: a session left open in a transaction
-        # while it sleeps would hold back vacuum of pgjobs.jobs.
-        async with db.begin():
-            row = (
-                await db.execute(
-                    text(
-                        "SELECT id, state, result, errors -> -1 ->> 'message' AS last_error"
-                        " FROM pgjobs.job_states WHERE id = :id"
-                    ),
-                    {"id": job_id},
-                )
-            ).one_or_none()
-        if row is None:
-            raise HTTPException(status_code=404, detail=f"no job has id {job_id}")
-        finished = row.state in ("succeeded", "failed", "cancelled")
-        if finished or asyncio.get_running_loop().time() >= deadline:
-            return JobOut(id=row.id, state=row.state, result=row.result, last_error=row.last_error)
-        await asyncio.sleep(0.1)
+    if wait > 0:
+        # Woken by the job's completion (LISTEN), not by polling; how the job
+        # ended is read below, so its outcome's errors are not raised here.
+        with contextlib.suppress(
+            TimeoutError, pgjobs.errors.JobFailedError, pgjobs.errors.JobCancelledError
+        ):
+            await jobs.result_async(job_id, timeout=min(wait, 30.0))
+    try:
+        job = await jobs.get_job_async(job_id)
+    except pgjobs.errors.JobNotFoundError:
+        raise HTTPException(status_code=404, detail=f"no job has id {job_id}") from None
+    last_error = job.errors[-1].get("message") if job.errors else None
+    return JobOut(id=job.id, state=job.status.value, result=job.result, last_error=last_error)
 
 
 async def main() -> None:

@@ -157,7 +157,7 @@ def test_waiting_for_a_job_holds_no_transaction_open(
     async def scenario(client: httpx.AsyncClient) -> None:
         placed = await client.post("/orders", json={"item": "saucer", "card": "4242"})
         job_id = placed.json()["job_id"]
-        # No worker runs: the request waits out its second, looking every 0.1 s.
+        # No worker runs: the request waits out its second, listening.
         waited, idle = await asyncio.gather(
             client.get(f"/jobs/{job_id}", params={"wait": 1}), look_while_it_waits()
         )
