@@ -14,7 +14,7 @@ from typing import Any, ParamSpec, TypeVar, Unpack, overload
 import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
-from pgjobs import _admin, _connect, _cron, _dsn, _enqueue, _routing, _schedule
+from pgjobs import _admin, _connect, _cron, _dsn, _enqueue, _memory, _routing, _schedule
 from pgjobs._context import Middleware
 from pgjobs._enqueue import AsyncConn, JobSpec, SyncConn
 from pgjobs._job import Job, Priority
@@ -26,6 +26,7 @@ from pgjobs.errors import (
     AmbiguousTaskError,
     ConfigurationError,
     DatabaseUnavailableError,
+    JobNotFoundError,
     UnknownTaskError,
 )
 
@@ -76,6 +77,19 @@ class App:
         self._lock = threading.Lock()
         self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
         self._async_pools: dict[asyncio.AbstractEventLoop, AsyncConnectionPool[Any]] = {}
+        #: The in-memory store while `pgjobs.testing.in_memory(self)` is active.
+        self._memory: _memory.MemoryQueue | None = None
+
+    def _in_memory(self) -> bool:
+        """Whether an enqueue must ask `_memory_store` (this App, or another, is in memory)."""
+        return self._memory is not None or _memory.active > 0
+
+    def _memory_store(self) -> _memory.MemoryQueue | None:
+        """The in-memory store, or None to use the database; refuses a database while
+        another App is in memory (see pgjobs/_memory.py)."""
+        if self._memory is None and _memory.active:
+            raise _memory.refuse_database(self)
+        return self._memory
 
     def __repr__(self) -> str:
         return f"<pgjobs.App tasks={len(self.tasks)}>"
@@ -403,6 +417,8 @@ class App:
 
     def enqueue_spec(self, spec: JobSpec, conn: SyncConn | None = None) -> int | None:
         """Write one prepared job, on `conn` (in its transaction) or on the App's pool."""
+        if self._in_memory() and (memory := self._memory_store()) is not None:
+            return memory.add(spec)
         if conn is not None:
             return _enqueue.enqueue_sync(conn, spec)
         with self.connection() as pooled:
@@ -418,6 +434,8 @@ class App:
 
     async def enqueue_spec_async(self, spec: JobSpec, conn: AsyncConn | None = None) -> int | None:
         """Async twin of `enqueue_spec`."""
+        if self._in_memory() and (memory := self._memory_store()) is not None:
+            return memory.add(spec)
         if conn is not None:
             return await _enqueue.enqueue_async(conn, spec)
         pool = await self._async_pool()
@@ -435,6 +453,8 @@ class App:
         Jobs whose fingerprint is held by an active job are skipped, whatever
         their on_conflict. With `conn`, the jobs are part of its transaction.
         """
+        if (memory := self._memory_store()) is not None:
+            return memory.add_many(list(jobs))
         if conn is not None:
             return _enqueue.enqueue_many_sync(conn, jobs)
         with self.connection() as pooled:
@@ -444,6 +464,8 @@ class App:
         self, jobs: Sequence[JobSpec], conn: AsyncConn | None = None
     ) -> list[int]:
         """Async twin of `enqueue_many`."""
+        if (memory := self._memory_store()) is not None:
+            return memory.add_many(list(jobs))
         if conn is not None:
             return await _enqueue.enqueue_many_async(conn, jobs)
         pool = await self._async_pool()
@@ -462,11 +484,15 @@ class App:
         Raises:
             JobNotFoundError: no job has this id.
         """
+        if self._memory is not None:
+            return self._memory_job(job_id)
         with self.connection() as conn:
             return _admin.get_job(conn, job_id).job
 
     async def get_job_async(self, job_id: int) -> Job:
         """Async twin of `get_job`."""
+        if self._memory is not None:
+            return self._memory_job(job_id)
         pool = await self._async_pool()
         async with pool.connection() as conn:
             return (await _admin.get_job_async(conn, job_id)).job
@@ -581,6 +607,8 @@ class App:
             JobCancelledError: the job was cancelled.
             TimeoutError: it did not finish within `timeout` seconds.
         """
+        if self._memory is not None:
+            return self._memory_result(job_id, timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         with self.connection() as pooled:
             done, value = _admin.settled(job_id, _admin.result_row(pooled, job_id))
@@ -617,6 +645,8 @@ class App:
         poll: float = 1.0,
     ) -> Any:
         """Async twin of `result`."""
+        if self._memory is not None:
+            return self._memory_result(job_id, timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         pool = await self._async_pool()
         async with pool.connection() as pooled:
@@ -648,6 +678,21 @@ class App:
                 if not self.pooled and not conn.closed:
                     await _admin.unwait_async(conn, job_id)
             await conn.close()
+
+    def _memory_job(self, job_id: int) -> Job:
+        found = self._memory.get(job_id) if self._memory is not None else None
+        if found is None:
+            raise JobNotFoundError(f"no job with id {job_id} in memory (pgjobs.testing.in_memory)")
+        return found.job()
+
+    def _memory_result(self, job_id: int, timeout: float | None) -> Any:
+        # In memory nothing runs but drain(): a job not finished yet would
+        # never finish while this waits, so it is a timeout at once.
+        row = self._memory.result_row(job_id) if self._memory is not None else None
+        done, value = _admin.settled(job_id, row)
+        if not done:
+            raise _admin.timed_out(job_id, timeout)
+        return value
 
     # -- pools -------------------------------------------------------------
 

@@ -139,6 +139,9 @@ class Owner(Protocol):
     async def enqueue_spec_async(self, spec: JobSpec, conn: AsyncConn | None = None) -> int | None:
         """Async twin of `enqueue_spec`."""
 
+    def _in_memory(self) -> bool:
+        """Whether enqueues go to pgjobs.testing.in_memory's store; see `App._in_memory`."""
+
 
 class Task(Generic[P, R]):
     """A function registered with `@app.task`. Calling it runs it here and now;
@@ -240,14 +243,14 @@ class Call(Generic[P, R]):
     def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> int | None:
         """Write the job; see `Task.options` for where and what it returns."""
         spec = self.job(*args, **kwargs)
-        if self.conn is None:
+        if self.conn is None or self.task.app._in_memory():
             return self.task.app.enqueue_spec(spec)
         return _enqueue.enqueue_sync(self.conn, spec)
 
     async def enqueue_async(self, *args: P.args, **kwargs: P.kwargs) -> int | None:
         """Async twin of `enqueue`."""
         spec = self.job(*args, **kwargs)
-        if self.conn is None:
+        if self.conn is None or self.task.app._in_memory():
             return await self.task.app.enqueue_spec_async(spec)
         return await _enqueue.enqueue_async(self.conn, spec)
 

@@ -10,5 +10,6 @@ from __future__ import annotations
 from pgjobs.testing._database import use_database
 from pgjobs.testing._drain import drain, drain_async
 from pgjobs.testing._enqueued import assert_enqueued
+from pgjobs.testing._memory import in_memory
 
-__all__ = ["assert_enqueued", "drain", "drain_async", "use_database"]
+__all__ = ["assert_enqueued", "drain", "drain_async", "in_memory", "use_database"]

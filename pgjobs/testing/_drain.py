@@ -9,23 +9,33 @@ from psycopg.rows import dict_row
 
 from pgjobs import _connect, _sql
 from pgjobs._app import App
+from pgjobs.testing._memory import MemoryDrain, drain_memory
 from pgjobs.worker import Worker, WorkerConfig
 
 
 # A timeout argument is this helper's whole contract, so ASYNC109 does not apply.
-async def drain_async(app: App, *, timeout: float = 60.0, **config: Any) -> Worker:  # noqa: ASYNC109
+async def drain_async(
+    app: App,
+    *,
+    timeout: float = 60.0,  # noqa: ASYNC109
+    **config: Any,
+) -> Worker | MemoryDrain:
     """Run a worker in this event loop until no job of its queues is due or running.
 
     Jobs scheduled for later (a delay, a retry backoff) are left queued.
     Keyword arguments are WorkerConfig fields; `queues` defaults to every
-    queue the App's tasks use, plus "default".
+    queue the App's tasks use, plus "default". Inside `in_memory(app)`, the
+    jobs kept in memory run instead, one at a time (pgjobs/testing/_memory.py).
 
     Returns:
-        The stopped Worker (its `completed` counts the jobs it ran).
+        The stopped Worker (its `completed` counts the jobs it ran); in
+        memory, a MemoryDrain with the same `completed`.
 
     Raises:
         TimeoutError: jobs were still due after `timeout` seconds.
     """
+    if app._memory is not None:
+        return await drain_memory(app, timeout=timeout, **config)
     config.setdefault(
         "queues", tuple(sorted({t.defaults.queue for t in app.tasks.values()} | {"default"}))
     )
@@ -50,6 +60,6 @@ async def drain_async(app: App, *, timeout: float = 60.0, **config: Any) -> Work
     return worker
 
 
-def drain(app: App, *, timeout: float = 60.0, **config: Any) -> Worker:
+def drain(app: App, *, timeout: float = 60.0, **config: Any) -> Worker | MemoryDrain:
     """Blocking twin of `drain_async`, for synchronous tests."""
     return asyncio.run(drain_async(app, timeout=timeout, **config))

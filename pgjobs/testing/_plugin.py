@@ -19,6 +19,7 @@ from pgjobs._loader import load_app
 from pgjobs.errors import ConfigurationError
 from pgjobs.testing import _database
 from pgjobs.testing._drain import drain
+from pgjobs.testing._memory import MemoryDrain
 from pgjobs.worker import Worker
 
 #: The ini option that names the App under test, as `module:attribute`.
@@ -80,13 +81,13 @@ def pgjobs_app(request: pytest.FixtureRequest) -> Iterator[App]:
 
 
 @pytest.fixture
-def pgjobs_drain(pgjobs_app: App) -> Callable[..., Worker]:
+def pgjobs_drain(pgjobs_app: App) -> Callable[..., Worker | MemoryDrain]:
     """`pgjobs.testing.drain` bound to pgjobs_app: `pgjobs_drain()` runs the jobs that are due.
 
     Keyword arguments are WorkerConfig fields, and `timeout`, as for drain.
     """
 
-    def run(**config: Any) -> Worker:
+    def run(**config: Any) -> Worker | MemoryDrain:
         return drain(pgjobs_app, **config)
 
     return run

@@ -1,0 +1,20 @@
+"""The README's in-memory example runs as written, with no database anywhere."""
+
+from __future__ import annotations
+
+from tests.conftest import REPO
+
+START = "<!-- snippet: in-memory -->"
+END = "<!-- /snippet -->"
+
+
+def test_the_readme_in_memory_example_runs(monkeypatch) -> None:
+    for name in ("PGJOBS_DSN", "DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    text = (REPO / "README.md").read_text()
+    block = text[text.index(START) + len(START) : text.index(END, text.index(START))]
+    code = block.strip().removeprefix("```python").removesuffix("```")
+    namespace: dict[str, object] = {"__name__": "readme_in_memory"}
+    exec(compile(code, "README.md (in-memory)", "exec"), namespace)  # noqa: S102
+    store = namespace["store"]
+    assert len(store.jobs) == 1  # type: ignore[attr-defined]
