@@ -143,12 +143,28 @@ $$;
 COMMENT ON FUNCTION pgjobs.webhooks_fire(jsonb) IS
     'Enqueue the webhook deliveries (task pgjobs.webhook) for these job events, in the caller''s transaction; returns how many.';
 
--- The history trigger. Statement-level, with a transition table: the check
--- for an active webhook runs once per statement whatever the number of
--- jobs it finished, and without one that is the whole cost (a row-level
--- trigger would call a function per finished job). The transition table
--- holds the statement's new rows in memory; only with an active webhook are
--- they read, and turned into JSON.
+-- The history trigger. Why here, and shaped so:
+--
+-- * Every way a job ends inserts it into pgjobs.job_history (complete.sql,
+--   complete_one.sql, rescue.sql, pgjobs.cancel(), the bulk cancel, the
+--   pgjobs.jobs view's trigger), so one trigger covers them all, present and
+--   future, and a delivery can never commit without its outcome or the
+--   reverse. Putting the INSERT of deliveries into each of those statements
+--   instead would repeat it six times, and miss the next path.
+-- * Statement-level, with a transition table: the check for an active
+--   webhook runs once per statement, whatever the number of jobs it
+--   finished, and without one that check (a scan of an empty table) is the
+--   whole cost. A row-level trigger would call a function per finished job.
+--   The transition table holds the statement's new rows in memory (a copy
+--   of each row, which PostgreSQL makes as it inserts); only with an active
+--   webhook are they read and turned into JSON.
+-- * Failed attempts that will be retried stay in pgjobs.jobs_live. A row
+--   trigger there (AFTER UPDATE ... WHEN OLD.status = 'running' AND
+--   NEW.status = 'queued') would see them, but PostgreSQL re-reads the old
+--   row of every updated row for an AFTER ROW trigger before testing WHEN:
+--   every claim would pay for it. complete.sql and rescue.sql, the only
+--   statements that record a failed attempt, call pgjobs.webhooks_fire
+--   themselves, behind the same check for an active webhook.
 CREATE FUNCTION pgjobs.webhooks_on_finish() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN

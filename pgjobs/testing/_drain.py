@@ -18,7 +18,8 @@ async def drain_async(app: App, *, timeout: float = 60.0, **config: Any) -> Work
 
     Jobs scheduled for later (a delay, a retry backoff) are left queued.
     Keyword arguments are WorkerConfig fields; `queues` defaults to every
-    queue the App's tasks use, plus "default".
+    queue the App's tasks use, plus "default", and `webhooks` to False (the
+    App's webhooks are not written to the database, so none fires).
 
     Returns:
         The stopped Worker (its `completed` counts the jobs it ran).
@@ -30,6 +31,9 @@ async def drain_async(app: App, *, timeout: float = 60.0, **config: Any) -> Work
         "queues", tuple(sorted({t.defaults.queue for t in app.tasks.values()} | {"default"}))
     )
     config.setdefault("poll_interval", 0.05)
+    # The App's webhooks stay out of the test database: a test run notifies
+    # no endpoint unless the test adds a webhook itself.
+    config.setdefault("webhooks", False)
     worker = Worker(app, WorkerConfig(**config))
     run = asyncio.create_task(worker.run())
     queues = list(worker.config.queues)

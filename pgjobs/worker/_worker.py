@@ -151,7 +151,8 @@ class Worker:
             ConfigurationError: `health_port` is taken (before registering).
         """
         _schedule.check(self.app)  # a schedule of an unregistered task stops us here
-        check_client(self.app)  # webhooks without httpx stop us here
+        if self.config.webhooks:
+            check_client(self.app)  # webhooks without httpx stop us here
         dsn = self.app.dsn
         await self._check_database(dsn)
         loop = asyncio.get_running_loop()
@@ -176,7 +177,8 @@ class Worker:
             self._serve_metrics()  # before registering: a port in use stops the worker here
             worker_id = await self._register(self._pool)
             await sync_schedules(self._pool, self.app)
-            await sync_webhooks(self._pool, self.app)
+            if self.config.webhooks:
+                await sync_webhooks(self._pool, self.app)
             self._session = _Session(self, self._pool, worker_id, dsn)
             return await self._session.run()
         finally:

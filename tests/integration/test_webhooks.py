@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import threading
 from typing import Any
 
 import psycopg
@@ -20,9 +21,12 @@ from psycopg_pool import AsyncConnectionPool
 
 import pgjobs
 from pgjobs import _sql
+from pgjobs._context import reset_current, set_current
+from pgjobs.testing import drain
 from pgjobs.worker._outcome import ClaimedJob, Outcome, batch_params, failed, snoozed, succeeded
 from pgjobs.worker._rescuer import rescue_once
-from pgjobs.worker._webhooks import sync_webhooks
+from pgjobs.worker._webhooks import delivery_task, sync_webhooks
+from tests.webhook_endpoint import Endpoint
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
@@ -134,6 +138,16 @@ def test_a_snooze_is_not_a_failure(conn: Conn) -> None:
     hook(conn)
     worker_id, job = running(conn)
     complete(conn, worker_id, snoozed(job, 10))
+    assert deliveries(conn) == []
+
+
+def test_a_job_given_back_by_a_stopping_worker_is_not_a_failure(conn: Conn) -> None:
+    hook(conn)
+    worker_id, job = running(conn)
+    conn.execute(_sql.psycopg("release"), {"ids": [job.id], "worker_id": worker_id})
+    assert conn.execute("SELECT status FROM pgjobs.jobs WHERE id = %s", (job.id,)).fetchone() == (
+        "queued",
+    )
     assert deliveries(conn) == []
 
 
@@ -322,3 +336,63 @@ def test_workers_write_code_webhooks_and_leave_sql_ones(dsn: str, conn: Conn) ->
         ("by-sql", True),
         ("https://example.com/a", True),
     ]
+
+
+def run_delivery(dsn: str, delivery_id: int, webhook: str, payload: dict[str, Any]) -> Any:
+    """Run the delivery task's handler as a worker would, for job `delivery_id`."""
+
+    async def main() -> Any:
+        async with AsyncConnectionPool(dsn, min_size=1, open=False) as pool:
+            task = delivery_task(pgjobs.App(dsn), pool)
+            due = dt.datetime.now(dt.UTC)
+            job = ClaimedJob(delivery_id, "default", "pgjobs.webhook", {}, 2, 1, 8, {}, due)
+            token = set_current(pgjobs.JobContext(job, worker_id=None))
+            try:
+                return await task.fn(webhook=webhook, payload=payload)
+            finally:
+                reset_current(token)
+
+    return asyncio.run(main())
+
+
+def test_a_delivery_reads_its_webhook_when_it_runs(dsn: str, conn: Conn) -> None:
+    pytest.importorskip("httpx", reason="the webhooks extra is not installed")
+    hook(conn, "moved", ["succeeded"])
+    endpoint = Endpoint()
+    thread = threading.Thread(target=endpoint.serve_forever, daemon=True)
+    thread.start()
+    try:
+        # Changed after the delivery was made: the attempt goes to the new URL.
+        conn.execute("UPDATE pgjobs.webhooks SET url = %s WHERE name = 'moved'", (endpoint.url,))
+        assert run_delivery(dsn, 41, "moved", {"event": "succeeded"}) == {"status": 200}
+    finally:
+        endpoint.shutdown()
+        endpoint.server_close()
+    [(headers, body)] = endpoint.received
+    assert headers["X-Pgjobs-Delivery"] == "41"
+    assert body == b'{"event":"succeeded"}'
+
+
+def test_a_delivery_for_a_removed_webhook_is_dropped(dsn: str, conn: Conn) -> None:
+    hook(conn, "retired", ["succeeded"], active=False)
+    assert "dropped" in run_delivery(dsn, 1, "retired", {"event": "succeeded"})
+    assert "dropped" in run_delivery(dsn, 2, "never-was", {"event": "succeeded"})
+
+
+def test_the_testing_drain_leaves_the_apps_webhooks_out(dsn: str, conn: Conn) -> None:
+    app = pgjobs.App(dsn)
+
+    @app.task(name="t")
+    def t() -> None:
+        """Does nothing."""
+
+    app.webhook("https://example.invalid/never", events=["succeeded"], secret=SECRET)
+    t.enqueue()
+    try:
+        drain(app)
+    finally:
+        app.close()
+    assert conn.execute("SELECT task, status::text FROM pgjobs.jobs").fetchall() == [
+        ("t", "succeeded")
+    ]
+    assert conn.execute("SELECT count(*) FROM pgjobs.webhooks").fetchone() == (0,)
