@@ -311,6 +311,7 @@ def test_sql_rows_are_checked_as_declarations_are(
 
 def test_workers_write_code_webhooks_and_leave_sql_ones(dsn: str, conn: Conn) -> None:
     hook(conn, "by-sql")
+    hook(conn, "b", ["succeeded"])  # the code declares this name: it takes the row over
     app = pgjobs.App(dsn)
     app.webhook("https://example.com/a", events=["succeeded"], secret=SECRET, tasks="t")
     app.webhook("https://example.com/b", events=["failed"], secret=SECRET, name="b")
