@@ -14,7 +14,7 @@ from typing import Any, ParamSpec, TypeVar, Unpack, overload
 import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
-from pgjobs import _admin, _connect, _cron, _dsn, _enqueue, _memory, _routing, _schedule
+from pgjobs import _admin, _connect, _cron, _dsn, _enqueue, _memory, _routing, _schedule, _webhooks
 from pgjobs._context import Middleware
 from pgjobs._enqueue import AsyncConn, JobSpec, SyncConn
 from pgjobs._job import Job, Priority
@@ -74,6 +74,8 @@ class App:
         #: The middleware around every run, in declaration order (`middleware`).
         self.middlewares: list[Middleware] = []
         self.schedules: dict[str, _schedule.Schedule] = {}
+        #: Webhooks declared in code, by name (`webhook`).
+        self.webhooks: dict[str, _webhooks.Webhook] = {}
         self._lock = threading.Lock()
         self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
         self._async_pools: dict[asyncio.AbstractEventLoop, AsyncConnectionPool[Any]] = {}
@@ -342,6 +344,62 @@ class App:
             max_payload_bytes=self.max_payload_bytes,
         )
         return _schedule.add(self.schedules, declared)
+
+    # -- webhooks (the model and its checks live in pgjobs/_webhooks.py) ------
+
+    def webhook(
+        self,
+        url: str,
+        *,
+        events: Sequence[str],
+        secret: str,
+        tasks: Iterable[Task[Any, Any] | str] | Task[Any, Any] | str | None = None,
+        queues: Iterable[str] | str | None = None,
+        name: str | None = None,
+        queue: str | None = None,
+        timeout: float = _webhooks.DEFAULT_TIMEOUT,
+        max_attempts: int = _webhooks.DEFAULT_MAX_ATTEMPTS,
+    ) -> _webhooks.Webhook:
+        """Declare a webhook: a signed JSON POST to `url` on each of `events`.
+
+        Workers write it to `pgjobs.webhooks` when they start (as they do
+        schedules). From then on, the statement that records a matching
+        outcome also enqueues its delivery, a job of task `pgjobs.webhook`
+        that any worker of the delivery's queue runs: retried with backoff
+        (1 s, then x3), dead-lettered after `max_attempts`. Delivering never
+        affects the job that fired. See the README's Webhooks section for
+        the payload, the headers and how to check the signature.
+
+        Args:
+            url: the endpoint, http:// or https://.
+            events: any of "failed" (an attempt failed), "dead-lettered"
+                (the job ended failed, no attempt left), "succeeded",
+                "cancelled".
+            secret: the key of the HMAC-SHA256 signature, 16 bytes or more.
+            tasks: only jobs of these tasks (Tasks or full names); default all.
+            queues: only jobs of these queues; default all.
+            name: unique; default the URL (two webhooks of one URL need names).
+            queue: the queue of the deliveries; default the queue of the job
+                that fired, which a worker already serves.
+            timeout: seconds one delivery attempt may take (default 10).
+            max_attempts: attempts of one delivery (default 8).
+
+        Raises:
+            ConfigurationError: a URL that is not http(s), a secret shorter
+                than 16 bytes, an unknown event, a bad option, or a name taken.
+        """
+        declared = _webhooks.declare(
+            url,
+            events=events,
+            secret=secret,
+            tasks=tasks,
+            queues=queues,
+            name=name,
+            queue=queue,
+            timeout=timeout,
+            max_attempts=max_attempts,
+        )
+        return _webhooks.add(self.webhooks, declared)
 
     def job(
         self, task: str, args: dict[str, Any] | None = None, **options: Unpack[EnqueueKwargs]

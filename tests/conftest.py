@@ -91,7 +91,7 @@ def dsn(database: str, monkeypatch: pytest.MonkeyPatch) -> str:
         conn.execute(
             "TRUNCATE pgjobs.jobs_live, pgjobs.job_history, pgjobs.workers, pgjobs.queues,"
             " pgjobs.result_waiters,"
-            " pgjobs.schedules RESTART IDENTITY"
+            " pgjobs.schedules, pgjobs.webhooks RESTART IDENTITY"
         )
         # A test may have dropped history partitions; today's are always there.
         conn.execute("SELECT pgjobs.create_history_partitions()")

@@ -10,6 +10,7 @@ import sys
 import threading
 
 from pgjobs import _dsn
+from pgjobs._app import App
 from pgjobs._loader import load_app
 from pgjobs.cli import _supervisor
 from pgjobs.cli._terminal import add_dsn, positive_float
@@ -65,6 +66,13 @@ def partition_interval(text: str) -> float:
     except ConfigurationError as exc:
         raise argparse.ArgumentTypeError(f"{exc} (from {text!r})") from None
     return seconds
+
+
+def default_queues(app: App) -> tuple[str, ...]:
+    """The queues a worker serves without --queues: "default", every queue the App's
+    tasks default to, and the queues its webhooks send their deliveries to."""
+    delivery = {w.queue for w in app.webhooks.values() if w.queue is not None}
+    return tuple(sorted({t.defaults.queue for t in app.tasks.values()} | {"default"} | delivery))
 
 
 def _duration(seconds: float | None) -> str:
@@ -242,7 +250,7 @@ def _run_worker(args: argparse.Namespace) -> int:
     if args.queues:
         queues = tuple(q.strip() for q in args.queues.split(",") if q.strip())
     else:
-        queues = tuple(sorted({t.defaults.queue for t in app.tasks.values()} | {"default"}))
+        queues = default_queues(app)
     config = WorkerConfig(
         queues=queues,
         concurrency=args.concurrency,

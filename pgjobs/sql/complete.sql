@@ -21,6 +21,11 @@
 -- through pg_notify('pgjobs_done', id): only the ids found in
 -- pgjobs.result_waiters, an almost always empty table, so a batch nobody
 -- waits for pays one probe of an empty index and sends nothing.
+--
+-- A failed attempt that goes back to the queue is the `failed` event of
+-- webhooks (`retried`, below); a job that ends here fires its webhooks
+-- through the trigger on pgjobs.job_history (migration 0011). Either way the
+-- delivery jobs commit with the outcome, in this transaction.
 WITH u AS (
     SELECT *
     FROM unnest(
@@ -97,7 +102,22 @@ requeued AS (
       AND (j.status = 'running'
            AND j.worker_id = CAST(:worker_id AS bigint)
            AND j.attempts = u.attempt) IS TRUE
-    RETURNING j.id
+    RETURNING j.id, j.task, j.queue, j.attempts, j.max_attempts, j.created_at,
+              u.error, u.snooze
+),
+retried AS (
+    -- The webhooks of failed attempts (a snooze is not one). Without an
+    -- active webhook this is one probe of pgjobs.webhooks, an empty table,
+    -- per statement: no JSON is built and pgjobs.webhooks_fire, STRICT, is
+    -- not called with the NULL that jsonb_agg gives for no rows.
+    SELECT pgjobs.webhooks_fire(jsonb_agg(jsonb_build_object(
+               'id', r.id, 'task', r.task, 'queue', r.queue, 'status', 'queued',
+               'attempts', r.attempts, 'max_attempts', r.max_attempts,
+               'created_at', r.created_at, 'error', r.error))) AS n
+    FROM requeued AS r
+    WHERE NOT r.snooze
+      AND r.error IS NOT NULL
+      AND EXISTS (SELECT 1 FROM pgjobs.webhooks WHERE active)
 ),
 woken AS (
     SELECT count(pg_notify('pgjobs_done', CAST(w.job_id AS text))) AS n
@@ -105,8 +125,9 @@ woken AS (
           WHERE job_id = ANY (CAST(:ids AS bigint[]))) AS w
     WHERE w.job_id IN (SELECT id FROM finished)
 )
--- `woken` runs once, before the rows are returned (an InitPlan).
+-- `woken` and `retried` run once, before the rows are returned (InitPlans).
 SELECT id FROM finished
 WHERE (SELECT n FROM woken) >= 0
+  AND (SELECT coalesce(n, 0) FROM retried) >= 0
 UNION ALL
 SELECT id FROM requeued

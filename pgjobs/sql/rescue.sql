@@ -144,12 +144,25 @@ requeued AS (
     FROM lost AS l
     WHERE j.id = ANY (ARRAY(SELECT id FROM orphaned WHERE NOT exhausted))
       AND l.id = j.id
-    RETURNING j.id, j.queue, j.status
+    RETURNING j.id, j.queue, j.status, j.task, j.attempts, j.max_attempts, j.created_at,
+              l.entry -> 0 AS error
 ),
 rescued AS (
     SELECT * FROM failed
     UNION ALL
-    SELECT * FROM requeued
+    SELECT id, queue, status FROM requeued
+),
+retried AS (
+    -- A lost attempt that goes back to the queue is the `failed` event of
+    -- webhooks, as in complete.sql (and only with an active webhook); the
+    -- jobs that fail or are cancelled here fire theirs through the trigger
+    -- on pgjobs.job_history.
+    SELECT pgjobs.webhooks_fire(jsonb_agg(jsonb_build_object(
+               'id', r.id, 'task', r.task, 'queue', r.queue, 'status', 'queued',
+               'attempts', r.attempts, 'max_attempts', r.max_attempts,
+               'created_at', r.created_at, 'error', r.error))) AS n
+    FROM requeued AS r
+    WHERE EXISTS (SELECT 1 FROM pgjobs.webhooks WHERE active)
 )
 SELECT
     (SELECT count(*) FROM dead) AS dead_workers,
@@ -165,5 +178,6 @@ SELECT
     ) AS w) AS woken,
     (SELECT count(*) FROM (
         SELECT pgjobs.notify_done(array_agg(id)) FROM rescued WHERE status <> 'queued'
-    ) AS d) AS told
+    ) AS d) AS told,
+    (SELECT coalesce(n, 0) FROM retried) AS webhooks
 FROM rescued

@@ -24,8 +24,10 @@ async def drain_async(
 
     Jobs scheduled for later (a delay, a retry backoff) are left queued.
     Keyword arguments are WorkerConfig fields; `queues` defaults to every
-    queue the App's tasks use, plus "default". Inside `in_memory(app)`, the
-    jobs kept in memory run instead, one at a time (pgjobs/testing/_memory.py).
+    queue the App's tasks use, plus "default", and `webhooks` to False (the
+    App's webhooks are not written to the database, so none fires). Inside
+    `in_memory(app)`, the jobs kept in memory run instead, one at a time
+    (pgjobs/testing/_memory.py).
 
     Returns:
         The stopped Worker (its `completed` counts the jobs it ran); in
@@ -40,6 +42,9 @@ async def drain_async(
         "queues", tuple(sorted({t.defaults.queue for t in app.tasks.values()} | {"default"}))
     )
     config.setdefault("poll_interval", 0.05)
+    # The App's webhooks stay out of the test database: a test run notifies
+    # no endpoint unless the test adds a webhook itself.
+    config.setdefault("webhooks", False)
     worker = Worker(app, WorkerConfig(**config))
     run = asyncio.create_task(worker.run())
     queues = list(worker.config.queues)

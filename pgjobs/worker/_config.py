@@ -93,6 +93,10 @@ class WorkerConfig:
             the `metrics` extra (prometheus-client).
         metrics_address: the address the metrics server binds; the default
             answers on every IPv4 address, for a Prometheus elsewhere.
+        webhooks: write the App's webhooks to pgjobs.webhooks when starting
+            (pgjobs/worker/_webhooks.py). `pgjobs.testing.drain` turns it
+            off: a test run must not start notifying the endpoints the code
+            declares. Deliveries already queued run either way.
     """
 
     queues: tuple[str, ...] = ("default",)
@@ -127,6 +131,8 @@ class WorkerConfig:
     # -- metrics (pgjobs/worker/_metrics.py) --
     metrics_port: int | None = None
     metrics_address: str = "0.0.0.0"  # noqa: S104  (Prometheus scrapes from another host)
+    # -- webhooks (pgjobs/worker/_webhooks.py) --
+    webhooks: bool = True
 
     def __post_init__(self) -> None:
         if not self.queues:

@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from pgjobs import _connect, _dsn, _migrate, _schedule
+from pgjobs import _connect, _dsn, _migrate, _schedule, _webhooks
 from pgjobs._app import App
 from pgjobs._log import get_logger
 from pgjobs.errors import DatabaseUnavailableError
@@ -33,6 +33,7 @@ from pgjobs.worker._progress import Progress
 from pgjobs.worker._scheduler import sync_schedules
 from pgjobs.worker._service import Service
 from pgjobs.worker._transaction import Transactions
+from pgjobs.worker._webhooks import check_client, delivery_task, sync_webhooks
 
 #: The worker's pool: every statement but the leader lock's, LISTEN, the
 #: claims and the outcome batches goes through it, each short (heartbeats, the
@@ -150,6 +151,8 @@ class Worker:
             ConfigurationError: `health_port` is taken (before registering).
         """
         _schedule.check(self.app)  # a schedule of an unregistered task stops us here
+        if self.config.webhooks:
+            check_client(self.app)  # webhooks without httpx stop us here
         dsn = self.app.dsn
         await self._check_database(dsn)
         loop = asyncio.get_running_loop()
@@ -174,6 +177,8 @@ class Worker:
             self._serve_metrics()  # before registering: a port in use stops the worker here
             worker_id = await self._register(self._pool)
             await sync_schedules(self._pool, self.app)
+            if self.config.webhooks:
+                await sync_webhooks(self._pool, self.app)
             self._session = _Session(self, self._pool, worker_id, dsn)
             return await self._session.run()
         finally:
@@ -261,8 +266,11 @@ class _Session:
             if any(task.config.transactional for task in worker.app.tasks.values())
             else None
         )
+        # Every worker runs webhook deliveries (a webhook added by SQL fires
+        # for any App's jobs), unless the App registers the name itself.
+        tasks = {_webhooks.DELIVERY_TASK: delivery_task(worker.app, pool), **worker.app.tasks}
         self.executor = Executor(
-            worker.app.tasks,
+            tasks,
             config.concurrency,
             worker_id=worker_id,
             metrics=worker.metrics,

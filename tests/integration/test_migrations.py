@@ -579,7 +579,7 @@ def test_0010_adds_the_cancel_columns_to_both_tables_and_every_view_and_downgrad
         _fill_0008(conn, finished=30, queued=5)
         conn.execute("SELECT pgjobs.move_finished_to_history()")
         before = _jobs(conn)
-    assert _migrate.upgrade(empty_db) == ("0009", "0010")
+    assert _migrate.upgrade(empty_db, "0010") == ("0009", "0010")
     with psycopg.connect(empty_db, autocommit=True) as conn:
         assert _jobs(conn) == before
         for relation in ("jobs_live", "job_history", "jobs", "job_states"):
@@ -627,4 +627,38 @@ def test_0010_adds_the_cancel_columns_to_both_tables_and_every_view_and_downgrad
         assert len(_jobs(conn)) == len(before) + 1
         queued = conn.execute("SELECT id FROM pgjobs.jobs WHERE status = 'queued' LIMIT 1")
         conn.execute("SELECT pgjobs.cancel(%s)", [queued.fetchone()[0]])
-    assert _migrate.upgrade(empty_db) == ("0009", "0010")
+    assert _migrate.upgrade(empty_db, "0010") == ("0009", "0010")
+
+
+# -- 0011: webhooks -------------------------------------------------------------------
+
+
+def test_0011_adds_webhooks_that_fire_on_the_history_and_downgrades(empty_db):
+    _migrate.upgrade(empty_db, "0010")
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        conn.execute("INSERT INTO pgjobs.jobs (task) VALUES ('queued-before')")
+    assert _migrate.upgrade(empty_db)[0] == "0010"
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO pgjobs.webhooks (name, url, secret, events)"
+            " VALUES ('w', 'https://example.com/', '0123456789abcdef', ARRAY['cancelled'])"
+        )
+        conn.execute("SELECT pgjobs.cancel(1)")
+        assert conn.execute(
+            "SELECT args->'payload'->>'event' FROM pgjobs.jobs WHERE task = 'pgjobs.webhook'"
+        ).fetchall() == [("cancelled",)]
+    _downgrade(empty_db, "0010")
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        assert conn.execute("SELECT to_regclass('pgjobs.webhooks')").fetchone() == (None,)
+        assert conn.execute(
+            "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'pgjobs.job_history'::regclass"
+            " AND NOT tgisinternal"
+        ).fetchone() == (0,)
+        assert conn.execute(
+            "SELECT proconfig FROM pg_proc WHERE oid ="
+            " 'pgjobs.move_finished_to_history(integer)'::regprocedure"
+        ).fetchone() == (None,)
+        conn.execute(
+            "INSERT INTO pgjobs.jobs (task, status, finished_at) VALUES ('t', 'succeeded', now())"
+        )
+    assert _migrate.upgrade(empty_db)[0] == "0010"
