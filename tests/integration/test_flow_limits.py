@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import threading
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -197,3 +199,22 @@ def test_a_claim_that_waited_for_another_counts_the_jobs_that_one_claimed(dsn, c
     assert conn.execute(
         "SELECT count(*) FROM pgjobs.jobs_live WHERE status = 'running'"
     ).fetchone() == (3,)
+
+
+def test_the_readme_sql_changes_limits_live(conn):
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    start = readme.index("<!-- snippet: flow-control-sql")
+    block = re.search(
+        r"```sql\n(.*?)```", readme[start : readme.index("<!-- /snippet -->", start)], re.DOTALL
+    )
+    assert block is not None
+    conn.execute(
+        "INSERT INTO pgjobs.queues (name, concurrency, key_concurrency)"
+        " VALUES ('exports', 5, NULL), ('reports', 4, 1)"
+    )
+    for statement in re.sub(r"--[^\n]*", "", block.group(1)).split(";"):
+        if statement.strip():
+            conn.execute(statement)
+    assert conn.execute(
+        "SELECT name, concurrency, key_concurrency FROM pgjobs.queues ORDER BY name"
+    ).fetchall() == [("exports", 3, None), ("imports", None, 2), ("reports", None, 1)]
