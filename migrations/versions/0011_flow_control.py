@@ -69,10 +69,13 @@ CREATE DOMAIN pgjobs.job_key AS text
 #
 # Running jobs are counted through the partial index of running jobs by
 # worker (all running jobs, bounded by the workers' slots). With a key limit,
-# the queued jobs of the queue are numbered per key in claim order, and a job
-# is taken when its key has room left; jobs without a key are limited by the
-# queue's concurrency only. That reads every queued job of the queue on each
-# claim.
+# the queued jobs of the queue are numbered per key in claim order, after the
+# key's running jobs (its place), and a job is taken when its key has room
+# left; jobs without a key are limited by the queue's concurrency only.
+# Within a priority the keys take turns: every key's next job (lowest place
+# first, so the keys running fewest jobs) before any key's one after, and a
+# job without a key counts as its own key's next. That reads every queued job
+# of the queue on each claim.
 _CLAIM_LIMITED = """
 CREATE FUNCTION pgjobs.claim_limited(queue_name text, max_jobs integer) RETURNS bigint[]
 LANGUAGE plpgsql VOLATILE AS $$
@@ -131,7 +134,8 @@ BEGIN
           FROM (SELECT r.id
                   FROM ranked AS r
                  WHERE r.key IS NULL OR r.place <= key_cap
-                 ORDER BY r.priority, r.run_at, r.id
+                 ORDER BY r.priority, CASE WHEN r.key IS NULL THEN 1 ELSE r.place END,
+                          r.run_at, r.id
                  LIMIT free) AS c;
     END IF;
     RETURN coalesce(ids, '{}');

@@ -165,6 +165,30 @@ def test_key_concurrency_takes_one_job_per_key_and_leaves_keyless_jobs_to_the_qu
 
 
 @pytest.mark.usefixtures("worker_row")
+def test_keys_take_turns_within_a_priority_under_key_concurrency(conn):
+    """A key with a backlog does not hold back a newer key's job: each key's next one goes first.
+
+    (A claim returns its jobs in priority, run_at, id order, whichever it chose.)
+    """
+    conn.execute("INSERT INTO pgjobs.queues (name, key_concurrency) VALUES ('keyed', 3)")
+    big = add_jobs(conn, "keyed", ["big"] * 6)
+    small = add_jobs(conn, "keyed", ["small", "small"])
+    loose = add_jobs(conn, "keyed", [None])
+    assert claim_limited(conn, "keyed", 3) == [big[0], small[0], loose[0]]
+    # "small" now runs one job and "big" one: their next jobs tie, then big's third.
+    assert claim_limited(conn, "keyed", 3) == sorted([big[1], small[1], big[2]])
+    # Every key is at its limit or empty.
+    assert claim_limited(conn, "keyed", 3) == []
+    # A more urgent job still goes first.
+    urgent = conn.execute(
+        "SELECT pgjobs.enqueue('t', queue => 'keyed', priority => 0, key => 'other')"
+    ).fetchone()[0]
+    later = add_jobs(conn, "keyed", ["third"])
+    assert claim_limited(conn, "keyed", 1) == [urgent]
+    assert claim_limited(conn, "keyed", 5) == later
+
+
+@pytest.mark.usefixtures("worker_row")
 def test_a_claim_that_waited_for_another_counts_the_jobs_that_one_claimed(dsn, conn):
     """The second claim waits for the first's commit, then sees its jobs running.
 
