@@ -95,7 +95,7 @@ def test_a_queue_limited_to_3_never_runs_more_across_three_workers_and_a_kill(
 ):
     total = 300
     producer.enqueue_many(
-        [span.options(queue="limited").job("limited", None, 0.02) for _ in range(total)]
+        [span.options(queue="limited").job("limited", None, 0.05) for _ in range(total)]
     )
     drain_with_a_kill(conn, producer, start_worker, total)
     assert count(conn, "SELECT concurrency FROM pgjobs.queues WHERE name = 'limited'") == 3
@@ -133,19 +133,19 @@ def test_a_limit_set_from_sql_holds_at_once_and_can_be_raised_live(conn, produce
     worker = start_worker(APP, "--concurrency", "6", *FAST, "--queues", "open")
     worker.wait_for_output("worker.started")
     conn.execute("INSERT INTO pgjobs.queues (name, concurrency) VALUES ('open', 2)")
-    producer.enqueue_many([span.options(queue="open").job("open", None, 0.05) for _ in range(60)])
-    wait_until(lambda: succeeded(conn) == 60, timeout=60, interval=0.1)
+    producer.enqueue_many([span.options(queue="open").job("open", None, 0.2) for _ in range(20)])
+    wait_until(lambda: succeeded(conn) == 20, timeout=60, interval=0.1)
     assert overlap(conn, "open") == 2
     conn.execute("TRUNCATE flow_spans")
     conn.execute("UPDATE pgjobs.queues SET concurrency = 5 WHERE name = 'open'")
-    producer.enqueue_many([span.options(queue="open").job("open", None, 0.05) for _ in range(60)])
-    wait_until(lambda: succeeded(conn) == 120, timeout=60, interval=0.1)
+    producer.enqueue_many([span.options(queue="open").job("open", None, 0.2) for _ in range(20)])
+    wait_until(lambda: succeeded(conn) == 40, timeout=60, interval=0.1)
     assert overlap(conn, "open") == 5
     # Cleared, the queue is claimed by the fast statement again, up to the worker's 6.
     conn.execute("TRUNCATE flow_spans")
     conn.execute("UPDATE pgjobs.queues SET concurrency = NULL WHERE name = 'open'")
-    producer.enqueue_many([span.options(queue="open").job("open", None, 0.2) for _ in range(30)])
-    wait_until(lambda: succeeded(conn) == 150, timeout=60, interval=0.1)
+    producer.enqueue_many([span.options(queue="open").job("open", None, 0.2) for _ in range(24)])
+    wait_until(lambda: succeeded(conn) == 64, timeout=60, interval=0.1)
     assert overlap(conn, "open") == 6
     # A zero or negative limit is refused by the table.
     for bad in (0, -1):
