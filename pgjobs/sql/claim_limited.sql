@@ -2,7 +2,7 @@
 -- key_concurrency limit (queue_limited.sql), without exceeding it across all
 -- workers. The fast claims (claim.sql, claim_one_queue.sql) skip such queues.
 --
--- pgjobs.claim_limited() (migration 0011) picks the jobs: it locks the
+-- pgjobs.claim_limited() (migration 0012) picks the jobs: it locks the
 -- queue's row in pgjobs.queues, so the claims of one limited queue take
 -- turns, counts the queue's running jobs in a snapshot taken after the lock
 -- (which sees the claims of the turn before), and returns the ids of at most

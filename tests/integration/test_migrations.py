@@ -630,20 +630,20 @@ def test_0010_adds_the_cancel_columns_to_both_tables_and_every_view_and_downgrad
     assert _migrate.upgrade(empty_db, "0010") == ("0009", "0010")
 
 
-# -- 0011: flow control (queue limits, job keys) ----------------------------------
+# -- 0012: flow control (queue limits, job keys) ----------------------------------
 
 
-def test_0011_adds_queue_limits_and_the_key_to_both_tables_and_every_view_and_downgrades(
+def test_0012_adds_queue_limits_and_the_key_to_both_tables_and_every_view_and_downgrades(
     empty_db,
 ):
-    _migrate.upgrade(empty_db, "0010")
+    _migrate.upgrade(empty_db, "0011")
     with psycopg.connect(empty_db, autocommit=True) as conn:
         conn.execute("GRANT SELECT ON pgjobs.queue_stats TO PUBLIC")
         _fill_0008(conn, finished=30, queued=5)
         conn.execute("SELECT pgjobs.move_finished_to_history()")
         conn.execute("INSERT INTO pgjobs.queues (name, paused) VALUES ('default', true)")
         before = _jobs(conn)
-    assert _migrate.upgrade(empty_db) == ("0010", "0011")
+    assert _migrate.upgrade(empty_db) == ("0011", "0012")
     with psycopg.connect(empty_db, autocommit=True) as conn:
         assert _jobs(conn) == before
         for relation in ("jobs_live", "job_history", "jobs", "job_states"):
@@ -676,7 +676,7 @@ def test_0011_adds_queue_limits_and_the_key_to_both_tables_and_every_view_and_do
         assert conn.execute(
             "SELECT id, status::text, key FROM pgjobs.jobs WHERE key IS NOT NULL ORDER BY id"
         ).fetchall() == [(written, "queued", "k1"), (queued, "cancelled", "k2")]
-    _downgrade(empty_db, "0010")
+    _downgrade(empty_db, "0011")
     with psycopg.connect(empty_db, autocommit=True) as conn:
         assert conn.execute(
             "SELECT count(*) FROM pg_attribute WHERE attrelid = 'pgjobs.jobs'::regclass"
@@ -689,4 +689,4 @@ def test_0011_adds_queue_limits_and_the_key_to_both_tables_and_every_view_and_do
         queued = conn.execute("SELECT pgjobs.enqueue('v', timeout => 1.0)").fetchone()[0]
         conn.execute("SELECT pgjobs.cancel(%s, 'op')", [queued])
         conn.execute("SELECT pgjobs.retry(%s)", [queued])
-    assert _migrate.upgrade(empty_db) == ("0010", "0011")
+    assert _migrate.upgrade(empty_db) == ("0011", "0012")

@@ -21,8 +21,8 @@ The column is added to pgjobs.jobs_live and to pgjobs.job_history after
 trigger and the three views on it are made again, as 0010 does;
 pgjobs.cancel() and pgjobs.retry(), which name the columns, carry the key.
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-12-06
 """
 
@@ -32,8 +32,8 @@ from typing import Any
 
 from alembic import op
 
-revision = "0011"
-down_revision = "0010"
+revision = "0012"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
@@ -161,7 +161,7 @@ def _load(name: str) -> Any:
 
 def _replaced(text: str, old: str, new: str) -> str:
     if old not in text:
-        raise RuntimeError(f"migration 0011: {old!r} not found in 0010's SQL")
+        raise RuntimeError(f"migration 0012: {old!r} not found in 0010's SQL")
     return text.replace(old, new)
 
 
