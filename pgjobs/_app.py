@@ -14,7 +14,18 @@ from typing import Any, ParamSpec, TypeVar, Unpack, overload
 import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
-from pgjobs import _admin, _connect, _cron, _dsn, _enqueue, _memory, _routing, _schedule, _webhooks
+from pgjobs import (
+    _admin,
+    _connect,
+    _cron,
+    _dsn,
+    _enqueue,
+    _memory,
+    _queue,
+    _routing,
+    _schedule,
+    _webhooks,
+)
 from pgjobs._context import Middleware
 from pgjobs._enqueue import AsyncConn, JobSpec, SyncConn
 from pgjobs._job import Job, Priority
@@ -76,6 +87,8 @@ class App:
         self.schedules: dict[str, _schedule.Schedule] = {}
         #: Webhooks declared in code, by name (`webhook`).
         self.webhooks: dict[str, _webhooks.Webhook] = {}
+        #: Queue limits declared with `queue`, by queue name.
+        self.queues: dict[str, _queue.QueueSettings] = {}
         self._lock = threading.Lock()
         self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
         self._async_pools: dict[asyncio.AbstractEventLoop, AsyncConnectionPool[Any]] = {}
@@ -400,6 +413,31 @@ class App:
             max_attempts=max_attempts,
         )
         return _webhooks.add(self.webhooks, declared)
+
+    # -- queue limits (the model and its checks live in pgjobs/_queue.py) --
+
+    def queue(
+        self,
+        name: str,
+        *,
+        concurrency: int | None = None,
+        key_concurrency: int | None = None,
+    ) -> _queue.QueueSettings:
+        """Declare a queue's limits, which hold across every worker process.
+
+        `app.queue("exports", concurrency=5)` runs at most 5 jobs of the queue
+        at once, however many workers serve it; `key_concurrency=1` runs at
+        most one job per key (`options(key=...)`). Workers write the limits
+        to `pgjobs.queues` when they start (the last one started wins), and
+        an UPDATE of that table changes them live. A limit is enforced by the
+        claim itself; each worker's own `--concurrency` still bounds it.
+
+        Raises:
+            ConfigurationError: a bad queue name, a limit that is not a
+                positive integer, or the queue declared already with other limits.
+        """
+        declared = _queue.declare(name, concurrency=concurrency, key_concurrency=key_concurrency)
+        return _queue.add(self.queues, declared)
 
     def job(
         self, task: str, args: dict[str, Any] | None = None, **options: Unpack[EnqueueKwargs]

@@ -88,6 +88,7 @@ def single_query(spec: JobSpec) -> tuple[str, dict[str, Any]]:
         "max_attempts": opts.max_attempts,
         "meta": dump_json(opts.meta, "meta"),
         "timeout": opts.timeout,
+        "key": opts.key,
     }
     if opts.fingerprint is None:
         return "enqueue", params
@@ -120,12 +121,13 @@ def many_params(specs: Sequence[JobSpec]) -> dict[str, Any]:
                 opts.max_attempts,
                 dump_json(opts.meta, "meta") if opts.meta else None,
                 opts.timeout,
+                opts.key,
             )
         columns.append(row)
-    queues, priorities, run_ats, delays, fingerprints, max_attempts, metas, timeouts = (
+    queues, priorities, run_ats, delays, fingerprints, max_attempts, metas, timeouts, keys = (
         (list(column) for column in zip(*columns, strict=True))
         if columns
-        else ([], [], [], [], [], [], [], [])
+        else ([], [], [], [], [], [], [], [], [])
     )
     return {
         "tasks": tasks,
@@ -138,6 +140,7 @@ def many_params(specs: Sequence[JobSpec]) -> dict[str, Any]:
         "max_attempts": max_attempts,
         "metas": metas,
         "timeouts": timeouts,
+        "keys": keys,
     }
 
 
@@ -247,9 +250,10 @@ def copy_chunks(
                 run_at = f"{at.isoformat()}\t"
             meta = dump_json(opts.meta, "meta") if opts.meta else "{}"
             timeout = "\\N" if opts.timeout is None else repr(float(opts.timeout))
+            key = "\\N" if opts.key is None else _copy_text(opts.key)
             tail = (
                 f"{_copy_text(opts.queue)}\t{int(opts.priority)}\t{run_at}"
-                f"{opts.max_attempts}\t{_copy_text(meta)}\t{timeout}\n"
+                f"{opts.max_attempts}\t{_copy_text(meta)}\t{timeout}\t{key}\n"
             )
         task = tasks.get(spec.task)
         if task is None:

@@ -60,6 +60,8 @@ class Job:
     checkpoint: Any = None
     #: Its own timeout in seconds (options(timeout=...)); None: its task's.
     timeout: float | None = None
+    #: What its queue's key_concurrency counts by (options(key=...)).
+    key: str | None = None
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Job:

@@ -17,6 +17,8 @@ _ON_CONFLICT = ("raise", "skip", "return")
 CORRELATION_KEY = "correlation_id"
 #: The longest correlation id accepted (a UUID is 36, a W3C trace id 32).
 MAX_CORRELATION_ID = 128
+#: The longest job key accepted (the domain pgjobs.job_key refuses longer ones).
+MAX_KEY = 255
 
 
 class EnqueueKwargs(TypedDict, total=False):
@@ -43,6 +45,9 @@ class EnqueueKwargs(TypedDict, total=False):
             another runs takes that one's id.
         timeout: seconds this job's run may take, instead of its task's
             timeout (stored in `jobs.timeout`).
+        key: what the job's queue limits by, such as "customer:42"
+            (`app.queue(..., key_concurrency=N)` runs at most N jobs of one
+            key at once). 1 to 255 characters; stored in `jobs.key`.
     """
 
     queue: str | None
@@ -55,6 +60,7 @@ class EnqueueKwargs(TypedDict, total=False):
     meta: dict[str, Any] | None
     correlation_id: str | None
     timeout: float | None
+    key: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +77,7 @@ class EnqueueOptions:
     meta: dict[str, Any] = field(default_factory=dict)
     correlation_id: str | None = None
     timeout: float | None = None
+    key: str | None = None
 
     def __post_init__(self) -> None:
         check_queue(self.queue)
@@ -132,6 +139,8 @@ class EnqueueOptions:
             raise ConfigurationError(
                 f"timeout must be a positive number of seconds, got {self.timeout!r}"
             )
+        if self.key is not None:
+            check_key(self.key)
         if self.correlation_id is not None:
             check_correlation_id(self.correlation_id)
             if self.meta.get(CORRELATION_KEY) != self.correlation_id:
@@ -194,4 +203,20 @@ def check_correlation_id(value: object) -> None:
         raise ConfigurationError(
             f"correlation_id must be 1 to {MAX_CORRELATION_ID} characters with no NUL, "
             f"got {len(value)} characters ({shown!r})"
+        )
+
+
+def check_key(value: object) -> None:
+    """Raise ConfigurationError unless `value` is a usable job key."""
+    if not isinstance(value, str):
+        raise ConfigurationError(
+            f"key must be a string, got {type(value).__name__} {value!r}; "
+            'pass str(...) of it, e.g. f"customer:{customer_id}"'
+        )
+    if not value or len(value) > MAX_KEY or "\x00" in value:
+        shown = value if len(value) <= 40 else value[:40] + "..."
+        raise ConfigurationError(
+            f"key must be 1 to {MAX_KEY} characters with no NUL, "
+            f"got {len(value)} characters ({shown!r}); a longer identifier can be "
+            "shortened with a hash, e.g. hashlib.sha256(...).hexdigest()"
         )

@@ -19,11 +19,11 @@ WITH cancelled AS (
     INSERT INTO pgjobs.job_history (id, queue, task, args, priority, status, run_at, attempts,
                                     max_attempts, fingerprint, worker_id, started_at, created_at,
                                     finished_at, errors, result, meta, cancel_requested_at,
-                                    cancelled_by, snoozes, progress, checkpoint, timeout)
+                                    cancelled_by, snoozes, progress, checkpoint, timeout, key)
     SELECT id, queue, task, args, priority, 'cancelled', run_at, attempts, max_attempts,
            fingerprint, worker_id, started_at, created_at, now(), errors, result, meta,
            now(), coalesce(CAST(:by AS text), CAST(current_user AS text)), snoozes,
-           progress, checkpoint, timeout
+           progress, checkpoint, timeout, key
     FROM cancelled
     RETURNING id, queue
 ), asked AS (

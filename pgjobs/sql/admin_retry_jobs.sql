@@ -43,10 +43,10 @@ WITH candidates AS (
     INSERT INTO pgjobs.jobs_live (id, queue, task, args, priority, status, run_at, attempts,
                                   max_attempts, fingerprint, worker_id, started_at, created_at,
                                   finished_at, errors, result, meta, progress, checkpoint,
-                                  timeout)
+                                  timeout, key)
     SELECT id, queue, task, args, priority, 'queued', now(), 0, max_attempts, fingerprint,
            NULL, started_at, created_at, NULL, errors, result, meta, progress, checkpoint,
-           timeout
+           timeout, key
     FROM moved
     RETURNING queue
 ), per_queue AS (

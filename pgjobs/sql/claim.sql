@@ -23,7 +23,10 @@
 -- often enough that jobs placed before its position are not left behind
 -- (pgjobs/worker/_fetcher.py).
 --
--- Paused queues are removed from the list before the index is searched.
+-- Paused queues are removed from the list before the index is searched, and
+-- so are queues with a concurrency or key_concurrency limit: those are claimed
+-- by claim_limited.sql, one claimer at a time, so this statement can never
+-- take a limited queue past its limit.
 -- With several queues, up to :limit rows per queue are locked and the best
 -- :limit of them claimed; the other locks end with this statement.
 --
@@ -49,7 +52,11 @@ WITH claimable AS MATERIALIZED (
             CAST(:after_run_ats AS timestamptz[]),
             CAST(:after_ids AS bigint[])
         ) AS u (name, after_priority, after_run_at, after_id)
-        WHERE NOT EXISTS (SELECT 1 FROM pgjobs.queues AS p WHERE p.name = u.name AND p.paused)
+        WHERE NOT EXISTS (
+            SELECT 1 FROM pgjobs.queues AS p
+            WHERE p.name = u.name
+              AND (p.paused OR p.concurrency IS NOT NULL OR p.key_concurrency IS NOT NULL)
+        )
     ) AS q,
     LATERAL (
         SELECT id, priority, run_at

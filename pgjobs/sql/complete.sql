@@ -67,7 +67,7 @@ kept AS (
     INSERT INTO pgjobs.job_history (id, queue, task, args, priority, status, run_at, attempts,
                                     max_attempts, fingerprint, worker_id, started_at, created_at,
                                     finished_at, errors, result, meta, cancel_requested_at,
-                                    cancelled_by, snoozes, progress, checkpoint, timeout)
+                                    cancelled_by, snoozes, progress, checkpoint, timeout, key)
     SELECT id, queue, task, args, priority,
            CASE WHEN cancel_requested_at IS NULL THEN new_status ELSE 'cancelled' END,
            run_at, attempts, max_attempts, fingerprint, worker_id, started_at, created_at, now(),
@@ -78,7 +78,7 @@ kept AS (
            -- A checkpoint is for the next attempt: a success needs none.
            CASE WHEN new_status = 'succeeded' AND cancel_requested_at IS NULL THEN NULL
                 ELSE checkpoint END,
-           timeout
+           timeout, key
     FROM finished
     WHERE keep
 ),

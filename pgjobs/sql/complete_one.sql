@@ -26,11 +26,11 @@ kept AS (
     INSERT INTO pgjobs.job_history (id, queue, task, args, priority, status, run_at, attempts,
                                     max_attempts, fingerprint, worker_id, started_at, created_at,
                                     finished_at, errors, result, meta, cancel_requested_at,
-                                    cancelled_by, snoozes, progress, checkpoint, timeout)
+                                    cancelled_by, snoozes, progress, checkpoint, timeout, key)
     SELECT id, queue, task, args, priority, CAST('succeeded' AS pgjobs.job_status), run_at,
            attempts, max_attempts, fingerprint, worker_id, started_at, created_at, now(), errors,
            CAST(:result AS jsonb), meta, cancel_requested_at, cancelled_by, snoozes, progress,
-           NULL, timeout
+           NULL, timeout, key
     FROM finished
     WHERE CAST(:keep AS boolean)
 ),

@@ -12,5 +12,6 @@ SELECT pgjobs.enqueue(
     fingerprint  => CAST(:fingerprint AS text),
     max_attempts => CAST(:max_attempts AS integer),
     meta         => CAST(:meta AS jsonb),
-    timeout      => CAST(:timeout AS double precision)
+    timeout      => CAST(:timeout AS double precision),
+    key          => CAST(:key AS text)
 ) AS id

@@ -10,9 +10,9 @@
 -- is waiting: README, How it works: Enqueue and the conditional NOTIFY).
 WITH inserted AS (
     INSERT INTO pgjobs.jobs_live (task, args, queue, priority, run_at, fingerprint, max_attempts, meta,
-                                  timeout)
+                                  timeout, key)
     SELECT t, a, q, p, coalesce(r, now() + make_interval(secs => d)), f, m, coalesce(x, '{}'::jsonb),
-           o
+           o, k
     FROM unnest(
         CAST(:tasks AS text[]),
         CAST(:args AS jsonb[]),
@@ -23,8 +23,9 @@ WITH inserted AS (
         CAST(:fingerprints AS text[]),
         CAST(:max_attempts AS integer[]),
         CAST(:metas AS jsonb[]),
-        CAST(:timeouts AS double precision[])
-    ) WITH ORDINALITY AS u (t, a, q, p, r, d, f, m, x, o, n)
+        CAST(:timeouts AS double precision[]),
+        CAST(:keys AS text[])
+    ) WITH ORDINALITY AS u (t, a, q, p, r, d, f, m, x, o, k, n)
     ORDER BY n
     ON CONFLICT (fingerprint) WHERE status IN ('queued', 'running') AND fingerprint IS NOT NULL
         DO NOTHING

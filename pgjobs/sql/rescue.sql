@@ -125,13 +125,13 @@ failed AS (
     INSERT INTO pgjobs.job_history (id, queue, task, args, priority, status, run_at, attempts,
                                     max_attempts, fingerprint, worker_id, started_at, created_at,
                                     finished_at, errors, result, meta, cancel_requested_at,
-                                    cancelled_by, snoozes, progress, checkpoint, timeout)
+                                    cancelled_by, snoozes, progress, checkpoint, timeout, key)
     SELECT e.id, e.queue, e.task, e.args, e.priority,
            CASE WHEN e.cancel_requested_at IS NULL THEN 'failed' ELSE 'cancelled' END
                ::pgjobs.job_status,
            now(), e.attempts, e.max_attempts, e.fingerprint, e.worker_id, e.started_at,
            e.created_at, now(), e.errors || l.entry, e.result, e.meta, e.cancel_requested_at,
-           e.cancelled_by, e.snoozes, e.progress, e.checkpoint, e.timeout
+           e.cancelled_by, e.snoozes, e.progress, e.checkpoint, e.timeout, e.key
     FROM exhausted AS e JOIN lost AS l ON l.id = e.id
     RETURNING id, queue, status
 ),

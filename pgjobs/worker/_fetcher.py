@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from psycopg.rows import tuple_row
 from psycopg_pool import AsyncConnectionPool
 
 from pgjobs import _rows
@@ -27,6 +28,11 @@ RESCAN_COST_FACTOR = 50
 #: ... but never more than this many seconds: the longest a job placed
 #: before a position waits, while a long transaction makes the start costly.
 RESCAN_MAX_PAUSE = 30.0
+
+#: How often, at most, the fetcher asks which of its queues have a limit
+#: (queue_limited.sql): a limit set from SQL is claimed under within about
+#: this long, and the fast claims skip the queue meanwhile.
+LIMITS_INTERVAL = 1.0
 
 # Claimed rows are read by name at about the cost of reading them by
 # position (pgjobs/_rows.py): the claim is on the critical path of every job.
@@ -111,6 +117,11 @@ class Fetcher(Service):
         self._rescan_allowed_at = 0.0
         #: Claims that went back to the start, for the tests and the benchmark.
         self.rescans = 0
+        #: The queues of this worker with a concurrency or key_concurrency
+        #: limit, as last read (`claim_within_limits`).
+        self.limited: tuple[str, ...] = ()
+        self._limits_at = 0.0
+        self._next_limited = 0
 
     async def claim(self, limit: int) -> list[ClaimedJob]:
         """Claim up to `limit` jobs in one statement (claim.sql; claim_one_queue.sql for one queue).
@@ -180,6 +191,40 @@ class Fetcher(Service):
             self._rescan_wanted = True
         return jobs
 
+    async def claim_within_limits(self, limit: int) -> list[ClaimedJob]:
+        """Claim up to `limit` jobs: `claim` for unlimited queues, claim_limited.sql for others.
+
+        Which queues have a limit is read at start and then at most every
+        LIMITS_INTERVAL seconds. The fast claim skips limited queues by
+        itself, so a limit set from SQL is never exceeded before it is
+        read. Each limited queue takes its own statement, which lets one
+        claimer at a time count that queue's running jobs; they are asked in
+        turn, starting one further each pass, with what slots remain.
+        """
+        now = time.monotonic()
+        if now >= self._limits_at:
+            rows = await self.hot.fetch("queue_limited", {"queues": self.queues}, tuple_row)
+            self.limited = tuple(str(row[0]) for row in rows)
+            self._limits_at = now + LIMITS_INTERVAL
+        if not self.limited:
+            return await self.claim(limit)
+        # A job of this worker that ends from now on frees room in its
+        # queue's limit, and wakes the wait (see `wait`).
+        self.slots.freed.clear()
+        jobs = [] if len(self.limited) == len(self.queues) else await self.claim(limit)
+        start = self._next_limited % len(self.limited)
+        self._next_limited = start + 1
+        for queue in self.limited[start:] + self.limited[:start]:
+            if len(jobs) >= limit:
+                break
+            self.claims += 1
+            jobs += await self.hot.fetch(
+                "claim_limited",
+                {"queue": queue, "limit": limit - len(jobs), "worker_id": self.worker_id},
+                _CLAIMED,
+            )
+        return jobs
+
     async def _set_awaiting(self, awaiting: bool) -> None:
         await fetch(self.pool, "set_awaiting", {"worker_id": self.worker_id, "awaiting": awaiting})
         self.awaiting = awaiting
@@ -195,7 +240,7 @@ class Fetcher(Service):
         if free <= 0:
             return None
         self.wake.clear()
-        jobs = await self.claim(free)
+        jobs = await self.claim_within_limits(free)
         for job in jobs:
             self.dispatch(job)
         if len(jobs) == free:
@@ -210,12 +255,31 @@ class Fetcher(Service):
         return None
 
     async def wait(self, pause: float | None) -> None:
-        """Wait for a free slot when every slot is busy, else as every service does."""
+        """Wait for a free slot when every slot is busy, else as every service does.
+
+        With a limited queue, a job of this worker that ends also ends the
+        wait: it freed room under its queue's limit, which no notification
+        announces, and this worker, having a free slot now, is the one to
+        claim it at once. Room freed by other workers' jobs is theirs to
+        claim; the poll interval covers the rest (a rescued worker's jobs).
+        """
         if pause is None and self.slots.free <= 0:
             self.slots.freed.clear()
             await self.slots.freed.wait()  # stop sets it too
             return
+        if pause is None and self.limited and not self.stopping:
+            await self._until_freed_or_woken(self.pause_for(None))
+            return
         await super().wait(pause)
+
+    async def _until_freed_or_woken(self, seconds: float | None) -> None:
+        freed = asyncio.ensure_future(self.slots.freed.wait())
+        woken = asyncio.ensure_future(self.wake.wait())
+        try:
+            await asyncio.wait((freed, woken), timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            freed.cancel()
+            woken.cancel()
 
     def stop(self) -> None:
         """Claim no more: return from any wait at once."""

@@ -30,6 +30,7 @@ from pgjobs.worker._listener import Listener
 from pgjobs.worker._metrics import Metrics, MetricsServer
 from pgjobs.worker._outcome import ClaimedJob
 from pgjobs.worker._progress import Progress
+from pgjobs.worker._queues import sync_queue_limits
 from pgjobs.worker._scheduler import sync_schedules
 from pgjobs.worker._service import Service
 from pgjobs.worker._transaction import Transactions
@@ -179,6 +180,7 @@ class Worker:
             await sync_schedules(self._pool, self.app)
             if self.config.webhooks:
                 await sync_webhooks(self._pool, self.app)
+            await sync_queue_limits(self._pool, self.app)
             self._session = _Session(self, self._pool, worker_id, dsn)
             return await self._session.run()
         finally:

@@ -637,7 +637,7 @@ def test_0011_adds_webhooks_that_fire_on_the_history_and_downgrades(empty_db):
     _migrate.upgrade(empty_db, "0010")
     with psycopg.connect(empty_db, autocommit=True) as conn:
         conn.execute("INSERT INTO pgjobs.jobs (task) VALUES ('queued-before')")
-    assert _migrate.upgrade(empty_db)[0] == "0010"
+    assert _migrate.upgrade(empty_db, "0011") == ("0010", "0011")
     with psycopg.connect(empty_db, autocommit=True) as conn:
         conn.execute(
             "INSERT INTO pgjobs.webhooks (name, url, secret, events)"
@@ -661,4 +661,66 @@ def test_0011_adds_webhooks_that_fire_on_the_history_and_downgrades(empty_db):
         conn.execute(
             "INSERT INTO pgjobs.jobs (task, status, finished_at) VALUES ('t', 'succeeded', now())"
         )
-    assert _migrate.upgrade(empty_db)[0] == "0010"
+    assert _migrate.upgrade(empty_db, "0011") == ("0010", "0011")
+
+
+# -- 0012: flow control (queue limits, job keys) ----------------------------------
+
+
+def test_0012_adds_queue_limits_and_the_key_to_both_tables_and_every_view_and_downgrades(
+    empty_db,
+):
+    _migrate.upgrade(empty_db, "0011")
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        conn.execute("GRANT SELECT ON pgjobs.queue_stats TO PUBLIC")
+        _fill_0008(conn, finished=30, queued=5)
+        conn.execute("SELECT pgjobs.move_finished_to_history()")
+        conn.execute("INSERT INTO pgjobs.queues (name, paused) VALUES ('default', true)")
+        before = _jobs(conn)
+    assert _migrate.upgrade(empty_db) == ("0011", "0012")
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        assert _jobs(conn) == before
+        for relation in ("jobs_live", "job_history", "jobs", "job_states"):
+            names = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass"
+                    " AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+                    [f"pgjobs.{relation}"],
+                )
+            ]
+            assert names[names.index("timeout") + 1] == "key", relation
+        assert conn.execute(
+            "SELECT has_table_privilege('public', 'pgjobs.queue_stats', 'SELECT')"
+        ).fetchone() == (True,)
+        assert conn.execute(
+            "SELECT paused, concurrency, key_concurrency FROM pgjobs.queues"
+        ).fetchone() == (True, None, None)
+        with pytest.raises(psycopg.errors.CheckViolation):
+            conn.execute("UPDATE pgjobs.queues SET key_concurrency = 0")
+        # Every path that moves a job keeps its key: the view's trigger, the
+        # SQL enqueue, cancel and retry.
+        written = conn.execute(
+            "INSERT INTO pgjobs.jobs (task, status, finished_at, key)"
+            " VALUES ('v', 'failed', now(), 'k1') RETURNING id"
+        ).fetchone()[0]
+        queued = conn.execute("SELECT pgjobs.enqueue('v', key => 'k2')").fetchone()[0]
+        conn.execute("SELECT pgjobs.cancel(%s)", [queued])
+        conn.execute("SELECT pgjobs.retry(%s)", [written])
+        assert conn.execute(
+            "SELECT id, status::text, key FROM pgjobs.jobs WHERE key IS NOT NULL ORDER BY id"
+        ).fetchall() == [(written, "queued", "k1"), (queued, "cancelled", "k2")]
+    _downgrade(empty_db, "0011")
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        assert conn.execute(
+            "SELECT count(*) FROM pg_attribute WHERE attrelid = 'pgjobs.jobs'::regclass"
+            " AND attname = 'key' AND NOT attisdropped"
+        ).fetchone() == (0,)
+        assert conn.execute("SELECT to_regtype('pgjobs.job_key')").fetchone() == (None,)
+        assert conn.execute("SELECT paused FROM pgjobs.queues").fetchone() == (True,)
+        assert len(_jobs(conn)) == len(before) + 2
+        # 0010's functions work again.
+        queued = conn.execute("SELECT pgjobs.enqueue('v', timeout => 1.0)").fetchone()[0]
+        conn.execute("SELECT pgjobs.cancel(%s, 'op')", [queued])
+        conn.execute("SELECT pgjobs.retry(%s)", [queued])
+    assert _migrate.upgrade(empty_db) == ("0011", "0012")

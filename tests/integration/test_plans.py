@@ -43,6 +43,9 @@ STATEMENTS = {
         "limit": 50,
         "worker_id": 1,
     },
+    # A queue with a limit; the jobs are chosen by pgjobs.claim_limited()
+    # (its own statements are checked by the next test).
+    "claim_limited": {"queue": "default", "limit": 50, "worker_id": 1},
     "complete": {
         "ids": list(range(1, 51)),
         "attempts": [1] * 50,
@@ -112,7 +115,7 @@ def test_hot_statements_never_scan_the_jobs_table(dsn, name, mode):
     assert re.search(r"Index Scan (using jobs_live_pkey on jobs_live j|on jobs_live_pkey)", plan), (
         plan
     )
-    if name.startswith("claim"):
+    if name in ("claim", "claim_one_queue"):
         # The search starts at the queue's position in the fetch index: both
         # the queue's hash and the row comparison are index conditions.
         # (The domains of migration 0007 show as casts: hashtext((queue)::text).)
@@ -122,6 +125,51 @@ def test_hot_statements_never_scan_the_jobs_table(dsn, name, mode):
             r"(::text)?\) = .*\(ROW\(\(?priority\)?(::smallint)?, run_at, id\) > ROW\(",
             plan,
         ), plan
+
+
+@pytest.mark.parametrize("mode", ["force_generic_plan", "force_custom_plan"])
+@pytest.mark.parametrize("limits", ["concurrency = 100", "key_concurrency = 1"])
+def test_the_statements_of_a_limited_claim_read_indexes_only(dsn, limits, mode):
+    """pgjobs.claim_limited() counts the running jobs and finds queued ones without a scan.
+
+    Its statements run inside the function, so EXPLAIN of the claim does not
+    show them: auto_explain logs the plan of each, and the log level sends it
+    to this client as a notice.
+    """
+    plans: list[str] = []
+    with psycopg.connect(dsn) as conn:
+        conn.execute(
+            "INSERT INTO pgjobs.workers (id, host, pid, queues, concurrency)"
+            " OVERRIDING SYSTEM VALUE VALUES (1, 'h', 1, ARRAY['default'], 50)"
+        )
+        conn.execute(
+            "INSERT INTO pgjobs.jobs (task, args, status, worker_id, attempts, key)"
+            " SELECT 't', '{}', 'running', 1, 1, 'k' || g % 10 FROM generate_series(1, 50) AS g"
+        )
+        conn.execute(
+            "INSERT INTO pgjobs.jobs (task, args, key)"
+            " SELECT 't', '{}', 'k' || g % 100 FROM generate_series(1, 3000) AS g"
+        )
+        conn.execute(
+            "INSERT INTO pgjobs.jobs (task, args, queue)"
+            " SELECT 't', '{}', 'other' FROM generate_series(1, 20000)"
+        )
+        conn.execute("INSERT INTO pgjobs.queues (name) VALUES ('default')")
+        conn.execute(f"UPDATE pgjobs.queues SET {limits}")
+        conn.execute("ANALYZE pgjobs.jobs_live, pgjobs.queues")
+        conn.execute(f"SET plan_cache_mode = {mode}")
+        conn.execute("LOAD 'auto_explain'")
+        conn.execute("SET auto_explain.log_min_duration = 0")
+        conn.execute("SET auto_explain.log_nested_statements = on")
+        conn.add_notice_handler(lambda notice: plans.append(notice.message_primary or ""))
+        conn.execute("SET client_min_messages = log")
+        claimed = conn.execute(_sql.psycopg("claim_limited"), STATEMENTS["claim_limited"])
+        assert len(claimed.fetchall()) == 50
+        conn.rollback()
+    nested = "\n".join(plans)
+    assert "jobs_live_running_worker_idx" in nested, nested
+    assert "jobs_live_fetch_idx" in nested, nested
+    assert "Seq Scan on jobs_live" not in nested, nested
 
 
 # -- admin and dashboard statements ------------------------------------------------

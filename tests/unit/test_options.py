@@ -35,6 +35,10 @@ class _NoOffset(dt.tzinfo):
         ({"correlation_id": 7}, "correlation_id must be a string, got int 7"),
         ({"correlation_id": ""}, "correlation_id must be 1 to 128 characters"),
         ({"correlation_id": "c" * 129}, "got 129 characters"),
+        ({"key": 42}, "key must be a string, got int 42"),
+        ({"key": ""}, "key must be 1 to 255 characters"),
+        ({"key": "k" * 256}, "got 256 characters"),
+        ({"key": "a\x00b"}, "with no NUL"),
     ],
 )
 def test_bad_options_are_refused(kwargs, needle):

@@ -1,0 +1,20 @@
+-- Write the queue limits declared in an App's code (app.queue): parallel
+-- arrays, one element per declared queue. A declaration is the whole of a
+-- queue's limits, so a limit it leaves out is cleared. A row whose limits are
+-- already these is left alone, so updated_at says when they last changed;
+-- its paused flag is never touched. Queues the code does not declare keep
+-- what they have (a limit set from SQL stays until changed there).
+INSERT INTO pgjobs.queues AS q (name, concurrency, key_concurrency)
+SELECT *
+FROM unnest(
+    CAST(:names AS text[]),
+    CAST(:concurrencies AS integer[]),
+    CAST(:key_concurrencies AS integer[])
+)
+ON CONFLICT (name) DO UPDATE
+    SET concurrency = excluded.concurrency,
+        key_concurrency = excluded.key_concurrency,
+        updated_at = now()
+    WHERE (q.concurrency, q.key_concurrency)
+          IS DISTINCT FROM (excluded.concurrency, excluded.key_concurrency)
+RETURNING q.name

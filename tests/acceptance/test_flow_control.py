@@ -1,0 +1,153 @@
+"""Queue and key concurrency limits hold across worker processes, kills and live changes.
+
+Each job records its start and end in a table (tests/apps/flow.py) on the
+database clock; the largest number of runs that overlap is counted there.
+A SIGKILLed worker's runs that never recorded an end are closed at the kill:
+its process ran nothing after it.
+"""
+
+from __future__ import annotations
+
+import signal
+
+import psycopg
+import pytest
+
+from tests.apps.flow import SPANS, app, span
+from tests.conftest import wait_until
+
+APP = "tests.apps.flow:app"
+#: A dead worker's jobs are rescued within about two seconds.
+FAST = [
+    "--queues",
+    "limited,keyed",
+    "--heartbeat-interval",
+    "0.3",
+    "--stale-after",
+    "2",
+    "--rescue-interval",
+    "0.5",
+    "--poll-interval",
+    "0.5",
+]
+
+#: The most runs that were going at once, per key (NULL key: the queue as a whole).
+OVERLAP = """
+WITH edges AS (
+    SELECT CASE WHEN %(by_key)s THEN key END AS k, started_at AS at, 1 AS delta
+    FROM flow_spans WHERE queue = %(queue)s
+    UNION ALL
+    SELECT CASE WHEN %(by_key)s THEN key END, ended_at, -1
+    FROM flow_spans WHERE queue = %(queue)s
+), running AS (
+    -- An end sorts before a start at the same instant: those runs did not overlap.
+    SELECT k, sum(delta) OVER (PARTITION BY k ORDER BY at, delta ROWS UNBOUNDED PRECEDING) AS n
+    FROM edges
+)
+SELECT coalesce(max(n), 0) FROM running
+"""
+
+
+@pytest.fixture
+def producer(dsn, conn):
+    conn.execute(SPANS)
+    conn.execute("TRUNCATE flow_spans")
+    app.dsn = dsn
+    yield app
+    app.close()
+
+
+def count(conn, sql, *params):
+    return conn.execute(sql, params).fetchone()[0]
+
+
+def overlap(conn, queue, *, by_key=False):
+    assert count(conn, "SELECT count(*) FROM flow_spans WHERE ended_at IS NULL") == 0
+    sql = OVERLAP.replace("%(by_key)s", "true" if by_key else "false")
+    return conn.execute(sql, {"queue": queue}).fetchone()[0]
+
+
+def succeeded(conn):
+    return count(conn, "SELECT count(*) FROM pgjobs.jobs WHERE status = 'succeeded'")
+
+
+def kill(conn, worker):
+    """SIGKILL the worker and close its unfinished runs: nothing of it runs any more."""
+    worker.signal(signal.SIGKILL)
+    worker.wait()
+    conn.execute(
+        "UPDATE flow_spans SET ended_at = clock_timestamp() WHERE pid = %s AND ended_at IS NULL",
+        [worker.pid],
+    )
+
+
+def drain_with_a_kill(conn, producer, start_worker, total):
+    workers = [start_worker(APP, "--concurrency", "4", *FAST) for _ in range(3)]
+    wait_until(lambda: succeeded(conn) >= total // 3, timeout=120, interval=0.1)
+    kill(conn, workers[0])
+    start_worker(APP, "--concurrency", "4", *FAST)
+    wait_until(lambda: succeeded(conn) == total, timeout=180, interval=0.2)
+
+
+@pytest.mark.slow
+def test_a_queue_limited_to_3_never_runs_more_across_three_workers_and_a_kill(
+    conn, producer, start_worker
+):
+    total = 300
+    producer.enqueue_many(
+        [span.options(queue="limited").job("limited", None, 0.05) for _ in range(total)]
+    )
+    drain_with_a_kill(conn, producer, start_worker, total)
+    assert count(conn, "SELECT concurrency FROM pgjobs.queues WHERE name = 'limited'") == 3
+    # The limit was reached (the workers had 12 slots) and never passed.
+    assert overlap(conn, "limited") == 3
+    # The killed worker's jobs were run again: every job ran to its end once at least.
+    assert count(conn, "SELECT count(*) FROM flow_spans") >= total
+
+
+@pytest.mark.slow
+def test_key_concurrency_1_runs_one_job_per_key_across_three_workers_and_a_kill(
+    conn, producer, start_worker
+):
+    total = 300
+    keys = [f"customer:{i}" for i in range(10)]
+    producer.enqueue_many(
+        [
+            span.options(queue="keyed", key=keys[i % len(keys)]).job(
+                "keyed", keys[i % len(keys)], 0.02
+            )
+            for i in range(total)
+        ]
+    )
+    drain_with_a_kill(conn, producer, start_worker, total)
+    assert count(conn, "SELECT key_concurrency FROM pgjobs.queues WHERE name = 'keyed'") == 1
+    assert overlap(conn, "keyed", by_key=True) == 1
+    # Different keys did run side by side.
+    assert overlap(conn, "keyed") > 1
+    assert count(conn, "SELECT count(DISTINCT key) FROM pgjobs.jobs WHERE queue = 'keyed'") == 10
+
+
+def test_a_limit_set_from_sql_holds_at_once_and_can_be_raised_live(conn, producer, start_worker):
+    # A queue that the code does not limit, limited from SQL while a worker
+    # serves it: the next claims already keep to it.
+    worker = start_worker(APP, "--concurrency", "6", *FAST, "--queues", "open")
+    worker.wait_for_output("worker.started")
+    conn.execute("INSERT INTO pgjobs.queues (name, concurrency) VALUES ('open', 2)")
+    producer.enqueue_many([span.options(queue="open").job("open", None, 0.2) for _ in range(20)])
+    wait_until(lambda: succeeded(conn) == 20, timeout=60, interval=0.1)
+    assert overlap(conn, "open") == 2
+    conn.execute("TRUNCATE flow_spans")
+    conn.execute("UPDATE pgjobs.queues SET concurrency = 5 WHERE name = 'open'")
+    producer.enqueue_many([span.options(queue="open").job("open", None, 0.2) for _ in range(20)])
+    wait_until(lambda: succeeded(conn) == 40, timeout=60, interval=0.1)
+    assert overlap(conn, "open") == 5
+    # Cleared, the queue is claimed by the fast statement again, up to the worker's 6.
+    conn.execute("TRUNCATE flow_spans")
+    conn.execute("UPDATE pgjobs.queues SET concurrency = NULL WHERE name = 'open'")
+    producer.enqueue_many([span.options(queue="open").job("open", None, 0.2) for _ in range(24)])
+    wait_until(lambda: succeeded(conn) == 64, timeout=60, interval=0.1)
+    assert overlap(conn, "open") == 6
+    # A zero or negative limit is refused by the table.
+    for bad in (0, -1):
+        with pytest.raises(psycopg.errors.CheckViolation, match="queues_concurrency_positive"):
+            conn.execute("UPDATE pgjobs.queues SET concurrency = %s WHERE name = 'open'", [bad])
