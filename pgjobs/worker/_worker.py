@@ -34,19 +34,21 @@ from pgjobs.worker._scheduler import sync_schedules
 from pgjobs.worker._service import Service
 from pgjobs.worker._transaction import Transactions
 
-#: The worker's pool: every statement but the leader lock's, LISTEN, the
-#: claims and the outcome batches goes through it, each short (heartbeats, the
-#: awaiting flag, the leader's duties, registering). The claims and the
-#: outcomes each keep a connection of their own (HotConnection). So a worker
-#: holds POOL_MIN + 4 connections once it has run a job (the pool's, the
-#: claims', the outcomes', the listener's, and the leader's, which a follower
-#: keeps to try for the lock), and POOL_MAX + 4 at most. An App with
+#: The worker's pool: one connection, for every statement but the leader's,
+#: LISTEN, and the claims and outcome batches of a busy worker: heartbeats,
+#: the awaiting flag, progress, registering, a follower's look at the leader
+#: lock, and an idle worker's claims and outcomes. All are short; the leader's
+#: duties, which may not be (a VACUUM, a partition detach), run on the
+#: leader's own connection. The claims and the outcomes each keep a
+#: connection of their own while busy (HotConnection). So a worker holds
+#: 1 connection idle and 3 busy, plus the listener's, plus the leader's while
+#: it leads: at most 3 idle and 5 busy, at any concurrency. An App with
 #: transactional tasks adds up to one per slot while they run
 #: (pgjobs/worker/_transaction.py).
 POOL_MIN = 1
-POOL_MAX = 2
-#: Seconds an extra connection (opened when statements overlapped) stays unused
-#: before the pool closes it: an idle worker soon holds POOL_MIN again.
+POOL_MAX = 1
+#: Seconds an extra connection stays unused before the pool closes it (the
+#: pool has none beyond POOL_MIN while POOL_MAX is 1).
 POOL_MAX_IDLE = 5.0
 
 EXIT_OK = 0
@@ -270,8 +272,9 @@ class _Session:
             transactions=self.transactions,
         )
         # The claims and the outcome batches each keep a connection of their
-        # own (HotConnection): through the pool they cost the drain 8%, and
-        # sharing one connection between them, 15%.
+        # own while busy (HotConnection): through the pool they cost the drain
+        # 8%, and sharing one connection between them, 15%. Idle, they use
+        # the pool's.
         self.progress = Progress(pool, worker_id, asyncio.get_running_loop(), worker.outage)
         self.executor.recorder = self.progress
         self.completer = Completer(
@@ -280,7 +283,7 @@ class _Session:
             worker.outage,
             config.complete_batch,
             config.complete_interval,
-            hot=HotConnection(dsn, pooled=worker.pooled),
+            hot=HotConnection(dsn, pooled=worker.pooled, pool=pool),
         )
         self.fetcher = Fetcher(
             pool,
@@ -292,7 +295,7 @@ class _Session:
             self.dispatch,
             listen=config.listen,
             poll_interval=config.poll_interval,
-            hot=HotConnection(dsn, pooled=worker.pooled),
+            hot=HotConnection(dsn, pooled=worker.pooled, pool=pool),
         )
         self.heartbeat = Heartbeat(
             pool,
