@@ -11,6 +11,7 @@ import threading
 
 from pgjobs import _dsn
 from pgjobs._loader import load_app
+from pgjobs._log import get_logger
 from pgjobs.cli import _supervisor
 from pgjobs.cli._terminal import add_dsn, positive_float
 from pgjobs.errors import ConfigurationError
@@ -86,7 +87,9 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "--queues",
         "-q",
         default=None,
-        help="comma-separated queues (default: every queue the App's tasks use)",
+        help="comma-separated queues, or '*' for every queue, including queues that "
+        "first appear while it runs (default: every queue the App's tasks use, "
+        "and 'default')",
     )
     p.add_argument("--concurrency", "-c", type=int, default=10, help="jobs at once (default 10)")
     p.add_argument(
@@ -243,6 +246,13 @@ def _run_worker(args: argparse.Namespace) -> int:
         queues = tuple(q.strip() for q in args.queues.split(",") if q.strip())
     else:
         queues = tuple(sorted({t.defaults.queue for t in app.tasks.values()} | {"default"}))
+        # Jobs enqueued to any other queue would wait unseen: say what is served.
+        get_logger().info(
+            "worker.queues",
+            queues=list(queues),
+            chosen="no --queues given: the queues of the App's tasks, and 'default'",
+            hint="--queues a,b serves those; --queues '*' serves every queue",
+        )
     config = WorkerConfig(
         queues=queues,
         concurrency=args.concurrency,

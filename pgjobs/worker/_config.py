@@ -9,6 +9,9 @@ from pgjobs.errors import ConfigurationError
 
 #: The shortest retention: a minute (a history partition is at least 15).
 MIN_RETENTION = 60.0
+#: `queues=(EVERY_QUEUE,)` (`--queues '*'`): serve every queue, including
+#: queues that first appear while the worker runs (pgjobs/worker/_queues.py).
+EVERY_QUEUE = "*"
 
 
 def check_partition_interval(seconds: float) -> None:
@@ -33,7 +36,8 @@ class WorkerConfig:
     """How a worker runs. Durations are in seconds.
 
     Attributes:
-        queues: the queues to claim from.
+        queues: the queues to claim from; ("*",) claims from every queue
+            that has queued jobs, found as they appear.
         concurrency: jobs run at once (async tasks plus threads).
         listen: wake on LISTEN/NOTIFY; False is poll-only mode, for a
             transaction-pooling PgBouncer.
@@ -128,9 +132,19 @@ class WorkerConfig:
     metrics_port: int | None = None
     metrics_address: str = "0.0.0.0"  # noqa: S104  (Prometheus scrapes from another host)
 
+    @property
+    def every_queue(self) -> bool:
+        """Whether this worker serves every queue (`queues=("*",)`)."""
+        return self.queues == (EVERY_QUEUE,)
+
     def __post_init__(self) -> None:
         if not self.queues:
             raise ConfigurationError("a worker needs at least one queue")
+        if EVERY_QUEUE in self.queues and len(self.queues) > 1:
+            raise ConfigurationError(
+                f"{EVERY_QUEUE!r} serves every queue and stands alone: give --queues "
+                f"{EVERY_QUEUE!r}, or list the queues; got {','.join(self.queues)!r}"
+            )
         for queue in self.queues:
             check_queue(queue)
         if not 1 <= self.concurrency <= 10_000:

@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import socket
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -30,6 +31,7 @@ from pgjobs.worker._listener import Listener
 from pgjobs.worker._metrics import Metrics, MetricsServer
 from pgjobs.worker._outcome import ClaimedJob
 from pgjobs.worker._progress import Progress
+from pgjobs.worker._queues import EveryQueue
 from pgjobs.worker._scheduler import sync_schedules
 from pgjobs.worker._service import Service
 from pgjobs.worker._transaction import Transactions
@@ -104,6 +106,9 @@ class Worker:
         #: The health probes' socket, bound by `run` before registering.
         self._health_socket: socket.socket | None = None
         self._signals = 0
+        #: The queues its row lists: `config.queues`, or with '*' what the
+        #: running session has found (set by the session).
+        self.registered_queues: Callable[[], list[str]] = lambda: list(config.queues)
 
     @property
     def pooled(self) -> bool:
@@ -221,7 +226,7 @@ class Worker:
                 "id": self.worker_id,
                 "host": socket.gethostname(),
                 "pid": os.getpid(),
-                "queues": list(self.config.queues),
+                "queues": self.registered_queues(),
                 "concurrency": self.config.concurrency,
                 "meta": json.dumps({"tasks": len(self.app.tasks), **self.config.host_tags}),
             },
@@ -288,7 +293,7 @@ class _Session:
         self.fetcher = Fetcher(
             pool,
             worker_id,
-            config.queues,
+            () if config.every_queue else config.queues,
             self.slots,
             worker._wake,
             worker.outage,
@@ -297,6 +302,21 @@ class _Session:
             poll_interval=config.poll_interval,
             hot=HotConnection(dsn, pooled=worker.pooled, pool=pool),
         )
+        # With --queues '*', the queues to claim from are found as they appear.
+        self.every_queue = (
+            EveryQueue(
+                pool,
+                worker_id,
+                self._serve,
+                worker._wake,
+                interval=config.poll_interval,
+                outage=worker.outage,
+            )
+            if config.every_queue
+            else None
+        )
+        if self.every_queue is not None:
+            worker.registered_queues = self.every_queue.registered
         self.heartbeat = Heartbeat(
             pool,
             worker_id,
@@ -329,6 +349,10 @@ class _Session:
             if sock is not None
             else None
         )
+
+    def _serve(self, queues: list[str]) -> None:
+        """Claim from `queues` from now on (a '*' worker's queues, as found)."""
+        self.fetcher.queues = list(queues)
 
     def start(self, service: Service) -> asyncio.Task[None]:
         """Run `service` as a task; its failure stops the worker."""
@@ -390,6 +414,8 @@ class _Session:
         )
         if self.transactions is not None:
             await self.transactions.open()
+        if self.every_queue is not None:
+            self.start(self.every_queue)
         self.start(self.leader)
         self.start(self.fetcher)
         if worker._stop_requested.is_set():
@@ -401,7 +427,7 @@ class _Session:
             await self.transactions.close()  # every job is done or given back
         await self.fetcher.hot.close()  # the fetcher and the completer are done with them
         await self.completer.hot.close()
-        await self.stop(self.heartbeat, self.listener, self.progress)
+        await self.stop(self.heartbeat, self.listener, self.progress, self.every_queue)
         await self.stop(self.leader)  # stopped already, with the fetcher
         # Only now, with the heartbeat stopped: a beat after the row is gone
         # would take this worker for rescued and register it again.
