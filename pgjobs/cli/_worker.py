@@ -11,7 +11,6 @@ import threading
 
 from pgjobs import _dsn
 from pgjobs._loader import load_app
-from pgjobs._log import get_logger
 from pgjobs.cli import _supervisor
 from pgjobs.cli._terminal import add_dsn, positive_float
 from pgjobs.errors import ConfigurationError
@@ -246,15 +245,12 @@ def _run_worker(args: argparse.Namespace) -> int:
         queues = tuple(q.strip() for q in args.queues.split(",") if q.strip())
     else:
         queues = tuple(sorted({t.defaults.queue for t in app.tasks.values()} | {"default"}))
-        # Jobs enqueued to any other queue would wait unseen: say what is served.
-        get_logger().info(
-            "worker.queues",
-            queues=list(queues),
-            chosen="no --queues given: the queues of the App's tasks, and 'default'",
-            hint="--queues a,b serves those; --queues '*' serves every queue",
-        )
     config = WorkerConfig(
         queues=queues,
+        # Jobs enqueued to any other queue would wait unseen: say what is served.
+        queues_note=None
+        if args.queues
+        else "no --queues given: the queues of the App's tasks, and 'default'",
         concurrency=args.concurrency,
         listen=not args.no_listen,
         poll_interval=args.poll_interval,

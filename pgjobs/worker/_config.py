@@ -38,6 +38,9 @@ class WorkerConfig:
     Attributes:
         queues: the queues to claim from; ("*",) claims from every queue
             that has queued jobs, found as they appear.
+        queues_note: why these queues, when the user did not name them:
+            logged with them at start (`worker.queues`), with how to serve
+            others. The CLI sets it when no --queues is given.
         concurrency: jobs run at once (async tasks plus threads).
         listen: wake on LISTEN/NOTIFY; False is poll-only mode, for a
             transaction-pooling PgBouncer.
@@ -100,6 +103,7 @@ class WorkerConfig:
     """
 
     queues: tuple[str, ...] = ("default",)
+    queues_note: str | None = None
     concurrency: int = 10
     listen: bool = True
     poll_interval: float = 1.0

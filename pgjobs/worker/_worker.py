@@ -412,6 +412,13 @@ class _Session:
             tasks=sorted(worker.app.tasks),
             listen=config.listen,
         )
+        if config.queues_note is not None:
+            log.info(
+                "worker.queues",
+                queues=list(config.queues),
+                chosen=config.queues_note,
+                hint="--queues a,b serves those; --queues '*' serves every queue",
+            )
         if self.transactions is not None:
             await self.transactions.open()
         if self.every_queue is not None:
