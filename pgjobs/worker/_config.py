@@ -64,7 +64,8 @@ class WorkerConfig:
         leader_interval: how often a worker that is not the leader tries to
             become it; a dead leader is replaced within about this long,
             and its own jobs are rescued about a second later. A try is
-            one pg_try_advisory_lock on a connection the worker holds.
+            one statement through the worker's pool, which asks whether the
+            lock is free; only then does it connect and take the lock.
         leader_dsn: the connection for the leader's session advisory lock,
             when `dsn` goes through a transaction-pooling PgBouncer: a direct
             or session-pooled address. Poll-only workers (listen=False)
