@@ -540,7 +540,7 @@ def check_queues(
         waited = f"{q.due} due job(s), the oldest due {_seconds(q.oldest_seconds)} ago"
         if q.paused:
             findings.append(Finding(check, "ok", round(q.oldest_seconds, 1), f"{waited}; paused"))
-        elif q.queue not in served:
+        elif q.queue not in served and "*" not in served:  # '*': `worker --queues '*'`
             findings.append(
                 Finding(
                     check,

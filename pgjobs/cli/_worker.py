@@ -94,7 +94,9 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "--queues",
         "-q",
         default=None,
-        help="comma-separated queues (default: every queue the App's tasks use)",
+        help="comma-separated queues, or '*' for every queue, including queues that "
+        "first appear while it runs (default: every queue the App's tasks use, "
+        "and 'default')",
     )
     p.add_argument("--concurrency", "-c", type=int, default=10, help="jobs at once (default 10)")
     p.add_argument(
@@ -253,6 +255,10 @@ def _run_worker(args: argparse.Namespace) -> int:
         queues = default_queues(app)
     config = WorkerConfig(
         queues=queues,
+        # Jobs enqueued to any other queue would wait unseen: say what is served.
+        queues_note=None
+        if args.queues
+        else "no --queues given: the queues of the App's tasks, and 'default'",
         concurrency=args.concurrency,
         listen=not args.no_listen,
         poll_interval=args.poll_interval,

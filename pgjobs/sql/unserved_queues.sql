@@ -9,7 +9,8 @@
 -- queue that no worker serves are its due jobs counted (at most :cap of
 -- them), and its oldest due job is the first entry of each of the five
 -- priorities. A served queue costs one probe and a look at pgjobs.workers.
--- Two queue names with the same 32-bit hash would show as one of them.
+-- Two queue names with the same 32-bit hash would show as one of them. A
+-- worker with '*' among its queues (--queues '*') serves every queue.
 WITH RECURSIVE queues AS (
     (SELECT queue FROM pgjobs.jobs_live WHERE status = 'queued' ORDER BY hashtext(queue) LIMIT 1)
     UNION ALL
@@ -30,7 +31,7 @@ unserved AS (
       AND NOT EXISTS (
           SELECT 1
           FROM pgjobs.workers AS w
-          WHERE q.queue = ANY (w.queues)
+          WHERE (q.queue = ANY (w.queues) OR '*' = ANY (w.queues))
             AND w.last_seen_at > now()
                 - make_interval(secs => CAST(:stale_after AS double precision))
       )

@@ -9,6 +9,9 @@ from pgjobs.errors import ConfigurationError
 
 #: The shortest retention: a minute (a history partition is at least 15).
 MIN_RETENTION = 60.0
+#: `queues=(EVERY_QUEUE,)` (`--queues '*'`): serve every queue, including
+#: queues that first appear while the worker runs (pgjobs/worker/_queues.py).
+EVERY_QUEUE = "*"
 
 
 def check_partition_interval(seconds: float) -> None:
@@ -33,7 +36,11 @@ class WorkerConfig:
     """How a worker runs. Durations are in seconds.
 
     Attributes:
-        queues: the queues to claim from.
+        queues: the queues to claim from; ("*",) claims from every queue
+            that has queued jobs, found as they appear.
+        queues_note: why these queues, when the user did not name them:
+            logged with them at start (`worker.queues`), with how to serve
+            others. The CLI sets it when no --queues is given.
         concurrency: jobs run at once (async tasks plus threads).
         listen: wake on LISTEN/NOTIFY; False is poll-only mode, for a
             transaction-pooling PgBouncer.
@@ -57,7 +64,8 @@ class WorkerConfig:
         leader_interval: how often a worker that is not the leader tries to
             become it; a dead leader is replaced within about this long,
             and its own jobs are rescued about a second later. A try is
-            one pg_try_advisory_lock on a connection the worker holds.
+            one statement through the worker's pool, which asks whether the
+            lock is free; only then does it connect and take the lock.
         leader_dsn: the connection for the leader's session advisory lock,
             when `dsn` goes through a transaction-pooling PgBouncer: a direct
             or session-pooled address. Poll-only workers (listen=False)
@@ -100,6 +108,7 @@ class WorkerConfig:
     """
 
     queues: tuple[str, ...] = ("default",)
+    queues_note: str | None = None
     concurrency: int = 10
     listen: bool = True
     poll_interval: float = 1.0
@@ -134,9 +143,19 @@ class WorkerConfig:
     # -- webhooks (pgjobs/worker/_webhooks.py) --
     webhooks: bool = True
 
+    @property
+    def every_queue(self) -> bool:
+        """Whether this worker serves every queue (`queues=("*",)`)."""
+        return self.queues == (EVERY_QUEUE,)
+
     def __post_init__(self) -> None:
         if not self.queues:
             raise ConfigurationError("a worker needs at least one queue")
+        if EVERY_QUEUE in self.queues and len(self.queues) > 1:
+            raise ConfigurationError(
+                f"{EVERY_QUEUE!r} serves every queue and stands alone: give --queues "
+                f"{EVERY_QUEUE!r}, or list the queues; got {','.join(self.queues)!r}"
+            )
         for queue in self.queues:
             check_queue(queue)
         if not 1 <= self.concurrency <= 10_000:

@@ -5,17 +5,32 @@ from __future__ import annotations
 import logging
 import random
 import time
-from typing import Any
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
 
 import psycopg
 from psycopg.rows import dict_row
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from psycopg_pool import PoolTimeout
 
 from pgjobs import _sql
 from pgjobs._log import get_logger
 
 #: Errors that mean "the database went away", as opposed to a bug in a query.
 CONNECTION_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout, OSError)
+
+
+class ConnectionSource(Protocol):
+    """Where a service's statements run: the worker's pool, or the leader's connection.
+
+    Both lend a connection the way AsyncConnectionPool.connection() does: in
+    a transaction that commits when the block ends (rolls back on an error).
+    """
+
+    def connection(
+        self, timeout: float | None = None
+    ) -> AbstractAsyncContextManager[psycopg.AsyncConnection[Any]]:
+        """A connection for the block, in a transaction committed at its end."""
+        ...
 
 
 class Outage:
@@ -88,9 +103,7 @@ def backoff(attempt: int, base: float = 0.1, cap: float = 5.0) -> float:
     return random.uniform(0, min(cap, base * 2**attempt))
 
 
-async def fetch(
-    pool: AsyncConnectionPool[Any], query: str, params: dict[str, Any]
-) -> list[dict[str, Any]]:
+async def fetch(pool: ConnectionSource, query: str, params: dict[str, Any]) -> list[dict[str, Any]]:
     """Run a named query in its own transaction and return its rows, by column name.
 
     A pooled connection that the server dropped while it sat idle (a restart,
@@ -111,7 +124,7 @@ async def fetch(
 
 
 async def _fetch_once(
-    pool: AsyncConnectionPool[Any], query: str, params: dict[str, Any]
+    pool: ConnectionSource, query: str, params: dict[str, Any]
 ) -> list[dict[str, Any]]:
     async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(_sql.psycopg(query), params)

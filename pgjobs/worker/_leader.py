@@ -14,6 +14,14 @@ Another worker then takes over within about `interval` seconds. (A network
 partition that leaves the server's backend alive holds the lock until the
 server notices the dead peer: TCP keepalives, or tcp_keepalives_idle.)
 
+A worker that does not lead holds no connection for it: each try first
+asks, through the worker's pool, whether the lock is free (a
+transaction-level try of the same key, released at once), and only then
+connects and tries for the session lock, closing the connection again if
+another worker was quicker. The leader runs its duties on its own
+connection (LeaderSession), so that a long one (a VACUUM, a partition
+detach waiting for its lock) never holds up the worker's pool.
+
 The lock only avoids wasted work; correctness never rests on it. Two
 processes that both believe they lead (a paused VM that wakes after losing
 its lock) still fire each cron tick once, through the compare-and-set in
@@ -29,8 +37,9 @@ guarantees.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import psycopg
@@ -41,8 +50,49 @@ from pgjobs import _connect, _sql
 from pgjobs._log import get_logger
 from pgjobs._names import LEADER_LOCK_CLASSID, LEADER_LOCK_KEY, LEADER_LOCK_OBJID
 from pgjobs.worker._config import WorkerConfig
-from pgjobs.worker._db import CONNECTION_ERRORS, Outage, backoff
+from pgjobs.worker._db import CONNECTION_ERRORS, ConnectionSource, Outage, backoff, fetch
 from pgjobs.worker._service import Service
+
+
+class LeaderSession:
+    """The leader's connection, lent to its duties the way the pool lends one.
+
+    Each `connection()` block runs in a transaction that commits at its end
+    (rolls back on an error), as a pool's does; the connection is in
+    autocommit again afterwards, for the lock's own statements. Only one
+    block at a time: the duties run one after another anyway.
+    """
+
+    def __init__(self) -> None:
+        #: Set by the Leader while it is connected.
+        self.conn: psycopg.AsyncConnection[Any] | None = None
+        self._lock = asyncio.Lock()
+
+    @contextlib.asynccontextmanager
+    async def connection(
+        self,
+        timeout: float | None = None,  # noqa: ASYNC109 (the pool's signature; never waits)
+    ) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """The leader's connection, in a transaction for the block.
+
+        Raises:
+            psycopg.OperationalError: the leader is not connected.
+        """
+        async with self._lock:
+            conn = self.conn
+            if conn is None or conn.closed:
+                raise psycopg.OperationalError("the leader's connection is closed")
+            await conn.set_autocommit(False)
+            try:
+                yield conn
+                await conn.commit()
+            except BaseException:
+                with contextlib.suppress(psycopg.Error):
+                    await conn.rollback()
+                raise
+            finally:
+                with contextlib.suppress(psycopg.Error):
+                    await conn.set_autocommit(True)
 
 
 class Leader(Service):
@@ -65,6 +115,11 @@ class Leader(Service):
         query_timeout: a query on the leader connection that takes longer
             ends the leadership (a half-open connection must not hang it).
         max_sleep: the longest the leader sleeps between duty checks.
+        session: where the duties run, when they run on the leader's
+            connection: connected and disconnected with it.
+        lock_free: asks (through the pool) whether the lock is free; while it
+            is not, a follower holds no connection. None: a follower keeps its
+            connection and tries the lock on it.
     """
 
     name = "leader"
@@ -81,6 +136,8 @@ class Leader(Service):
         worker_id: int | None = None,
         query_timeout: float = 5.0,
         max_sleep: float = 1.0,
+        session: LeaderSession | None = None,
+        lock_free: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
         super().__init__(outage=outage, interval=interval, jitter=0.2)
         self.backoff_cap = min(interval, self.backoff_cap)
@@ -88,6 +145,8 @@ class Leader(Service):
         self.duties = list(duties)
         self.query_timeout = query_timeout
         self.max_sleep = max_sleep
+        self.session = session
+        self.lock_free = lock_free
         self.elected = asyncio.Event()
         self.backend_pid: int | None = None
         self.terms = 0
@@ -119,11 +178,18 @@ class Leader(Service):
                 self._elected()
             return await self._lead(None)
         if self._conn is None:
+            if self.lock_free is not None and not await self.lock_free():
+                return None  # another worker leads: no connection meanwhile
             self._conn = await self._connect(self.dsn)
-            return 0
+            if self.session is not None:
+                self.session.conn = self._conn
+            if self.lock_free is None:
+                return 0
         conn = self._conn
         if not self.is_leader:
             if not await self._query(conn, "leader_try_lock", {"key": LEADER_LOCK_KEY}):
+                if self.lock_free is not None:
+                    await self._disconnect()  # another worker was quicker
                 return None
             self.backend_pid = conn.info.backend_pid
             self._elected()
@@ -188,6 +254,8 @@ class Leader(Service):
 
     async def _disconnect(self) -> None:
         conn, self._conn = self._conn, None
+        if self.session is not None:
+            self.session.conn = None
         if conn is not None:
             await self._close(conn)
 
@@ -254,22 +322,26 @@ def leader_for(
     from pgjobs.worker._unserved import UnservedQueues
     from pgjobs.worker._vacuumer import Vacuumer
 
+    lock_dsn = config.leader_dsn or (dsn if config.listen else None)
+    # With a lock, the duties run on the lock's connection; lockless, on the pool.
+    session = LeaderSession() if lock_dsn is not None else None
+    source: ConnectionSource = session if session is not None else pool
     retention = {
         "succeeded": config.retention_succeeded,
         "cancelled": config.retention_cancelled,
         "failed": config.retention_failed,
     }
     duties: list[Service] = [
-        Scheduler(pool, config.cron_grace, outage=outage),
+        Scheduler(source, config.cron_grace, outage=outage),
         Rescuer(
-            pool,
+            source,
             config.stale_after,
             interval=config.rescue_interval,
             grace=config.liveness_grace,
             outage=outage,
         ),
         Pruner(
-            pool,
+            source,
             retention,
             config.stale_after,
             step=config.partition_interval,
@@ -278,16 +350,31 @@ def leader_for(
             interval=config.prune_interval,
             outage=outage,
         ),
-        UnservedQueues(pool, config.stale_after, interval=config.unserved_interval, outage=outage),
+        UnservedQueues(
+            source, config.stale_after, interval=config.unserved_interval, outage=outage
+        ),
     ]
     if config.vacuum_interval is not None:
         duties.append(
             Vacuumer(
-                pool,
+                source,
                 dead_rows=config.vacuum_dead_rows,
                 interval=config.vacuum_interval,
                 outage=outage,
             )
         )
-    lock_dsn = config.leader_dsn or (dsn if config.listen else None)
-    return Leader(lock_dsn, duties, outage, interval=config.leader_interval, worker_id=worker_id)
+    return Leader(
+        lock_dsn,
+        duties,
+        outage,
+        interval=config.leader_interval,
+        worker_id=worker_id,
+        session=session,
+        lock_free=(lambda: lock_free(pool)) if lock_dsn is not None else None,
+    )
+
+
+async def lock_free(pool: ConnectionSource) -> bool:
+    """Whether no session holds the leader lock now (pgjobs/sql/leader_lock_free.sql)."""
+    rows = await fetch(pool, "leader_lock_free", {"key": LEADER_LOCK_KEY})
+    return bool(rows[0]["answer"])

@@ -11,6 +11,7 @@ from psycopg.rows import dict_row
 from pgjobs import _connect, _sql
 from pgjobs._log import get_logger
 from pgjobs._names import CONTROL_CHANNEL, LIVENESS_LOCK_CLASSID, liveness_lock_objid
+from pgjobs.worker._config import EVERY_QUEUE
 from pgjobs.worker._db import Outage
 from pgjobs.worker._service import Service
 
@@ -24,7 +25,8 @@ RECONNECT_CAP = 1.0
 class Listener(Service):
     """Holds one connection outside the pool, LISTENing on the `pgjobs` channel.
 
-    Each notification's payload is a queue name; one of ours sets `wake`. A
+    Each notification's payload is a queue name; one of ours sets `wake`
+    (any, for a worker of every queue: queues ("*",)). A
     pass connects (and LISTENs) if not connected, or else takes the
     notifications of up to `health_interval` seconds and then checks that the
     connection still works, so a half-open TCP connection cannot leave it
@@ -63,6 +65,7 @@ class Listener(Service):
         super().__init__(outage=outage)
         self.dsn = dsn
         self.queues = frozenset(queues)
+        self._every = EVERY_QUEUE in self.queues
         self.wake = wake
         self.health_interval = health_interval
         self.worker_id = worker_id
@@ -93,7 +96,7 @@ class Listener(Service):
         ):
             if notify.channel == CONTROL_CHANNEL:
                 self._control(notify.payload)
-            elif notify.payload in self.queues:
+            elif self._every or notify.payload in self.queues:
                 self.wake.set()
             if self.stopping:
                 return 0

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from psycopg import errors, sql
-from psycopg_pool import AsyncConnectionPool
 
 from pgjobs import _sql
 from pgjobs._log import get_logger
-from pgjobs.worker._db import Outage, fetch
+from pgjobs.worker._db import ConnectionSource, Outage, fetch
 from pgjobs.worker._service import Service
 
 #: A detach or drop that meets these is retried on the next pass: a lock
@@ -58,7 +55,7 @@ class Pruner(Service):
 
     def __init__(
         self,
-        pool: AsyncConnectionPool[Any],
+        pool: ConnectionSource,
         retention: dict[str, float | None],
         stale_after: float,
         *,

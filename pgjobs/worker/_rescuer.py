@@ -29,13 +29,10 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
-
-from psycopg_pool import AsyncConnectionPool
 
 from pgjobs._log import get_logger
 from pgjobs._names import LIVENESS_LOCK_CLASSID
-from pgjobs.worker._db import Outage, fetch
+from pgjobs.worker._db import ConnectionSource, Outage, fetch
 from pgjobs.worker._service import Service
 
 #: Seconds the database's oldest connection must have been up before a
@@ -62,7 +59,7 @@ class RescuePass:
 
 
 async def rescue_pass(
-    pool: AsyncConnectionPool[Any],
+    pool: ConnectionSource,
     stale_after: float,
     *,
     suspects: dict[int, dt.datetime] | None = None,
@@ -104,7 +101,7 @@ async def rescue_pass(
     return RescuePass(counts, tuple(int(i) for i in row["lockless"]), row["at"])
 
 
-async def rescue_once(pool: AsyncConnectionPool[Any], stale_after: float) -> dict[str, int]:
+async def rescue_once(pool: ConnectionSource, stale_after: float) -> dict[str, int]:
     """Rescue the workers whose heartbeat is stale, and orphaned jobs; returns the counts."""
     return (await rescue_pass(pool, stale_after)).counts
 
@@ -125,7 +122,7 @@ class Rescuer(Service):
 
     def __init__(
         self,
-        pool: AsyncConnectionPool[Any],
+        pool: ConnectionSource,
         stale_after: float,
         *,
         interval: float = 0.5,

@@ -6,7 +6,6 @@ import datetime as dt
 from typing import Any
 
 from psycopg.rows import dict_row
-from psycopg_pool import AsyncConnectionPool
 
 from pgjobs import _enqueue, _schedule, _sql
 from pgjobs._app import App
@@ -15,7 +14,7 @@ from pgjobs._enqueue import JobSpec
 from pgjobs._log import get_logger
 from pgjobs._options import EnqueueOptions
 from pgjobs.errors import ConfigurationError
-from pgjobs.worker._db import Outage, fetch
+from pgjobs.worker._db import ConnectionSource, Outage, fetch
 from pgjobs.worker._service import Service
 
 #: How long the scheduler sleeps at most between looks at pgjobs.schedules,
@@ -26,7 +25,7 @@ MAX_WAIT = 1.0
 _MARGIN = 0.005
 
 
-async def sync_schedules(pool: AsyncConnectionPool[Any], app: App) -> dict[str, list[str]]:
+async def sync_schedules(pool: ConnectionSource, app: App) -> dict[str, list[str]]:
     """Upsert the App's schedules into pgjobs.schedules; mark the others inactive.
 
     Runs when a worker starts, in one transaction: at commit the table holds
@@ -96,7 +95,7 @@ class Scheduler(Service):
 
     def __init__(
         self,
-        pool: AsyncConnectionPool[Any],
+        pool: ConnectionSource,
         grace: float,
         *,
         limit: int = 1000,

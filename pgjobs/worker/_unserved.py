@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from psycopg_pool import AsyncConnectionPool
-
 from pgjobs._log import get_logger
-from pgjobs.worker._db import Outage, fetch
+from pgjobs.worker._db import ConnectionSource, Outage, fetch
 from pgjobs.worker._service import Service
 
 #: Due jobs counted per unserved queue at most: the log line says "at least
@@ -16,7 +14,7 @@ DUE_CAP = 100_000
 
 
 async def unserved_queues(
-    pool: AsyncConnectionPool[Any], stale_after: float, cap: int = DUE_CAP
+    pool: ConnectionSource, stale_after: float, cap: int = DUE_CAP
 ) -> list[dict[str, Any]]:
     """The queues with due jobs that no live worker serves (pgjobs/sql/unserved_queues.sql).
 
@@ -52,7 +50,7 @@ class UnservedQueues(Service):
 
     def __init__(
         self,
-        pool: AsyncConnectionPool[Any],
+        pool: ConnectionSource,
         stale_after: float,
         *,
         interval: float = 60.0,

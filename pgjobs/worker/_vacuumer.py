@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from psycopg_pool import AsyncConnectionPool
-
 from pgjobs import _sql
 from pgjobs._log import get_logger
-from pgjobs.worker._db import Outage, fetch
+from pgjobs.worker._db import ConnectionSource, Outage, fetch
 from pgjobs.worker._service import Service
 
 #: The longest pause after VACUUMs that could remove nothing (see `Vacuumer`).
@@ -48,7 +44,7 @@ class Vacuumer(Service):
 
     def __init__(
         self,
-        pool: AsyncConnectionPool[Any],
+        pool: ConnectionSource,
         *,
         dead_rows: int = 10_000,
         interval: float = 5.0,

@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import socket
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -30,25 +31,28 @@ from pgjobs.worker._listener import Listener
 from pgjobs.worker._metrics import Metrics, MetricsServer
 from pgjobs.worker._outcome import ClaimedJob
 from pgjobs.worker._progress import Progress
-from pgjobs.worker._queues import sync_queue_limits
+from pgjobs.worker._queue_limits import sync_queue_limits
+from pgjobs.worker._queues import EveryQueue
 from pgjobs.worker._scheduler import sync_schedules
 from pgjobs.worker._service import Service
 from pgjobs.worker._transaction import Transactions
 from pgjobs.worker._webhooks import check_client, delivery_task, sync_webhooks
 
-#: The worker's pool: every statement but the leader lock's, LISTEN, the
-#: claims and the outcome batches goes through it, each short (heartbeats, the
-#: awaiting flag, the leader's duties, registering). The claims and the
-#: outcomes each keep a connection of their own (HotConnection). So a worker
-#: holds POOL_MIN + 4 connections once it has run a job (the pool's, the
-#: claims', the outcomes', the listener's, and the leader's, which a follower
-#: keeps to try for the lock), and POOL_MAX + 4 at most. An App with
+#: The worker's pool: one connection, for every statement but the leader's,
+#: LISTEN, and the claims and outcome batches of a busy worker: heartbeats,
+#: the awaiting flag, progress, registering, a follower's look at the leader
+#: lock, and an idle worker's claims and outcomes. All are short; the leader's
+#: duties, which may not be (a VACUUM, a partition detach), run on the
+#: leader's own connection. The claims and the outcomes each keep a
+#: connection of their own while busy (HotConnection). So a worker holds
+#: 1 connection idle and 3 busy, plus the listener's, plus the leader's while
+#: it leads: at most 3 idle and 5 busy, at any concurrency. An App with
 #: transactional tasks adds up to one per slot while they run
 #: (pgjobs/worker/_transaction.py).
 POOL_MIN = 1
-POOL_MAX = 2
-#: Seconds an extra connection (opened when statements overlapped) stays unused
-#: before the pool closes it: an idle worker soon holds POOL_MIN again.
+POOL_MAX = 1
+#: Seconds an extra connection stays unused before the pool closes it (the
+#: pool has none beyond POOL_MIN while POOL_MAX is 1).
 POOL_MAX_IDLE = 5.0
 
 EXIT_OK = 0
@@ -104,6 +108,9 @@ class Worker:
         #: The health probes' socket, bound by `run` before registering.
         self._health_socket: socket.socket | None = None
         self._signals = 0
+        #: The queues its row lists: `config.queues`, or with '*' what the
+        #: running session has found (set by the session).
+        self.registered_queues: Callable[[], list[str]] = lambda: list(config.queues)
 
     @property
     def pooled(self) -> bool:
@@ -226,7 +233,7 @@ class Worker:
                 "id": self.worker_id,
                 "host": socket.gethostname(),
                 "pid": os.getpid(),
-                "queues": list(self.config.queues),
+                "queues": self.registered_queues(),
                 "concurrency": self.config.concurrency,
                 "meta": json.dumps({"tasks": len(self.app.tasks), **self.config.host_tags}),
             },
@@ -280,8 +287,9 @@ class _Session:
             transactions=self.transactions,
         )
         # The claims and the outcome batches each keep a connection of their
-        # own (HotConnection): through the pool they cost the drain 8%, and
-        # sharing one connection between them, 15%.
+        # own while busy (HotConnection): through the pool they cost the drain
+        # 8%, and sharing one connection between them, 15%. Idle, they use
+        # the pool's.
         self.progress = Progress(pool, worker_id, asyncio.get_running_loop(), worker.outage)
         self.executor.recorder = self.progress
         self.completer = Completer(
@@ -290,20 +298,35 @@ class _Session:
             worker.outage,
             config.complete_batch,
             config.complete_interval,
-            hot=HotConnection(dsn, pooled=worker.pooled),
+            hot=HotConnection(dsn, pooled=worker.pooled, pool=pool),
         )
         self.fetcher = Fetcher(
             pool,
             worker_id,
-            config.queues,
+            () if config.every_queue else config.queues,
             self.slots,
             worker._wake,
             worker.outage,
             self.dispatch,
             listen=config.listen,
             poll_interval=config.poll_interval,
-            hot=HotConnection(dsn, pooled=worker.pooled),
+            hot=HotConnection(dsn, pooled=worker.pooled, pool=pool),
         )
+        # With --queues '*', the queues to claim from are found as they appear.
+        self.every_queue = (
+            EveryQueue(
+                pool,
+                worker_id,
+                self._serve,
+                worker._wake,
+                interval=config.poll_interval,
+                outage=worker.outage,
+            )
+            if config.every_queue
+            else None
+        )
+        if self.every_queue is not None:
+            worker.registered_queues = self.every_queue.registered
         self.heartbeat = Heartbeat(
             pool,
             worker_id,
@@ -336,6 +359,10 @@ class _Session:
             if sock is not None
             else None
         )
+
+    def _serve(self, queues: list[str]) -> None:
+        """Claim from `queues` from now on (a '*' worker's queues, as found)."""
+        self.fetcher.queues = list(queues)
 
     def start(self, service: Service) -> asyncio.Task[None]:
         """Run `service` as a task; its failure stops the worker."""
@@ -395,8 +422,17 @@ class _Session:
             tasks=sorted(worker.app.tasks),
             listen=config.listen,
         )
+        if config.queues_note is not None:
+            log.info(
+                "worker.queues",
+                queues=list(config.queues),
+                chosen=config.queues_note,
+                hint="--queues a,b serves those; --queues '*' serves every queue",
+            )
         if self.transactions is not None:
             await self.transactions.open()
+        if self.every_queue is not None:
+            self.start(self.every_queue)
         self.start(self.leader)
         self.start(self.fetcher)
         if worker._stop_requested.is_set():
@@ -408,7 +444,7 @@ class _Session:
             await self.transactions.close()  # every job is done or given back
         await self.fetcher.hot.close()  # the fetcher and the completer are done with them
         await self.completer.hot.close()
-        await self.stop(self.heartbeat, self.listener, self.progress)
+        await self.stop(self.heartbeat, self.listener, self.progress, self.every_queue)
         await self.stop(self.leader)  # stopped already, with the fetcher
         # Only now, with the heartbeat stopped: a beat after the row is gone
         # would take this worker for rescued and register it again.

@@ -14,6 +14,9 @@ APP = "tests.apps.basic:app"
 #: Each count is read this many times, a few beats apart, and the largest kept:
 #: a connection opened for a moment must be caught too.
 READS = 20
+WORKER = _names.APP_NAME_WORKER
+LISTENER = _names.APP_NAME_LISTENER
+LEADER = _names.APP_NAME_LEADER
 
 
 @pytest.fixture
@@ -62,30 +65,47 @@ def leads(conn, pid: int) -> bool:
 
 
 def settle(conn, worker, most: int) -> None:
-    """Let the worker start and its pool shed what the start-up opened (POOL_MAX_IDLE)."""
+    """Wait until the worker holds at most `most` (its claims' and outcomes' close when idle)."""
     worker.wait_for_output("worker.started")
-    wait_until(lambda: sum(connections(conn, worker.pid).values()) <= most, timeout=40)
+    wait_until(lambda: sum(connections(conn, worker.pid).values()) <= most, timeout=60)
+
+
+def run_jobs(conn, producer, count: int) -> None:
+    """Enqueue `count` short jobs at once and wait until every one has run."""
+    producer.enqueue_many([asleepy.job(f"burst{i}", 0.01) for i in range(count)])
+    wait_until(
+        lambda: (
+            conn.execute("SELECT count(*) FROM test_runs WHERE note = 'end'").fetchone()[0] >= count
+        ),
+        timeout=60,
+    )
 
 
 @pytest.mark.slow
-def test_an_idle_worker_holds_at_most_five_connections(dsn, conn, start_worker):
-    # The pool's minimum, the claims' and the outcomes' connections (this one
-    # opens with the first outcome), the listener, and the leader's (which a
-    # follower keeps to try for the lock).
+def test_an_idle_worker_holds_at_most_three_connections(dsn, conn, producer, start_worker):
+    # The pool's one connection and the listener's; the leader's only while
+    # it leads (a follower looks at the lock through its pool).
     leader = start_worker(APP)
     wait_until(lambda: leads(conn, leader.pid))
     follower = start_worker(APP)
-    for worker in (leader, follower):
-        settle(conn, worker, 5)
+    follower.wait_for_output("worker.started")
+    # A burst of jobs: the claims and outcomes open connections of their own ...
+    run_jobs(conn, producer, 400)
+    # ... and close them once idle.
+    settle(conn, leader, 3)
+    settle(conn, follower, 2)
     assert leads(conn, leader.pid)
     assert not leads(conn, follower.pid)
-    for worker in (leader, follower):
-        total, seen = most_connections(conn, worker.pid)
-        assert total <= 5, seen
+    total, seen = most_connections(conn, leader.pid)
+    assert total <= 3, seen
+    assert seen == {WORKER: 1, LISTENER: 1, LEADER: 1}
+    total, seen = most_connections(conn, follower.pid)
+    assert total <= 2, seen
+    assert seen == {WORKER: 1, LISTENER: 1}
 
 
 @pytest.mark.slow
-def test_a_busy_worker_at_concurrency_100_holds_at_most_six(dsn, conn, producer, start_worker):
+def test_a_busy_worker_at_concurrency_100_holds_at_most_five(dsn, conn, producer, start_worker):
     # Jobs of a fifth of a second: claims, outcomes and heartbeats all the time.
     jobs = [asleepy.job(f"s{i}", 0.2) for i in range(6000)]
     for start in range(0, len(jobs), 1000):
@@ -95,9 +115,10 @@ def test_a_busy_worker_at_concurrency_100_holds_at_most_six(dsn, conn, producer,
     wait_until(lambda: leads(conn, leader.pid))
     follower = start_worker(APP, *args)
     follower.wait_for_output("worker.started")
-    for worker in (leader, follower):
-        total, seen = most_connections(conn, worker.pid)
-        assert total <= 6, seen
+    wait_until(lambda: connections(conn, follower.pid).get(WORKER, 0) == 3)
+    busiest = {}
+    for name, worker in (("leader", leader), ("follower", follower)):
+        busiest[name] = most_connections(conn, worker.pid)
     # The counts were read while both workers were busy.
     assert (
         conn.execute(
@@ -105,3 +126,10 @@ def test_a_busy_worker_at_concurrency_100_holds_at_most_six(dsn, conn, producer,
         ).fetchone()[0]
         == 2
     )
+    # The pool's, the claims', the outcomes', the listener's and the leader's.
+    total, seen = busiest["leader"]
+    assert total <= 5, seen
+    assert seen == {WORKER: 3, LISTENER: 1, LEADER: 1}
+    total, seen = busiest["follower"]
+    assert total <= 4, seen
+    assert seen == {WORKER: 3, LISTENER: 1}

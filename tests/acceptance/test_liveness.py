@@ -91,6 +91,11 @@ def test_a_worker_without_queues_says_which_it_serves_and_the_leader_names_unser
     logged = events(worker)
     started = next(e for e in logged if e["event"] == "worker.started")
     assert started["queues"] == ["default", "emails"]
+    # Before it starts, a line of its own says why these and how to serve others.
+    (chosen,) = [e for e in logged if e["event"] == "worker.queues"]
+    assert chosen["queues"] == ["default", "emails"]
+    assert "no --queues" in chosen["chosen"]
+    assert "--queues '*'" in chosen["hint"]
     unserved = [e for e in logged if e["event"] == "leader.unserved_queue"]
     assert [(e["queue"], e["due"]) for e in unserved] == [("nobody-serves-this", 1)]
     assert unserved[0]["oldest_due_seconds"] >= 0

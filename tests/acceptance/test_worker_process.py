@@ -182,6 +182,8 @@ def test_logs_are_structured_json(dsn, start_worker, conn, producer):
     events = [json.loads(line) for line in worker.output().splitlines() if line.startswith("{")]
     names = [e["event"] for e in events]
     assert names[0] == "worker.started"
+    # No --queues: then the queues it serves, why, and how to serve others.
+    assert names[1] == "worker.queues"
     assert "worker.stopped" in names
     started = next(e for e in events if e["event"] == "worker.started")
     assert started["queues"] == ["default"]

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from typing import Any
 
 import psycopg
+from psycopg_pool import AsyncConnectionPool
 
-from pgjobs._names import LEADER_LOCK_CLASSID, LEADER_LOCK_KEY, LEADER_LOCK_OBJID
-from pgjobs.worker._db import Outage
-from pgjobs.worker._leader import Leader
+from pgjobs._names import (
+    APP_NAME_LEADER,
+    LEADER_LOCK_CLASSID,
+    LEADER_LOCK_KEY,
+    LEADER_LOCK_OBJID,
+    with_pid,
+)
+from pgjobs.worker._db import Outage, fetch
+from pgjobs.worker._leader import Leader, LeaderSession, lock_free
 from pgjobs.worker._service import Service
 
 #: What the tests allow for a failover: the documented "about one leader_interval",
@@ -217,3 +225,77 @@ def test_stopping_the_leader_stops_its_duties() -> None:
     leader = Leader(None, [duty], Outage(), interval=INTERVAL)
     leader.stop()
     assert duty.stopping
+
+
+LEADER_BACKENDS = (
+    "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s"
+    " AND datname = current_database()"
+)
+
+
+class BackendPid(Service):
+    """A duty that notes the backend its statements run on."""
+
+    name = "backend"
+
+    def __init__(self, source: Any) -> None:
+        super().__init__(interval=0.05)
+        self.source = source
+        self.pids: set[int] = set()
+
+    async def run_once(self) -> float:
+        assert await fetch(self.source, "health_check", {}) == [{"ok": 1}]
+        async with self.source.connection() as conn:
+            cur = await conn.execute("SELECT pg_backend_pid()")
+            self.pids.add((await cur.fetchone())[0])
+        return 0.05
+
+
+def test_a_follower_holds_no_connection_and_the_duties_run_on_the_leaders(
+    dsn: str, conn: psycopg.Connection[Any]
+) -> None:
+    """With lock_free a follower connects only to take a free lock; duties use its session."""
+
+    async def main() -> None:
+        async with AsyncConnectionPool(dsn, min_size=1, max_size=1, open=False) as pool:
+            leaders = []
+            for _ in range(2):
+                session = LeaderSession()
+                duty = BackendPid(session)
+                leaders.append(
+                    (
+                        Leader(
+                            dsn,
+                            [duty],
+                            Outage(),
+                            interval=INTERVAL,
+                            session=session,
+                            lock_free=lambda: lock_free(pool),
+                        ),
+                        duty,
+                    )
+                )
+            (first, first_duty), (second, second_duty) = leaders
+            try:
+                await first.run_once()  # the lock is free: connects and takes it at once
+                assert first.is_leader
+                assert first_duty.pids == {first.backend_pid}
+                name = with_pid(APP_NAME_LEADER, os.getpid())
+                assert conn.execute(LEADER_BACKENDS, (name,)).fetchone()[0] == 1
+                for _ in range(3):
+                    assert await second.run_once() is None  # taken: no connection
+                    assert not second.is_leader
+                    assert second._conn is None
+                assert conn.execute(LEADER_BACKENDS, (name,)).fetchone()[0] == 1
+                assert second_duty.pids == set()
+                await first.close()  # resigns
+                await second.run_once()
+                assert second.is_leader
+                assert second_duty.pids == {second.backend_pid}
+                assert lock_holders(conn) == [second.backend_pid]
+            finally:
+                await first.close()
+                await second.close()
+            assert lock_holders(conn) == []
+
+    asyncio.run(main())

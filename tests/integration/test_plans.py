@@ -270,3 +270,29 @@ def test_admin_and_dashboard_statements_are_never_prepared(dsn):
             return await cur.fetchone()
 
     assert asyncio.run(dashboard()) == {"n": 0}
+
+
+def test_a_worker_of_every_queue_finds_the_queues_through_the_fetch_index(dsn):
+    """queued_queues.sql: one probe of the fetch index per queue, never a read of the jobs."""
+    with psycopg.connect(dsn) as conn:
+        conn.execute(
+            "INSERT INTO pgjobs.jobs (task, args, queue)"
+            " SELECT 't', '{}', 'q' || (g % 5) FROM generate_series(1, 5000) AS g"
+        )
+        conn.execute(
+            "INSERT INTO pgjobs.jobs (task, args, queue, status)"
+            " SELECT 't', '{}', 'done', 'succeeded' FROM generate_series(1, 100)"
+        )
+        conn.execute("ANALYZE pgjobs.jobs_live, pgjobs.job_history")
+        text = _sql.text("queued_queues")
+        found = sorted(row[0] for row in conn.execute(text.encode()))
+        plan = "\n".join(
+            row[0] for row in conn.execute(b"EXPLAIN (ANALYZE, COSTS OFF) " + text.encode())
+        )
+        conn.rollback()
+    assert found == [f"q{i}" for i in range(5)]
+    assert "Seq Scan" not in plan, plan
+    assert "jobs_live_fetch_idx" in plan, plan
+    # One probe for the first queue, then one per queue after it (the last finds none).
+    probes = re.findall(r"Index (?:Only )?Scan using jobs_live_fetch_idx .*loops=(\d+)\)", plan)
+    assert sorted(int(loops) for loops in probes) == [1, 5], plan

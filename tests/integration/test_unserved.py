@@ -59,6 +59,20 @@ def test_queues_with_due_jobs_and_no_live_worker_are_found(dsn: str, conn: Conn)
     assert 10 <= ages["stale-only"] < 70
 
 
+def test_a_worker_of_every_queue_serves_them_all(dsn: str, conn: Conn) -> None:
+    setup(conn)
+
+    async def main() -> list[str]:
+        async with AsyncConnectionPool(dsn, min_size=1, open=False) as pool:
+            return [row["queue"] for row in await unserved_queues(pool, stale_after=30)]
+
+    assert asyncio.run(main()) == ["nobody", "stale-only"]
+    add_worker(conn, ["*", "served"], "10 minutes")  # stale: serves nothing
+    assert asyncio.run(main()) == ["nobody", "stale-only"]
+    add_worker(conn, ["*"], "1 second")  # `worker --queues '*'`
+    assert asyncio.run(main()) == []
+
+
 def test_the_count_is_capped(dsn: str, conn: Conn) -> None:
     add_jobs(conn, "nobody", 30, "-1 minute")
 

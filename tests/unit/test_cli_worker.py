@@ -10,6 +10,7 @@ import pytest
 from pgjobs.cli import _worker
 from pgjobs.cli._main import build_parser
 from pgjobs.cli._worker import retention
+from pgjobs.errors import ConfigurationError
 from pgjobs.worker import WorkerConfig
 
 
@@ -131,3 +132,16 @@ def test_without_options_the_worker_gets_the_defaults(monkeypatch: pytest.Monkey
         "stale_after",
     ):
         assert getattr(config, name) == getattr(defaults, name), name
+
+
+def test_a_star_serves_every_queue(monkeypatch: pytest.MonkeyPatch) -> None:
+    config = run(monkeypatch, "--queues", "*")
+    assert config.queues == ("*",)
+    assert config.every_queue
+    assert not run(monkeypatch, "--queues", "a,b").every_queue
+
+
+@pytest.mark.parametrize("queues", [("*", "emails"), ("default", "*")])
+def test_a_star_among_other_queues_is_refused(queues: tuple[str, ...]) -> None:
+    with pytest.raises(ConfigurationError, match=r"'\*' serves every queue and stands alone"):
+        WorkerConfig(queues=queues)

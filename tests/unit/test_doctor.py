@@ -200,6 +200,14 @@ def test_due_jobs_on_an_unserved_queue_fail():
     assert _doctor.check_queues([], [])[0].verdict == "ok"
 
 
+def test_a_live_worker_of_every_queue_serves_them_all():
+    queues = [DueQueue("default", 3, 1.0, False), DueQueue("mail", 1, 1.0, False)]
+    served = _doctor.check_queues(queues, [_worker(["*", "default"])])
+    assert [f.verdict for f in served] == ["ok", "ok"]
+    stale = _doctor.check_queues(queues, [_worker(["*"], silent=99)])
+    assert [f.verdict for f in stale] == ["fail", "fail"]
+
+
 @pytest.mark.parametrize(
     ("seconds", "verdict"),
     [(0.0, "ok"), (_doctor.DUE_WARN_SECONDS, "warn"), (_doctor.DUE_FAIL_SECONDS, "fail")],

@@ -66,3 +66,14 @@ def test_metrics_give_the_depth_of_each_queue_and_the_dead_rows(http: Any, conn:
         assert got[("pgjobs_queue_oldest_due_seconds", (("queue", "reports"),))] == 0
         assert ("pgjobs_table_dead_tuples", (("table", "jobs_live"),)) in got
         assert got[("pgjobs_table_dead_tuples", (("table", "jobs_live"),))] >= 0
+
+
+def test_a_worker_of_every_queue_adds_its_queues_but_not_a_star(http: Any, conn: Conn) -> None:
+    conn.execute(
+        "INSERT INTO pgjobs.workers (host, pid, queues, concurrency)"
+        " VALUES ('h', 1, ARRAY['*', 'found'], 1)"
+    )
+    got = samples(http.get("/metrics", headers=VIEWER).text)
+    queues = {dict(labels).get("queue") for name, labels in got if name == "pgjobs_queue_jobs"}
+    assert "found" in queues  # served by a live worker: listed, with zeros
+    assert "*" not in queues

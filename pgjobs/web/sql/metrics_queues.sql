@@ -26,8 +26,10 @@ WITH queued AS (
     UNION
     SELECT name FROM pgjobs.queues
     UNION
-    SELECT unnest(w.queues) FROM pgjobs.workers AS w
+    SELECT served.queue
+    FROM pgjobs.workers AS w, unnest(w.queues) AS served (queue)
     WHERE w.last_seen_at > now() - make_interval(secs => CAST(:stale_after AS double precision))
+      AND served.queue <> '*'  -- a worker of every queue (--queues '*'), not a queue
 )
 SELECT k.queue,
        coalesce(q.available, 0) AS available,

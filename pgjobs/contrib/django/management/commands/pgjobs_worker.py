@@ -71,6 +71,7 @@ class Command(BaseCommand):  # type: ignore[misc]
         app.tasks = tasks
         config = WorkerConfig(
             queues=queues,
+            queues_note=None if options["queues"] else "no --queues given: the backend's QUEUES",
             concurrency=options["concurrency"],
             poll_interval=options["poll_interval"],
             grace_period=options["grace_period"],
