@@ -8,7 +8,7 @@ import json
 import os
 import signal
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import psycopg
@@ -17,6 +17,7 @@ from psycopg_pool import AsyncConnectionPool
 from pgjobs import _connect, _dsn, _migrate, _schedule, _webhooks
 from pgjobs._app import App
 from pgjobs._log import get_logger
+from pgjobs._task import Task
 from pgjobs.errors import DatabaseUnavailableError
 from pgjobs.worker._completer import Completer
 from pgjobs.worker._config import WorkerConfig
@@ -242,6 +243,38 @@ class Worker:
         return self.worker_id
 
 
+class _WithDelivery(Mapping[str, Task[Any, Any]]):
+    """An App's task registry with the webhook delivery task added, the registry itself kept.
+
+    A copy into a dict would lose what a registry of its own does on a
+    lookup (DjangoTasks imports Django tasks on demand, in `get`).
+    """
+
+    def __init__(self, tasks: Mapping[str, Task[Any, Any]], delivery: Task[Any, Any]) -> None:
+        self.tasks = tasks
+        self.delivery = delivery
+
+    def get(self, name: str, default: Any = None) -> Any:
+        found = self.tasks.get(name)
+        if found is not None:
+            return found
+        return self.delivery if name == _webhooks.DELIVERY_TASK else default
+
+    def __getitem__(self, name: str) -> Task[Any, Any]:
+        found = self.get(name)
+        if found is None:
+            raise KeyError(name)
+        return found  # type: ignore[no-any-return]
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self.tasks
+        if _webhooks.DELIVERY_TASK not in self.tasks:
+            yield _webhooks.DELIVERY_TASK
+
+    def __len__(self) -> int:
+        return len(self.tasks) + (_webhooks.DELIVERY_TASK not in self.tasks)
+
+
 class _Session:
     """One run of a Worker: its executor and services, and how they start and stop.
 
@@ -277,7 +310,12 @@ class _Session:
         )
         # Every worker runs webhook deliveries (a webhook added by SQL fires
         # for any App's jobs), unless the App registers the name itself.
-        tasks = {_webhooks.DELIVERY_TASK: delivery_task(worker.app, pool), **worker.app.tasks}
+        delivery = delivery_task(worker.app, pool)
+        tasks: Mapping[str, Task[Any, Any]]
+        if type(worker.app.tasks) is dict:
+            tasks = {_webhooks.DELIVERY_TASK: delivery, **worker.app.tasks}
+        else:  # a registry that finds tasks on demand (the Django worker's): keep it
+            tasks = _WithDelivery(worker.app.tasks, delivery)
         self.executor = Executor(
             tasks,
             config.concurrency,
