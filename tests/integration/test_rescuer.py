@@ -144,7 +144,9 @@ def test_a_worker_whose_lock_is_released_is_dead_while_its_heartbeat_is_fresh(
     assert rows(
         conn,
         "SELECT objid::bigint, objsubid FROM pg_locks WHERE locktype = 'advisory'"
-        f" AND classid = {LIVENESS_LOCK_CLASSID} AND granted",
+        f" AND classid = {LIVENESS_LOCK_CLASSID} AND granted"
+        # pg_locks lists the whole server's: other databases' workers too.
+        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
     ) == [(victim, 2)]
     seen = passes(dsn, QUICK, [0, session.close, 0, 0.4])
     # Held: nobody suspected. Released: suspected on that pass and the next
