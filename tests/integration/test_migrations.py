@@ -677,7 +677,7 @@ def test_0012_adds_queue_limits_and_the_key_to_both_tables_and_every_view_and_do
         conn.execute("SELECT pgjobs.move_finished_to_history()")
         conn.execute("INSERT INTO pgjobs.queues (name, paused) VALUES ('default', true)")
         before = _jobs(conn)
-    assert _migrate.upgrade(empty_db) == ("0011", "0012")
+    assert _migrate.upgrade(empty_db, "0012") == ("0011", "0012")
     with psycopg.connect(empty_db, autocommit=True) as conn:
         assert _jobs(conn) == before
         for relation in ("jobs_live", "job_history", "jobs", "job_states"):
@@ -723,4 +723,4 @@ def test_0012_adds_queue_limits_and_the_key_to_both_tables_and_every_view_and_do
         queued = conn.execute("SELECT pgjobs.enqueue('v', timeout => 1.0)").fetchone()[0]
         conn.execute("SELECT pgjobs.cancel(%s, 'op')", [queued])
         conn.execute("SELECT pgjobs.retry(%s)", [queued])
-    assert _migrate.upgrade(empty_db) == ("0011", "0012")
+    assert _migrate.upgrade(empty_db, "0012") == ("0011", "0012")
