@@ -245,19 +245,21 @@ class Fetcher(Service):
             if len(jobs) >= limit:
                 break
             self.claims += 1
-            sent = time.monotonic()
             rows = await self.hot.fetch(
                 "claim_limited",
                 {"queue": queue, "limit": limit - len(jobs), "worker_id": self.worker_id},
                 _limited_row,
             )
+            replied = time.monotonic()
             for job, rate_wait in rows:
                 if job is not None:
                     jobs.append(job)
                 if rate_wait is not None:
                     # The wait counts from the claim's start on the server,
-                    # about when it was sent.
-                    due = sent + rate_wait
+                    # which came before the reply: counted from the reply,
+                    # the next claim comes a little late, never too early
+                    # (which would find no token yet, and cost a claim).
+                    due = replied + rate_wait
                     if self.token_due is None or due < self.token_due:
                         self.token_due = due
         return jobs
