@@ -424,6 +424,8 @@ class App:
         key_concurrency: int | None = None,
         rate_limit: str | None = None,
         rate_burst: int | None = None,
+        key_rate_limit: str | None = None,
+        key_rate_burst: int | None = None,
     ) -> _queue.QueueSettings:
         """Declare a queue's limits, which hold across every worker process.
 
@@ -432,7 +434,8 @@ class App:
         most one job per key (`options(key=...)`). `rate_limit="100/m"` starts
         at most 100 of its jobs a minute (N per s, m or h), evenly spaced, with
         at most `rate_burst` at once (by default a tenth of a second's worth,
-        at least 1). Workers write the limits
+        at least 1); `key_rate_limit` and `key_rate_burst` are the same for
+        each key on its own. Workers write the limits
         to `pgjobs.queues` when they start (the last one started wins), and
         an UPDATE of that table changes them live. A limit is enforced by the
         claim itself; each worker's own `--concurrency` still bounds it.
@@ -448,6 +451,8 @@ class App:
             key_concurrency=key_concurrency,
             rate_limit=rate_limit,
             rate_burst=rate_burst,
+            key_rate_limit=key_rate_limit,
+            key_rate_burst=key_rate_burst,
         )
         return _queue.add(self.queues, declared)
 

@@ -32,6 +32,9 @@ class QueueSettings:
             (`"N/s"`, `"N/m"`, `"N/h"`), across every worker; None for no limit.
         rate_burst: how many of its jobs may start at once after a quiet
             spell; None for the default (see `default_burst`).
+        key_rate_limit: `rate_limit` for each key (`options(key=...)`) on
+            its own; jobs without a key are held by `rate_limit` only.
+        key_rate_burst: `rate_burst` of each key's rate.
     """
 
     name: str
@@ -39,10 +42,12 @@ class QueueSettings:
     key_concurrency: int | None = None
     rate_limit: str | None = None
     rate_burst: int | None = None
+    key_rate_limit: str | None = None
+    key_rate_burst: int | None = None
 
 
-def parse_rate(queue: str, rate: object) -> tuple[int, int]:
-    """A rate limit such as "100/m" as (jobs, seconds per unit).
+def parse_rate(queue: str, rate: object, option: str = "rate_limit") -> tuple[int, int]:
+    """A rate limit such as "100/m" as (jobs, seconds per unit); `option` names it in errors.
 
     Raises:
         ConfigurationError: not a string of the form N/s, N/m or N/h with N a
@@ -50,26 +55,26 @@ def parse_rate(queue: str, rate: object) -> tuple[int, int]:
     """
     shape = "a string such as '100/m': a positive whole number of jobs, '/', and s, m or h"
     if not isinstance(rate, str):
-        raise ConfigurationError(f"queue {queue!r}: rate_limit must be {shape}; got {rate!r}")
+        raise ConfigurationError(f"queue {queue!r}: {option} must be {shape}; got {rate!r}")
     match = _RATE.fullmatch(rate)
     if match is None:
         raise ConfigurationError(
-            f"queue {queue!r}: rate_limit {rate!r} does not parse; it must be {shape}"
+            f"queue {queue!r}: {option} {rate!r} does not parse; it must be {shape}"
         )
     count, unit = int(match.group(1)), match.group(2)
     if count < 1 or count > MAX_RATE:
         raise ConfigurationError(
-            f"queue {queue!r}: rate_limit {rate!r} must allow 1 to {MAX_RATE} jobs per unit; "
+            f"queue {queue!r}: {option} {rate!r} must allow 1 to {MAX_RATE} jobs per unit; "
             "to set no limit, leave it out"
         )
     if unit not in RATE_UNITS:
         raise ConfigurationError(
-            f"queue {queue!r}: rate_limit {rate!r} has the unknown unit {unit!r}; "
+            f"queue {queue!r}: {option} {rate!r} has the unknown unit {unit!r}; "
             "use s (per second), m (per minute) or h (per hour)"
         )
     if rate != f"{count}/{unit}":
         raise ConfigurationError(
-            f"queue {queue!r}: write rate_limit {rate!r} as {f'{count}/{unit}'!r}, "
+            f"queue {queue!r}: write {option} {rate!r} as {f'{count}/{unit}'!r}, "
             "with no spaces or sign"
         )
     return count, RATE_UNITS[unit]
@@ -90,6 +95,8 @@ def declare(
     key_concurrency: int | None = None,
     rate_limit: str | None = None,
     rate_burst: int | None = None,
+    key_rate_limit: str | None = None,
+    key_rate_burst: int | None = None,
 ) -> QueueSettings:
     """Checked settings for `app.queue`.
 
@@ -99,27 +106,35 @@ def declare(
             without a rate limit.
     """
     check_queue(name)
-    if rate_limit is not None:
-        parse_rate(name, rate_limit)
-    elif rate_burst is not None:
-        raise ConfigurationError(
-            f"queue {name!r}: rate_burst={rate_burst!r} is given without a rate_limit; "
-            "a burst says how far the rate may be run ahead of, so give both or neither"
-        )
+    for prefix, rate, burst in (
+        ("", rate_limit, rate_burst),
+        ("key_", key_rate_limit, key_rate_burst),
+    ):
+        if rate is not None:
+            parse_rate(name, rate, f"{prefix}rate_limit")
+        elif burst is not None:
+            raise ConfigurationError(
+                f"queue {name!r}: {prefix}rate_burst={burst!r} is given without a "
+                f"{prefix}rate_limit; a burst says how far the rate may be run ahead of, "
+                "so give both or neither"
+            )
     for option, value in (
         ("concurrency", concurrency),
         ("key_concurrency", key_concurrency),
         ("rate_burst", rate_burst),
+        ("key_rate_burst", key_rate_burst),
     ):
         if value is None:
             continue
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            meaning = "start at once" if option == "rate_burst" else "run at once"
+            meaning = "start at once" if option.endswith("rate_burst") else "run at once"
             raise ConfigurationError(
                 f"queue {name!r}: {option} must be a positive integer (the most jobs that "
                 f"{meaning}), got {value!r}; to set no limit, leave it out"
             )
-    return QueueSettings(name, concurrency, key_concurrency, rate_limit, rate_burst)
+    return QueueSettings(
+        name, concurrency, key_concurrency, rate_limit, rate_burst, key_rate_limit, key_rate_burst
+    )
 
 
 def add(queues: dict[str, QueueSettings], declared: QueueSettings) -> QueueSettings:

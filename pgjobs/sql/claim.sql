@@ -56,7 +56,7 @@ WITH claimable AS MATERIALIZED (
             SELECT 1 FROM pgjobs.queues AS p
             WHERE p.name = u.name
               AND (p.paused OR p.concurrency IS NOT NULL OR p.key_concurrency IS NOT NULL
-                   OR p.rate_limit IS NOT NULL)
+                   OR p.rate_limit IS NOT NULL OR p.key_rate_limit IS NOT NULL)
         )
     ) AS q,
     LATERAL (

@@ -37,7 +37,7 @@ WITH claimed AS (
               SELECT 1 FROM pgjobs.queues AS p
               WHERE p.name = CAST(:queue AS text)
                 AND (p.paused OR p.concurrency IS NOT NULL OR p.key_concurrency IS NOT NULL
-                     OR p.rate_limit IS NOT NULL)
+                     OR p.rate_limit IS NOT NULL OR p.key_rate_limit IS NOT NULL)
           )
         ORDER BY priority, run_at, id
         LIMIT CAST(:limit AS integer)

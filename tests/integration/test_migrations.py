@@ -733,7 +733,7 @@ RATES = _migrate.SCHEMA_REVISION
 BEFORE_RATES = f"{int(RATES) - 1:04d}"
 
 
-def test_rate_limits_add_columns_and_a_claim_function_and_downgrade(empty_db):
+def test_rate_limits_add_columns_a_table_and_a_claim_function_and_downgrade(empty_db):
     _migrate.upgrade(empty_db, BEFORE_RATES)
     with psycopg.connect(empty_db, autocommit=True) as conn:
         conn.execute("INSERT INTO pgjobs.queues (name, concurrency) VALUES ('q', 1)")
@@ -746,6 +746,8 @@ def test_rate_limits_add_columns_and_a_claim_function_and_downgrade(empty_db):
         ).fetchone() == (1, None, None, None)
         with pytest.raises(psycopg.errors.CheckViolation, match="queues_rate_limit_valid"):
             conn.execute("UPDATE pgjobs.queues SET rate_limit = '0/s'")
+        with pytest.raises(psycopg.errors.CheckViolation, match="queues_key_rate_limit_valid"):
+            conn.execute("UPDATE pgjobs.queues SET key_rate_limit = '1/d'")
         conn.execute("UPDATE pgjobs.queues SET rate_limit = '1/h', concurrency = NULL")
         # 0012's function takes the rate too, for 0012's workers.
         assert conn.execute("SELECT pgjobs.claim_limited('q', 5)").fetchone() == ([1],)
@@ -760,7 +762,12 @@ def test_rate_limits_add_columns_and_a_claim_function_and_downgrade(empty_db):
         ).fetchone() == (None,)
         assert conn.execute(
             "SELECT count(*) FROM pg_attribute WHERE attrelid = 'pgjobs.queues'::regclass"
-            " AND attname LIKE 'rate%' AND NOT attisdropped"
+            " AND attname LIKE '%rate%' AND NOT attisdropped"
+        ).fetchone() == (0,)
+        assert conn.execute("SELECT to_regclass('pgjobs.queue_key_rates')").fetchone() == (None,)
+        assert conn.execute(
+            "SELECT count(*) FROM pg_proc WHERE proname LIKE 'rate%'"
+            " AND pronamespace = 'pgjobs'::regnamespace"
         ).fetchone() == (0,)
         # 0012's function is its own again, and ignores no limit it knows.
         conn.execute("UPDATE pgjobs.queues SET concurrency = 1")

@@ -55,6 +55,13 @@ def add_jobs(conn, n: int, queue: str = "rated") -> list[int]:
     ]
 
 
+def add_keyed(conn, keys: list[str | None]) -> list[int]:
+    return [
+        conn.execute("SELECT pgjobs.enqueue('t', queue => 'rated', key => %s)", [key]).fetchone()[0]
+        for key in keys
+    ]
+
+
 def full_in(conn, seconds: float) -> None:
     """Put the bucket's state `seconds` from now (negative: full)."""
     conn.execute(
@@ -174,6 +181,9 @@ def test_a_rate_changed_from_sql_holds_at_the_next_claim(conn):
         ("rate_limit", "1000000000/s", "queues_rate_limit_valid"),
         ("rate_burst", 0, "queues_rate_burst_positive"),
         ("rate_burst", -1, "queues_rate_burst_positive"),
+        ("key_rate_limit", "0/h", "queues_key_rate_limit_valid"),
+        ("key_rate_limit", "5/w", "queues_key_rate_limit_valid"),
+        ("key_rate_burst", 0, "queues_key_rate_burst_positive"),
     ],
 )
 def test_an_impossible_rate_or_burst_is_refused_by_the_table(conn, column, value, constraint):
@@ -182,15 +192,20 @@ def test_an_impossible_rate_or_burst_is_refused_by_the_table(conn, column, value
 
 
 def test_a_worker_writes_the_declared_rate_and_clears_one_left_out(app, conn):
-    app.queue("partner-api", rate_limit="100/m", rate_burst=5)
+    app.queue("partner-api", rate_limit="100/m", rate_burst=5, key_rate_limit="10/s")
     app.queue("exports", concurrency=2)
     conn.execute(
-        "INSERT INTO pgjobs.queues (name, rate_limit, rate_burst) VALUES ('exports', '1/s', 3)"
+        "INSERT INTO pgjobs.queues (name, rate_limit, rate_burst, key_rate_limit, key_rate_burst)"
+        " VALUES ('exports', '1/s', 3, '1/s', 2)"
     )
     drain(app, timeout=20, queues=("other",))
     assert conn.execute(
-        "SELECT name, concurrency, rate_limit, rate_burst FROM pgjobs.queues ORDER BY name"
-    ).fetchall() == [("exports", 2, None, None), ("partner-api", None, "100/m", 5)]
+        "SELECT name, concurrency, rate_limit, rate_burst, key_rate_limit, key_rate_burst"
+        " FROM pgjobs.queues ORDER BY name"
+    ).fetchall() == [
+        ("exports", 2, None, None, None, None),
+        ("partner-api", None, "100/m", 5, "10/s", None),
+    ]
 
 
 def test_a_pass_held_back_by_the_rate_comes_back_for_the_next_token(app, conn, dsn):
@@ -263,3 +278,48 @@ def test_the_readme_sql_sets_and_clears_rates_live(conn):
         ("imports", "10/s", None),
         ("partner-api", "50/m", 10),
     ]
+
+
+@pytest.mark.usefixtures("worker_row")
+def test_each_key_has_its_own_rate_and_keyless_jobs_only_the_queues(conn):
+    conn.execute("INSERT INTO pgjobs.queues (name, key_rate_limit) VALUES ('rated', '1/m')")
+    a1, a2, b1, b2, loose1, loose2 = add_keyed(conn, ["a", "a", "b", "b", None, None])
+    # The fast statements skip the queue.
+    assert (
+        conn.execute(
+            _sql.psycopg("claim_one_queue"),
+            {"queue": "rated", "limit": 10, "worker_id": 1, **_START},
+        ).fetchall()
+        == []
+    )
+    # One token per key (the default burst), none needed without a key; the
+    # next token of a key that has jobs left comes in a minute.
+    assert claim(conn) == ([a1, b1, loose1, loose2], {60.0})
+    assert conn.execute(
+        "SELECT key, full_at > now() FROM pgjobs.queue_key_rates WHERE queue = 'rated' ORDER BY key"
+    ).fetchall() == [("a", True), ("b", True)]
+    taken, (wait,) = claim(conn)
+    assert taken == []
+    assert 0 < wait <= 60
+    # Key a's bucket full again (its state past, as a minute later); a stale
+    # row of another key is deleted by the claim, being a full bucket.
+    conn.execute(
+        "INSERT INTO pgjobs.queue_key_rates (queue, key, full_at)"
+        " VALUES ('rated', 'gone', now() - interval '1 hour')"
+    )
+    conn.execute(
+        "UPDATE pgjobs.queue_key_rates SET full_at = now() - interval '1 second' WHERE key = 'a'"
+    )
+    taken, (wait,) = claim(conn)
+    assert taken == [a2]
+    assert 0 < wait <= 60  # b's next token
+    assert conn.execute(
+        "SELECT key FROM pgjobs.queue_key_rates WHERE queue = 'rated' ORDER BY key"
+    ).fetchall() == [("a",), ("b",)]
+    # key_concurrency alongside, and a burst of 2 per key: c, running none,
+    # takes one job though its rate would let it take two; a runs two.
+    conn.execute("UPDATE pgjobs.queues SET key_rate_burst = 2, key_concurrency = 1")
+    conn.execute("UPDATE pgjobs.queue_key_rates SET full_at = now() - interval '1 second'")
+    conn.execute("DELETE FROM pgjobs.jobs_live WHERE key = 'b' AND status = 'running'")
+    c1, _c2, _a3 = add_keyed(conn, ["c", "c", "a"])
+    assert claim(conn) == ([b2, c1], {None})

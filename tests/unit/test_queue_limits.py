@@ -98,3 +98,19 @@ def test_the_default_burst_is_a_tenth_of_a_second_of_the_rate_and_at_least_one()
         1,
     ]
     assert [default_burst(*parse_rate("q", r)) for r in ("20/s", "100/s", "6000/m")] == [2, 10, 10]
+
+
+def test_a_key_rate_is_checked_as_the_queue_rate_is():
+    app = pgjobs.App("postgresql://unused/db")
+    assert app.queue("api", key_rate_limit="10/s", key_rate_burst=3) == QueueSettings(
+        "api", key_rate_limit="10/s", key_rate_burst=3
+    )
+    with pytest.raises(ConfigurationError, match="key_rate_limit '10/min' has the unknown unit"):
+        app.queue("other", key_rate_limit="10/min")
+    with pytest.raises(ConfigurationError, match="key_rate_limit '0/s' must allow 1 to"):
+        app.queue("other", key_rate_limit="0/s")
+    with pytest.raises(ConfigurationError, match="key_rate_burst=2 is given without a key_rate"):
+        app.queue("other", key_rate_burst=2, rate_limit="1/s")
+    with pytest.raises(ConfigurationError, match="key_rate_burst must be a positive integer"):
+        app.queue("other", key_rate_limit="1/s", key_rate_burst=0)
+    assert sorted(app.queues) == ["api"]
