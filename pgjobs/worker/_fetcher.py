@@ -146,6 +146,8 @@ class Fetcher(Service):
         #: When (time.monotonic()) a rate limit that held back the last pass
         #: has its next token; None if no rate held it back.
         self.token_due: float | None = None
+        # Whether the pause run_once returned is a wait for a token.
+        self._for_token = False
 
     async def claim(self, limit: int) -> list[ClaimedJob]:
         """Claim up to `limit` jobs in one statement (claim.sql; claim_one_queue.sql for one queue).
@@ -277,6 +279,7 @@ class Fetcher(Service):
             the seconds until a rate limit's next token, when a rate held
             the pass back and that comes sooner than the poll interval.
         """
+        self._for_token = False
         free = self.slots.free
         if free <= 0:
             return None
@@ -297,6 +300,7 @@ class Fetcher(Service):
             # No notification says when a token comes: come back for it.
             pause = max(MIN_TOKEN_WAIT, self.token_due - time.monotonic())
             if self.interval is None or pause < self.interval:
+                self._for_token = True
                 return pause
         return None
 
@@ -314,7 +318,7 @@ class Fetcher(Service):
             self.slots.freed.clear()
             await self.slots.freed.wait()  # stop sets it too
             return
-        if self.limited and not self.stopping and (pause is None or pause > 0):
+        if self.limited and not self.stopping and (pause is None or self._for_token):
             await self._until_freed_or_woken(self.pause_for(pause))
             return
         await super().wait(pause)
