@@ -46,7 +46,11 @@ _RATE_WAIT = _rows.column_row("rate_wait")
 
 
 def _limited_row(cursor: Any) -> RowMaker[tuple[ClaimedJob | None, float | None]]:
-    """claim_limited.sql's rows as (job, rate_wait); its row of rate_wait alone has no job."""
+    """claim_limited.sql's rows as (job, rate_wait).
+
+    Its row that only says when a token comes has every job column NULL,
+    the first (the job's id) included: that row gives no job.
+    """
     job = _CLAIMED(cursor)
     wait = _RATE_WAIT(cursor)
 
