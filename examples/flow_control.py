@@ -3,8 +3,10 @@
 `app.queue("example-exports", concurrency=2)` lets at most two export jobs run
 at once, however many workers and slots serve the queue;
 `app.queue("example-reports", key_concurrency=1)` runs at most one report per
-customer at a time, several customers side by side. A worker with eight slots
-runs here in a thread, and the handlers count how many of them run at once.
+customer at a time, several customers side by side;
+`app.queue("example-calls", rate_limit="10/s")` starts at most ten calls a
+second, one every 0.1 s. A worker with eight slots runs here in a thread,
+and the handlers count how many of them run at once, and when calls start.
 
     PGJOBS_DSN=postgresql://postgres@localhost/postgres python examples/flow_control.py
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections import Counter
 
 import pgjobs
@@ -20,9 +23,11 @@ import pgjobs
 app = pgjobs.App()
 app.queue("example-exports", concurrency=2)
 app.queue("example-reports", key_concurrency=1)
+app.queue("example-calls", rate_limit="10/s")
 
 running: Counter[str] = Counter()
 most: Counter[str] = Counter()
+call_starts: list[float] = []
 
 
 async def _measure(*names: str) -> None:
@@ -45,10 +50,18 @@ async def report(customer: int, month: int) -> None:
     await _measure("reports", f"customer:{customer}")
 
 
+@app.task(name="example.call", queue="example-calls")
+async def call(n: int) -> None:
+    call_starts.append(time.monotonic())
+
+
 def main() -> None:
     stop = threading.Event()
     worker = pgjobs.Worker(
-        app, pgjobs.WorkerConfig(queues=("example-exports", "example-reports"), concurrency=8)
+        app,
+        pgjobs.WorkerConfig(
+            queues=("example-exports", "example-reports", "example-calls"), concurrency=8
+        ),
     )
     thread = threading.Thread(target=lambda: asyncio.run(_run_until(worker, stop)))
     thread.start()
@@ -61,11 +74,16 @@ def main() -> None:
                 for month in range(1, 5)
             ]
         )
+        ids += app.enqueue_many([call.job(n) for n in range(15)])
         for job_id in ids:
             app.result(job_id, timeout=60)
         print(f"exports: at most {most['exports']} at once")
         per_customer = max(most[f"customer:{customer}"] for customer in range(3))
         print(f"reports: at most {per_customer} per customer at once, {most['reports']} in all")
+        # 15 calls at 10 a second: the 15th starts 1.4 s after the first
+        # (less the first one's start delay, under a tenth of a second here).
+        took = max(call_starts) - min(call_starts)
+        print(f"calls: 15 started over {'1.3 s or more' if took >= 1.3 else f'{took:.2f} s'}")
     finally:
         stop.set()
         thread.join()

@@ -422,21 +422,38 @@ class App:
         *,
         concurrency: int | None = None,
         key_concurrency: int | None = None,
+        rate_limit: str | None = None,
+        rate_burst: int | None = None,
+        key_rate_limit: str | None = None,
+        key_rate_burst: int | None = None,
     ) -> _queue.QueueSettings:
         """Declare a queue's limits, which hold across every worker process.
 
         `app.queue("exports", concurrency=5)` runs at most 5 jobs of the queue
         at once, however many workers serve it; `key_concurrency=1` runs at
-        most one job per key (`options(key=...)`). Workers write the limits
+        most one job per key (`options(key=...)`). `rate_limit="100/m"` starts
+        at most 100 of its jobs a minute (N per s, m or h), evenly spaced, with
+        at most `rate_burst` at once (by default a tenth of a second's worth,
+        at least 1); `key_rate_limit` and `key_rate_burst` are the same for
+        each key on its own. Workers write the limits
         to `pgjobs.queues` when they start (the last one started wins), and
         an UPDATE of that table changes them live. A limit is enforced by the
         claim itself; each worker's own `--concurrency` still bounds it.
 
         Raises:
-            ConfigurationError: a bad queue name, a limit that is not a
-                positive integer, or the queue declared already with other limits.
+            ConfigurationError: a bad queue name, a limit or burst that is not a
+                positive integer, a rate that does not parse (or a burst
+                without one), or the queue declared already with other limits.
         """
-        declared = _queue.declare(name, concurrency=concurrency, key_concurrency=key_concurrency)
+        declared = _queue.declare(
+            name,
+            concurrency=concurrency,
+            key_concurrency=key_concurrency,
+            rate_limit=rate_limit,
+            rate_burst=rate_burst,
+            key_rate_limit=key_rate_limit,
+            key_rate_burst=key_rate_burst,
+        )
         return _queue.add(self.queues, declared)
 
     def job(

@@ -24,9 +24,9 @@
 -- (pgjobs/worker/_fetcher.py).
 --
 -- Paused queues are removed from the list before the index is searched, and
--- so are queues with a concurrency or key_concurrency limit: those are claimed
--- by claim_limited.sql, one claimer at a time, so this statement can never
--- take a limited queue past its limit.
+-- so are queues with a concurrency, key_concurrency or rate limit: those
+-- are claimed by claim_limited.sql, one claimer at a time, so this statement
+-- can never take a limited queue past its limit.
 -- With several queues, up to :limit rows per queue are locked and the best
 -- :limit of them claimed; the other locks end with this statement.
 --
@@ -55,7 +55,8 @@ WITH claimable AS MATERIALIZED (
         WHERE NOT EXISTS (
             SELECT 1 FROM pgjobs.queues AS p
             WHERE p.name = u.name
-              AND (p.paused OR p.concurrency IS NOT NULL OR p.key_concurrency IS NOT NULL)
+              AND (p.paused OR p.concurrency IS NOT NULL OR p.key_concurrency IS NOT NULL
+                   OR p.rate_limit IS NOT NULL OR p.key_rate_limit IS NOT NULL)
         )
     ) AS q,
     LATERAL (

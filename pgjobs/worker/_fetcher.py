@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from psycopg.rows import tuple_row
+from psycopg.rows import RowMaker, tuple_row
 from psycopg_pool import AsyncConnectionPool
 
 from pgjobs import _rows
@@ -34,9 +34,34 @@ RESCAN_MAX_PAUSE = 30.0
 #: this long, and the fast claims skip the queue meanwhile.
 LIMITS_INTERVAL = 1.0
 
+#: The shortest wait for a rate limit's next token: past a hundred tokens a
+#: second, a claim takes the several that came meanwhile (the default burst
+#: holds a tenth of a second's worth) instead of the fetcher spinning.
+MIN_TOKEN_WAIT = 0.01
+
 # Claimed rows are read by name at about the cost of reading them by
 # position (pgjobs/_rows.py): the claim is on the critical path of every job.
 _CLAIMED = _rows.fields_row(ClaimedJob)
+_RATE_WAIT = _rows.column_row("rate_wait")
+
+
+def _limited_row(cursor: Any) -> RowMaker[tuple[ClaimedJob | None, float | None]]:
+    """claim_limited.sql's rows as (job, rate_wait).
+
+    Its row that only says when a token comes has every job column NULL,
+    the first (the job's id) included: that row gives no job.
+    """
+    job = _CLAIMED(cursor)
+    wait = _RATE_WAIT(cursor)
+
+    def make(values: Any) -> tuple[ClaimedJob | None, float | None]:
+        seconds = wait(values)
+        if values[0] is None:
+            return None, seconds
+        return job(values), seconds
+
+    return make
+
 
 # A position before every job: priorities start at 0 and ids at 1.
 _START = (-1, dt.datetime(1, 1, 1, tzinfo=dt.UTC), 0)
@@ -122,6 +147,11 @@ class Fetcher(Service):
         self.limited: tuple[str, ...] = ()
         self._limits_at = 0.0
         self._next_limited = 0
+        #: When (time.monotonic()) a rate limit that held back the last pass
+        #: has its next token; None if no rate held it back.
+        self.token_due: float | None = None
+        # Whether the pause run_once returned is a wait for a token.
+        self._for_token = False
 
     async def claim(self, limit: int) -> list[ClaimedJob]:
         """Claim up to `limit` jobs in one statement (claim.sql; claim_one_queue.sql for one queue).
@@ -199,8 +229,11 @@ class Fetcher(Service):
         itself, so a limit set from SQL is never exceeded before it is
         read. Each limited queue takes its own statement, which lets one
         claimer at a time count that queue's running jobs; they are asked in
-        turn, starting one further each pass, with what slots remain.
+        turn, starting one further each pass, with what slots remain. A
+        queue whose rate limit held its claim back says when its next token
+        is due, and `token_due` keeps the earliest (see `run_once`).
         """
+        self.token_due = None
         now = time.monotonic()
         if now >= self._limits_at:
             rows = await self.hot.fetch("queue_limited", {"queues": self.queues}, tuple_row)
@@ -218,11 +251,23 @@ class Fetcher(Service):
             if len(jobs) >= limit:
                 break
             self.claims += 1
-            jobs += await self.hot.fetch(
+            rows = await self.hot.fetch(
                 "claim_limited",
                 {"queue": queue, "limit": limit - len(jobs), "worker_id": self.worker_id},
-                _CLAIMED,
+                _limited_row,
             )
+            replied = time.monotonic()
+            for job, rate_wait in rows:
+                if job is not None:
+                    jobs.append(job)
+                if rate_wait is not None:
+                    # The wait counts from the claim's start on the server,
+                    # which came before the reply: counted from the reply,
+                    # the next claim comes a little late, never too early
+                    # (which would find no token yet, and cost a claim).
+                    due = replied + rate_wait
+                    if self.token_due is None or due < self.token_due:
+                        self.token_due = due
         return jobs
 
     async def _set_awaiting(self, awaiting: bool) -> None:
@@ -234,8 +279,11 @@ class Fetcher(Service):
 
         Returns:
             0 when the next claim should follow at once; None to wait for a
-            notification, the poll interval, or (every slot busy) a free slot.
+            notification, the poll interval, or (every slot busy) a free slot;
+            the seconds until a rate limit's next token, when a rate held
+            the pass back and that comes sooner than the poll interval.
         """
+        self._for_token = False
         free = self.slots.free
         if free <= 0:
             return None
@@ -252,6 +300,12 @@ class Fetcher(Service):
         if self.listen and not self.awaiting:
             await self._set_awaiting(True)
             return 0
+        if self.token_due is not None:
+            # No notification says when a token comes: come back for it.
+            pause = max(MIN_TOKEN_WAIT, self.token_due - time.monotonic())
+            if self.interval is None or pause < self.interval:
+                self._for_token = True
+                return pause
         return None
 
     async def wait(self, pause: float | None) -> None:
@@ -262,13 +316,14 @@ class Fetcher(Service):
         announces, and this worker, having a free slot now, is the one to
         claim it at once. Room freed by other workers' jobs is theirs to
         claim; the poll interval covers the rest (a rescued worker's jobs).
+        A wait for a rate limit's token ends on the same events.
         """
         if pause is None and self.slots.free <= 0:
             self.slots.freed.clear()
             await self.slots.freed.wait()  # stop sets it too
             return
-        if pause is None and self.limited and not self.stopping:
-            await self._until_freed_or_woken(self.pause_for(None))
+        if self.limited and not self.stopping and (pause is None or self._for_token):
+            await self._until_freed_or_woken(self.pause_for(pause))
             return
         await super().wait(pause)
 

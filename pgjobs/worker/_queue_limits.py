@@ -28,6 +28,10 @@ async def sync_queue_limits(pool: AsyncConnectionPool[Any], app: App) -> list[st
             "names": [q.name for q in declared],
             "concurrencies": [q.concurrency for q in declared],
             "key_concurrencies": [q.key_concurrency for q in declared],
+            "rate_limits": [q.rate_limit for q in declared],
+            "rate_bursts": [q.rate_burst for q in declared],
+            "key_rate_limits": [q.key_rate_limit for q in declared],
+            "key_rate_bursts": [q.key_rate_burst for q in declared],
         },
     )
     changed = [str(row["name"]) for row in rows]

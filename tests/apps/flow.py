@@ -12,6 +12,8 @@ import pgjobs
 app = pgjobs.App()
 app.queue("limited", concurrency=3)
 app.queue("keyed", key_concurrency=1)
+app.queue("rated", rate_limit="5/s")
+app.queue("key-rated", key_rate_limit="5/s")
 
 #: The table the handlers write: one row per run, its end NULL while it runs.
 SPANS = """

@@ -677,7 +677,7 @@ def test_0012_adds_queue_limits_and_the_key_to_both_tables_and_every_view_and_do
         conn.execute("SELECT pgjobs.move_finished_to_history()")
         conn.execute("INSERT INTO pgjobs.queues (name, paused) VALUES ('default', true)")
         before = _jobs(conn)
-    assert _migrate.upgrade(empty_db) == ("0011", "0012")
+    assert _migrate.upgrade(empty_db, "0012") == ("0011", "0012")
     with psycopg.connect(empty_db, autocommit=True) as conn:
         assert _jobs(conn) == before
         for relation in ("jobs_live", "job_history", "jobs", "job_states"):
@@ -723,4 +723,53 @@ def test_0012_adds_queue_limits_and_the_key_to_both_tables_and_every_view_and_do
         queued = conn.execute("SELECT pgjobs.enqueue('v', timeout => 1.0)").fetchone()[0]
         conn.execute("SELECT pgjobs.cancel(%s, 'op')", [queued])
         conn.execute("SELECT pgjobs.retry(%s)", [queued])
-    assert _migrate.upgrade(empty_db) == ("0011", "0012")
+    assert _migrate.upgrade(empty_db, "0012") == ("0011", "0012")
+
+
+# -- 0013: rate limits per queue ------------------------------------------------
+
+#: The rate limits' revision, and the one before it (the lead may renumber it).
+RATES = _migrate.SCHEMA_REVISION
+BEFORE_RATES = f"{int(RATES) - 1:04d}"
+
+
+def test_rate_limits_add_columns_a_table_and_a_claim_function_and_downgrade(empty_db):
+    _migrate.upgrade(empty_db, BEFORE_RATES)
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        conn.execute("INSERT INTO pgjobs.queues (name, concurrency) VALUES ('q', 1)")
+        conn.execute("SELECT pgjobs.enqueue('t', queue => 'q')")
+        conn.execute("SELECT pgjobs.enqueue('t', queue => 'q')")
+    assert _migrate.upgrade(empty_db) == (BEFORE_RATES, RATES)
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        assert conn.execute(
+            "SELECT concurrency, rate_limit, rate_burst, rate_full_at FROM pgjobs.queues"
+        ).fetchone() == (1, None, None, None)
+        with pytest.raises(psycopg.errors.CheckViolation, match="queues_rate_limit_valid"):
+            conn.execute("UPDATE pgjobs.queues SET rate_limit = '0/s'")
+        with pytest.raises(psycopg.errors.CheckViolation, match="queues_key_rate_limit_valid"):
+            conn.execute("UPDATE pgjobs.queues SET key_rate_limit = '1/d'")
+        conn.execute("UPDATE pgjobs.queues SET rate_limit = '1/h', concurrency = NULL")
+        # 0012's function takes the rate too, for 0012's workers.
+        assert conn.execute("SELECT pgjobs.claim_limited('q', 5)").fetchone() == ([1],)
+        assert conn.execute("SELECT pgjobs.claim_limited('q', 5)").fetchone() == ([],)
+        assert conn.execute(
+            "SELECT ids, rate_wait > 0 FROM pgjobs.claim_within_limits('q', 5)"
+        ).fetchone() == ([], True)
+    _downgrade(empty_db, BEFORE_RATES)
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        assert conn.execute(
+            "SELECT to_regprocedure('pgjobs.claim_within_limits(text, integer)')"
+        ).fetchone() == (None,)
+        assert conn.execute(
+            "SELECT count(*) FROM pg_attribute WHERE attrelid = 'pgjobs.queues'::regclass"
+            " AND attname LIKE '%rate%' AND NOT attisdropped"
+        ).fetchone() == (0,)
+        assert conn.execute("SELECT to_regclass('pgjobs.queue_key_rates')").fetchone() == (None,)
+        assert conn.execute(
+            "SELECT count(*) FROM pg_proc WHERE proname LIKE 'rate%'"
+            " AND pronamespace = 'pgjobs'::regnamespace"
+        ).fetchone() == (0,)
+        # 0012's function is its own again, and ignores no limit it knows.
+        conn.execute("UPDATE pgjobs.queues SET concurrency = 1")
+        assert conn.execute("SELECT pgjobs.claim_limited('q', 5)").fetchone() == ([1],)
+    assert _migrate.upgrade(empty_db) == (BEFORE_RATES, RATES)

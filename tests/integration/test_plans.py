@@ -128,7 +128,10 @@ def test_hot_statements_never_scan_the_jobs_table(dsn, name, mode):
 
 
 @pytest.mark.parametrize("mode", ["force_generic_plan", "force_custom_plan"])
-@pytest.mark.parametrize("limits", ["concurrency = 100", "key_concurrency = 1"])
+@pytest.mark.parametrize(
+    "limits",
+    ["concurrency = 100", "key_concurrency = 1", "concurrency = 100, rate_limit = '1000/s'"],
+)
 def test_the_statements_of_a_limited_claim_read_indexes_only(dsn, limits, mode):
     """pgjobs.claim_limited() counts the running jobs and finds queued ones without a scan.
 
