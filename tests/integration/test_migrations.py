@@ -677,7 +677,7 @@ def test_0012_adds_queue_limits_and_the_key_to_both_tables_and_every_view_and_do
         conn.execute("SELECT pgjobs.move_finished_to_history()")
         conn.execute("INSERT INTO pgjobs.queues (name, paused) VALUES ('default', true)")
         before = _jobs(conn)
-    assert _migrate.upgrade(empty_db) == ("0011", "0012")
+    assert _migrate.upgrade(empty_db, "0012") == ("0011", "0012")
     with psycopg.connect(empty_db, autocommit=True) as conn:
         assert _jobs(conn) == before
         for relation in ("jobs_live", "job_history", "jobs", "job_states"):
@@ -723,4 +723,44 @@ def test_0012_adds_queue_limits_and_the_key_to_both_tables_and_every_view_and_do
         queued = conn.execute("SELECT pgjobs.enqueue('v', timeout => 1.0)").fetchone()[0]
         conn.execute("SELECT pgjobs.cancel(%s, 'op')", [queued])
         conn.execute("SELECT pgjobs.retry(%s)", [queued])
-    assert _migrate.upgrade(empty_db) == ("0011", "0012")
+    assert _migrate.upgrade(empty_db, "0012") == ("0011", "0012")
+
+
+# -- 0013: workflows (depends_on, the blocked status) ------------------------------
+
+
+def test_0013_adds_the_blocked_status_and_dependencies_and_downgrades(empty_db):
+    _migrate.upgrade(empty_db, "0012")
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        _fill_0008(conn, finished=5, queued=3)
+        before = _jobs(conn)
+    assert _migrate.upgrade(empty_db, "0013") == ("0012", "0013")
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        assert _jobs(conn) == before
+        parent = conn.execute("SELECT pgjobs.enqueue('p')").fetchone()[0]
+        child = conn.execute("SELECT pgjobs.enqueue('c')").fetchone()[0]
+        conn.execute("UPDATE pgjobs.jobs_live SET status = 'blocked' WHERE id = %s", [child])
+        conn.execute(
+            "INSERT INTO pgjobs.job_dependencies (parent_id, job_id) VALUES (%s, %s)",
+            [parent, child],
+        )
+        # A blocked job is cancelled like a queued one, and so are its dependents.
+        conn.execute("SELECT pgjobs.cancel(%s)", [parent])
+        assert conn.execute(
+            "SELECT status::text FROM pgjobs.jobs WHERE id = %s", [child]
+        ).fetchone() == ("cancelled",)
+        blocked = conn.execute("SELECT pgjobs.enqueue('b')").fetchone()[0]
+        conn.execute("UPDATE pgjobs.jobs_live SET status = 'blocked' WHERE id = %s", [blocked])
+    # Blocked jobs do not exist below 0013: the downgrade says so and changes nothing.
+    import sqlalchemy.exc
+
+    with pytest.raises(sqlalchemy.exc.DBAPIError, match="1 blocked jobs"):
+        _downgrade(empty_db, "0012")
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        conn.execute("SELECT pgjobs.cancel(%s)", [blocked])
+    _downgrade(empty_db, "0012")
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        assert conn.execute("SELECT to_regclass('pgjobs.job_dependencies')").fetchone() == (None,)
+        queued = conn.execute("SELECT pgjobs.enqueue('v')").fetchone()[0]
+        conn.execute("SELECT pgjobs.cancel(%s)", [queued])
+    assert _migrate.upgrade(empty_db, "0013") == ("0012", "0013")

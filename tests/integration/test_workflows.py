@@ -1,0 +1,202 @@
+"""Workflows on a real PostgreSQL: depends_on, the blocked status, unblocking and cancelling."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg_pool import AsyncConnectionPool
+
+import pgjobs
+from pgjobs import _admin
+from pgjobs.errors import ConfigurationError
+from pgjobs.testing import drain
+from pgjobs.worker._outcome import Outcome, succeeded
+from pgjobs.worker._rescuer import rescue_once
+from tests.integration.test_cancel_running import complete
+from tests.integration.test_completer import claimed
+from tests.integration.test_rescuer import add_running_jobs, add_worker
+
+Conn = psycopg.Connection[tuple[Any, ...]]
+
+
+@pytest.fixture
+def app(dsn):
+    application = pgjobs.App(dsn, strict=False)
+    yield application
+    application.close()
+
+
+def status(conn: Conn, job_id: int) -> str:
+    row = conn.execute("SELECT status::text FROM pgjobs.jobs WHERE id = %s", (job_id,)).fetchone()
+    assert row is not None, f"no job {job_id}"
+    return str(row[0])
+
+
+def dependencies(conn: Conn) -> list[tuple[int, int]]:
+    return conn.execute(
+        "SELECT parent_id, job_id FROM pgjobs.job_dependencies ORDER BY 1, 2"
+    ).fetchall()
+
+
+def failed(job_id: int) -> Outcome:
+    error = {"attempt": 1, "type": "ValueError", "message": "boom"}
+    return Outcome(job_id, 1, "failed", 0.0, error, None)
+
+
+def test_a_dependent_is_blocked_until_its_last_parent_succeeds(app, dsn, conn):
+    worker_id, jobs = claimed(conn, 2)  # jobs 1 and 2, running
+    child = app.enqueue("load", {"n": 42}, depends_on=[1, 2])
+    assert status(conn, child) == "blocked"
+    assert dependencies(conn) == [(1, child), (2, child)]
+    # Blocked jobs are live, visible in the view and the states view, and never claimed.
+    live = conn.execute("SELECT status::text FROM pgjobs.jobs_live WHERE id = %s", (child,))
+    assert live.fetchone() == ("blocked",)
+    state = conn.execute("SELECT state FROM pgjobs.job_states WHERE id = %s", (child,))
+    assert state.fetchone() == ("blocked",)
+
+    complete(dsn, worker_id, [succeeded(jobs[0], '"a"')])
+    assert status(conn, child) == "blocked"
+    assert dependencies(conn) == [(2, child)]
+    complete(dsn, worker_id, [succeeded(jobs[1], '"b"')])
+    assert status(conn, child) == "queued"
+    assert dependencies(conn) == []
+
+
+def test_both_parents_finishing_in_one_batch_queue_the_child_once(app, dsn, conn):
+    worker_id, jobs = claimed(conn, 2)
+    child = app.enqueue("load", depends_on=[1, 2])
+    complete(dsn, worker_id, [succeeded(jobs[0], "1"), succeeded(jobs[1], "2")])
+    assert status(conn, child) == "queued"
+
+
+def test_a_worker_never_claims_a_blocked_job(app, conn):
+    parent = app.enqueue("load", queue="elsewhere")  # a queue nobody serves here
+    child = app.enqueue("load", depends_on=[parent])
+    worker = drain(app, timeout=20, queues=("default",))
+    assert worker.completed == 0
+    assert status(conn, child) == "blocked"
+
+
+def test_a_parent_that_succeeded_already_counts_at_enqueue(app, conn):
+    @app.task(name="parent")
+    def parent() -> int:
+        return 7
+
+    first = parent.enqueue()
+    drain(app, timeout=20)
+    assert status(conn, first) == "succeeded"
+    child = app.enqueue("load", depends_on=[first])
+    assert status(conn, child) == "queued"
+    assert dependencies(conn) == []
+
+
+def test_depends_on_a_missing_job_is_refused_and_nothing_is_written(app, conn):
+    with pytest.raises(psycopg.errors.ForeignKeyViolation, match="depends_on names job 999"):
+        app.enqueue("load", depends_on=[999])
+    assert conn.execute("SELECT count(*) FROM pgjobs.jobs").fetchone() == (0,)
+    assert dependencies(conn) == []
+
+
+def test_depends_on_a_failed_job_is_refused(app, dsn, conn):
+    worker_id, _jobs = claimed(conn, 1)
+    complete(dsn, worker_id, [failed(1)])
+    assert status(conn, 1) == "failed"
+    with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState, match="job 1, which is failed"):
+        app.enqueue("load", depends_on=[1])
+    assert conn.execute("SELECT count(*) FROM pgjobs.jobs").fetchone() == (1,)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ([], "depends_on is empty"),
+        (["1"], "positive integers"),
+        ([0], "positive integers"),
+        (5, "must be a list of job ids"),
+    ],
+)
+def test_bad_depends_on_is_refused_before_the_database(app, conn, value, message):
+    with pytest.raises(ConfigurationError, match=message):
+        app.enqueue("load", depends_on=value)
+
+
+def test_depends_on_with_a_fingerprint_is_refused(app):
+    with pytest.raises(ConfigurationError, match="cannot have a fingerprint"):
+        app.enqueue("load", depends_on=[1], fingerprint="x")
+
+
+def test_a_failed_parent_cancels_its_dependents_recursively(app, dsn, conn):
+    worker_id, _jobs = claimed(conn, 2)
+    child = app.enqueue("load", depends_on=[1, 2])
+    grandchild = app.enqueue("load", depends_on=[child])
+    other = app.enqueue("load", depends_on=[2])
+    complete(dsn, worker_id, [failed(1)])
+    assert status(conn, child) == "cancelled"
+    assert status(conn, grandchild) == "cancelled"
+    assert status(conn, other) == "blocked"  # its parent is still running
+    assert dependencies(conn) == [(2, other)]
+    row = conn.execute(
+        "SELECT cancelled_by, errors -> -1 ->> 'type' FROM pgjobs.jobs WHERE id = %s",
+        (grandchild,),
+    ).fetchone()
+    assert row == ("pgjobs:depends_on", "pgjobs.DependencyFailed")
+
+
+def test_cancelling_a_parent_or_a_blocked_job_cancels_what_depends_on_it(app, conn):
+    first = app.enqueue("load")
+    child = app.enqueue("load", depends_on=[first])
+    grandchild = app.enqueue("load", depends_on=[child])
+    app.cancel(child)
+    assert status(conn, child) == "cancelled"
+    assert status(conn, grandchild) == "cancelled"
+    assert status(conn, first) == "queued"
+    assert dependencies(conn) == []
+    second = app.enqueue("load", depends_on=[first])
+    app.cancel(first)
+    assert status(conn, second) == "cancelled"
+
+
+def test_the_bulk_cancel_takes_blocked_jobs_and_their_dependents(app, conn):
+    first = app.enqueue("load", queue="a")
+    child = app.enqueue("load", queue="b", depends_on=[first])
+    grandchild = app.enqueue("load", queue="c", depends_on=[child])
+    with conn.transaction():
+        _admin.cancel_jobs(conn, queue="b")
+    assert status(conn, child) == "cancelled"
+    assert status(conn, grandchild) == "cancelled"
+    assert status(conn, first) == "queued"
+
+
+def test_a_rescued_job_that_fails_cancels_its_dependents(app, dsn, conn):
+    dead = add_worker(conn, "1 hour")
+    add_running_jobs(conn, dead, [2])  # job 1, on its last attempt
+    job_id = 1
+    child = app.enqueue("load", depends_on=[job_id])
+
+    async def rescue() -> dict[str, int]:
+        async with AsyncConnectionPool(dsn, min_size=1, open=False) as pool:
+            return await rescue_once(pool, stale_after=30)
+
+    counts = asyncio.run(rescue())
+    assert counts["failed"] == 1
+    assert status(conn, job_id) == "failed"
+    assert status(conn, child) == "cancelled"
+
+
+def test_a_chain_runs_in_order_through_a_worker(app, conn):
+    ran: list[str] = []
+
+    @app.task(name="step")
+    def step(name: str) -> str:
+        ran.append(name)
+        return name.upper()
+
+    a = step.enqueue("a")
+    b = step.options(depends_on=[a]).enqueue("b")
+    c = step.options(depends_on=[b]).enqueue("c")
+    drain(app, timeout=20)
+    assert ran == ["a", "b", "c"]
+    assert [status(conn, i) for i in (a, b, c)] == ["succeeded"] * 3
