@@ -200,3 +200,47 @@ def test_a_chain_runs_in_order_through_a_worker(app, conn):
     drain(app, timeout=20)
     assert ran == ["a", "b", "c"]
     assert [status(conn, i) for i in (a, b, c)] == ["succeeded"] * 3
+
+
+def test_a_callback_reads_its_parents_results_sync_and_async(app, conn):
+    seen: dict[str, Any] = {}
+
+    @app.task(name="part")
+    def part(n: int) -> dict[str, int]:
+        return {"n": n}
+
+    @app.task(name="sync_total")
+    def sync_total() -> int:
+        current = pgjobs.current_job()
+        seen["sync"] = current.parent_results()
+        seen["parents"] = current.parents
+        return sum(r["n"] for r in seen["sync"].values())
+
+    @app.task(name="async_total")
+    async def async_total() -> int:
+        seen["async"] = await pgjobs.current_job().parent_results_async()
+        return len(seen["async"])
+
+    @app.task(name="alone")
+    def alone() -> None:
+        seen["alone"] = pgjobs.current_job().parent_results()
+
+    a, b = part.enqueue(2), part.enqueue(3)
+    total = sync_total.options(depends_on=[b, a]).enqueue()
+    counted = async_total.options(depends_on=[a]).enqueue()
+    alone.enqueue()
+    drain(app, timeout=20)
+    assert seen["sync"] == {b: {"n": 3}, a: {"n": 2}}
+    assert list(seen["sync"]) == [b, a]  # in depends_on's order
+    assert seen["parents"] == (b, a)
+    assert seen["async"] == {a: {"n": 2}}
+    assert seen["alone"] == {}
+    assert app.result(total) == 5
+    assert app.result(counted) == 1
+
+
+def test_in_memory_refuses_depends_on(app):
+    from pgjobs.testing import in_memory
+
+    with in_memory(app), pytest.raises(ConfigurationError, match="not supported in memory"):
+        app.enqueue("load", depends_on=[1])
