@@ -244,3 +244,80 @@ def test_in_memory_refuses_depends_on(app):
 
     with in_memory(app), pytest.raises(ConfigurationError, match="not supported in memory"):
         app.enqueue("load", depends_on=[1])
+
+
+# -- chain and group ------------------------------------------------------------
+
+
+def test_a_chain_is_written_in_the_callers_transaction_and_runs_in_order(app, dsn, conn):
+    ran: list[str] = []
+
+    @app.task(name="link")
+    def link(name: str) -> str:
+        parents = pgjobs.current_job().parent_results()
+        ran.append(name)
+        return "".join(parents.values()) + name
+
+    with psycopg.connect(dsn) as caller:
+        ids = pgjobs.chain(link.job("a"), link.job("b"), link.job("c")).enqueue(conn=caller)
+        caller.rollback()
+    assert conn.execute("SELECT count(*) FROM pgjobs.jobs").fetchone() == (0,)
+    with psycopg.connect(dsn) as caller:
+        ids = pgjobs.chain(link.job("a"), link.job("b"), link.job("c")).enqueue(conn=caller)
+    assert [status(conn, i) for i in ids] == ["queued", "blocked", "blocked"]
+    assert dependencies(conn) == [(ids[0], ids[1]), (ids[1], ids[2])]
+    drain(app, timeout=20)
+    assert ran == ["a", "b", "c"]
+    assert app.result(ids[2]) == "abc"
+
+
+def test_a_groups_callback_runs_after_every_member_with_their_results(app, conn):
+    @app.task(name="square")
+    def square(n: int) -> int:
+        return n * n
+
+    @app.task(name="total")
+    def total() -> int:
+        return sum(pgjobs.current_job().parent_results().values())
+
+    ids = pgjobs.group([square.job(n) for n in range(1, 5)]).then(total.job()).enqueue()
+    assert len(ids) == 5
+    assert status(conn, ids[-1]) == "blocked"
+    drain(app, timeout=20)
+    assert app.result(ids[-1]) == 1 + 4 + 9 + 16
+
+
+def test_a_failed_group_member_cancels_the_callback(app, conn):
+    @app.task(name="flaky", max_attempts=1)
+    def flaky(n: int) -> int:
+        if n == 2:
+            raise ValueError("two")
+        return n
+
+    @app.task(name="after")
+    def after() -> None:
+        raise AssertionError("must not run")
+
+    ids = pgjobs.group([flaky.job(n) for n in range(3)]).then(after.job()).enqueue()
+    drain(app, timeout=20)
+    assert status(conn, ids[2]) == "failed"
+    assert status(conn, ids[-1]) == "cancelled"
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: pgjobs.chain(), "a chain is empty"),
+        (lambda: pgjobs.group([]), "a group is empty"),
+        (lambda: pgjobs.chain("not a job"), "takes jobs made by task.job"),
+    ],
+)
+def test_an_empty_or_malformed_workflow_is_refused(app, conn, make, message):
+    with pytest.raises(ConfigurationError, match=message):
+        make()
+
+
+def test_a_workflow_with_a_fingerprint_is_refused(app):
+    spec = app.job("load", fingerprint="once")
+    with pytest.raises(ConfigurationError, match="cannot hold a job with a fingerprint"):
+        pgjobs.chain(spec)
