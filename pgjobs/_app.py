@@ -608,7 +608,7 @@ class App:
         """One page of jobs, newest (highest id) first, every filter optional.
 
         Args:
-            status: a stored status (queued, running, succeeded, failed,
+            status: a stored status (queued, blocked, running, succeeded, failed,
                 cancelled) or a derived state (scheduled, retrying).
             queue: only this queue's jobs.
             task: only jobs of this task name.

@@ -13,17 +13,23 @@ from __future__ import annotations
 import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from pgjobs import _enqueue
 from pgjobs._enqueue import AnyConn, JobSpec, new_spec
 from pgjobs.errors import ConfigurationError
 
-if TYPE_CHECKING:
-    from pgjobs._app import App
+
+class App(Protocol):
+    """What a workflow needs of an App (a Protocol: pgjobs._app imports this module)."""
+
+    def task_for(self, name: str) -> Any: ...
+    def connection(self) -> Any: ...
+    def _in_memory(self) -> bool: ...
+
 
 #: Every App made in this process, to find the one that knows a workflow's tasks.
-APPS: weakref.WeakSet[App] = weakref.WeakSet()
+APPS: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def _checked(jobs: Iterable[object], what: str) -> list[JobSpec]:
@@ -56,7 +62,7 @@ def _after(spec: JobSpec, parents: Sequence[int]) -> JobSpec:
 def _owner(specs: Sequence[JobSpec], app: App | None) -> App:
     if app is not None:
         return app
-    apps = [a for a in list(APPS) if all(a.task_for(s.task) is not None for s in specs)]
+    apps: list[App] = [a for a in list(APPS) if all(a.task_for(s.task) is not None for s in specs)]
     if len(apps) != 1:
         raise ConfigurationError(
             "cannot tell which App's database to write this workflow to "

@@ -321,3 +321,65 @@ def test_a_workflow_with_a_fingerprint_is_refused(app):
     spec = app.job("load", fingerprint="once")
     with pytest.raises(ConfigurationError, match="cannot hold a job with a fingerprint"):
         pgjobs.chain(spec)
+
+
+def test_blocked_jobs_are_listed_and_shown_as_blocked(app, conn):
+    parent = app.enqueue("load")
+    child = app.enqueue("load", depends_on=[parent])
+    assert app.get_job(child).status == pgjobs.Status.BLOCKED
+    listed = app.list_jobs(status="blocked")
+    assert [j.id for j in listed] == [child]
+    detail = _admin.get_job(conn, child)
+    assert detail.state == "blocked"
+    assert detail.job.meta["depends_on"] == [parent]
+
+
+def test_a_retried_attempt_of_a_parent_leaves_its_dependent_blocked(app, dsn, conn):
+    worker_id, _jobs = claimed(conn, 1)
+    child = app.enqueue("load", depends_on=[1])
+    error = {"attempt": 1, "type": "ValueError", "message": "again"}
+    complete(dsn, worker_id, [Outcome(1, 1, "queued", 0.0, error, None)])
+    assert status(conn, 1) == "queued"
+    assert status(conn, child) == "blocked"
+
+
+def test_unblocking_wakes_a_waiting_worker_of_the_queue(app, dsn, conn):
+    worker_id, jobs = claimed(conn, 1)
+    child = app.enqueue("load", depends_on=[1], queue="next")
+    conn.execute(
+        "UPDATE pgjobs.workers SET awaiting_work = true, queues = ARRAY['next'] WHERE id = %s",
+        [worker_id],
+    )
+    with psycopg.connect(dsn, autocommit=True) as listener:
+        listener.execute("LISTEN pgjobs")
+        complete(dsn, worker_id, [succeeded(jobs[0], "1")])
+        got = [(n.channel, n.payload) for n in listener.notifies(timeout=2.0, stop_after=1)]
+    assert got == [("pgjobs", "next")]
+    assert status(conn, child) == "queued"
+
+
+def test_a_transactional_parent_unblocks_in_its_own_commit(app, conn):
+    seen: dict[str, Any] = {}
+
+    @app.task(name="tx_parent", transactional=True)
+    async def tx_parent() -> str:
+        return "committed"
+
+    @app.task(name="gone_parent", keep_history=False)
+    def gone_parent() -> str:
+        return "not kept"
+
+    @app.task(name="tx_child")
+    def tx_child(name: str) -> None:
+        seen[name] = pgjobs.current_job().parent_results()
+
+    first, second = tx_parent.enqueue(), gone_parent.enqueue()
+    # Only the transactional parent's commit (complete_one.sql) can queue this one.
+    only = tx_child.options(depends_on=[first]).enqueue("only")
+    both = tx_child.options(depends_on=[first, second]).enqueue("both")
+    drain(app, timeout=20)
+    assert status(conn, only) == "succeeded"
+    assert status(conn, both) == "succeeded"
+    assert seen["only"] == {first: "committed"}
+    # The parent that kept no history is gone, so it has no result to read.
+    assert seen["both"] == {first: "committed"}
