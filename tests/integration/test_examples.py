@@ -25,6 +25,7 @@ EXPECTED = {
     "transactional.py": "order 7: succeeded, 1 charge row(s)",
     "job_control.py": "result: {'url': '/exports/7'}",
     "flow_control.py": "exports: at most 2 at once",
+    "workflows.py": "chain: stored 'example.com'",
 }
 ALSO_EXPECTED = {
     "psycopg_transaction.py": "after rollback: 0 jobs for user",
@@ -36,6 +37,7 @@ ALSO_EXPECTED = {
     "transactional.py": "order 13: failed, 0 charge row(s) (card declined for order 13)",
     "job_control.py": "chunks: cancelled by example",
     "flow_control.py": "reports: at most 1 per customer at once, 3 in all",
+    "workflows.py": "group with a failure: callback cancelled",
 }
 
 
