@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any
 
 import psycopg
@@ -15,6 +16,7 @@ from pgjobs.errors import ConfigurationError
 from pgjobs.testing import drain
 from pgjobs.worker._outcome import Outcome, succeeded
 from pgjobs.worker._rescuer import rescue_once
+from tests.conftest import wait_until
 from tests.integration.test_cancel_running import complete
 from tests.integration.test_completer import claimed
 from tests.integration.test_rescuer import add_running_jobs, add_worker
@@ -383,3 +385,71 @@ def test_a_transactional_parent_unblocks_in_its_own_commit(app, conn):
     assert seen["only"] == {first: "committed"}
     # The parent that kept no history is gone, so it has no result to read.
     assert seen["both"] == {first: "committed"}
+
+
+def test_a_retried_dependent_runs_without_waiting_and_a_retried_parent_alone(app, dsn, conn):
+    worker_id, _jobs = claimed(conn, 1)
+    child = app.enqueue("load", depends_on=[1])
+    complete(dsn, worker_id, [failed(1)])
+    assert status(conn, child) == "cancelled"
+    app.retry(1)
+    assert status(conn, child) == "cancelled"  # retrying the parent does not bring it back
+    app.retry(child)
+    assert status(conn, child) == "queued"  # it waits for nothing any more
+    assert dependencies(conn) == []
+
+
+# -- races: each side waits for the other's lock, then sees its commit --------------
+
+
+def _waiting_for_a_lock(conn: Conn, pid: int) -> bool:
+    row = conn.execute(
+        "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = %s", [pid]
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def test_two_parents_finishing_at_once_in_two_transactions_queue_the_child(app, dsn, conn):
+    _worker_id, _jobs = claimed(conn, 2)
+    child = app.enqueue("load", depends_on=[1, 2])
+    with psycopg.connect(dsn) as first, psycopg.connect(dsn) as second:
+        first.execute("SELECT pgjobs.resolve_dependents('{1}', NULL)")  # holds the child's lock
+        done = threading.Event()
+
+        def other_parent() -> None:
+            second.execute("SELECT pgjobs.resolve_dependents('{2}', NULL)")
+            second.commit()
+            done.set()
+
+        thread = threading.Thread(target=other_parent)
+        thread.start()
+        wait_until(lambda: _waiting_for_a_lock(conn, second.info.backend_pid), timeout=10)
+        # Neither has seen the other's deletion yet: the first still sees parent 2's row.
+        assert status(conn, child) == "blocked"
+        first.commit()
+        thread.join(timeout=10)
+        assert done.is_set()
+    assert status(conn, child) == "queued"
+    assert dependencies(conn) == []
+
+
+def test_a_parent_finishing_while_a_dependent_is_enqueued_sees_it(app, dsn, conn):
+    worker_id, jobs = claimed(conn, 1)
+    with psycopg.connect(dsn) as producer:
+        child = app.enqueue("load", depends_on=[1], conn=producer)  # holds parent 1's row
+        thread = threading.Thread(target=complete, args=(dsn, worker_id, [succeeded(jobs[0], "1")]))
+        thread.start()
+        wait_until(
+            lambda: (
+                conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                    " AND datname = current_database()"
+                ).fetchone()[0]
+                == 1
+            ),
+            timeout=10,
+        )
+        producer.commit()
+        thread.join(timeout=10)
+    assert status(conn, 1) == "succeeded"
+    assert status(conn, child) == "queued"
