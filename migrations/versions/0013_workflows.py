@@ -26,6 +26,8 @@
   function so that each step reads a snapshot taken after its row locks were
   granted: two parents of one job finishing at once lock that job, and the
   second to get the lock sees the first's deletion, so one of them queues it.
+- `pgjobs.add_dependencies(job_id, parents)`: depends_on from SQL, for a
+  job just written by pgjobs.enqueue() in the same transaction.
 - `pgjobs.cancel()` cancels a blocked job as it does a queued one.
 
 Only new objects and `CREATE OR REPLACE` of pgjobs.cancel(): no column is
@@ -112,6 +114,60 @@ $$;
 COMMENT ON FUNCTION pgjobs.pending_parents(bigint[]) IS
     'For an enqueue with depends_on: the parents that have not succeeded yet, locked until commit; '
     'raises for an id that is no job, or one that failed or was cancelled.';
+"""
+
+# The SQL side of depends_on, for a job pgjobs.enqueue() wrote in the same
+# transaction (before any worker can see it). A job that others depend on
+# already is refused: it could then wait for its own dependents.
+_ADD = """
+CREATE FUNCTION pgjobs.add_dependencies(target bigint, parents bigint[]) RETURNS bigint
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    current pgjobs.job_status;
+    print text;
+    wanted bigint[];
+    pending bigint[];
+BEGIN
+    SELECT coalesce(array_agg(p ORDER BY n), '{}') INTO wanted
+      FROM (SELECT p, min(n) AS n FROM unnest(parents) WITH ORDINALITY AS u (p, n)
+             WHERE p IS NOT NULL GROUP BY p) AS d;
+    IF cardinality(wanted) = 0 THEN
+        RAISE EXCEPTION 'pgjobs: depends_on is empty'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Name the jobs to wait for: pgjobs.add_dependencies(job_id, ARRAY[...]).';
+    END IF;
+    SELECT j.status, j.fingerprint INTO current, print
+      FROM pgjobs.jobs_live AS j WHERE j.id = target FOR UPDATE;
+    IF NOT FOUND OR current <> 'queued' THEN
+        RAISE EXCEPTION 'pgjobs: job % is %, only a queued job can be made to wait for others',
+            target, coalesce(CAST(current AS text), 'not live')
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Call it in the transaction that enqueues the job: '
+                         'SELECT pgjobs.add_dependencies(pgjobs.enqueue(...), ARRAY[...]).';
+    END IF;
+    IF print IS NOT NULL THEN
+        RAISE EXCEPTION 'pgjobs: job % has a fingerprint; a job with depends_on cannot have one', target
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF target = ANY (wanted)
+       OR EXISTS (SELECT 1 FROM pgjobs.job_dependencies AS d WHERE d.parent_id = target) THEN
+        RAISE EXCEPTION 'pgjobs: job % cannot wait for itself, nor once other jobs wait for it', target
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Give a job its dependencies before enqueuing the jobs that depend on it.';
+    END IF;
+    pending := pgjobs.pending_parents(wanted);
+    UPDATE pgjobs.jobs_live AS j
+       SET meta = j.meta || jsonb_build_object('depends_on', to_jsonb(wanted)),
+           status = CASE WHEN cardinality(pending) > 0 THEN 'blocked' ELSE j.status END
+     WHERE j.id = target;
+    INSERT INTO pgjobs.job_dependencies (parent_id, job_id)
+    SELECT p, target FROM unnest(pending) AS p;
+    RETURN target;
+END
+$$;
+
+COMMENT ON FUNCTION pgjobs.add_dependencies(bigint, bigint[]) IS
+    'Make a queued job (enqueued in this transaction) wait for parents, as depends_on does; returns its id.';
 """
 
 # The columns of 0012, which the cancelled dependents are written with (a
@@ -248,6 +304,7 @@ def upgrade() -> None:
     op.execute(_TABLE)
     op.execute(_PENDING)
     op.execute(_RESOLVE)
+    op.execute(_ADD)
     op.execute(_cancel_sql(blocked=True))
 
 
@@ -271,6 +328,7 @@ $down$
 """
     )
     op.execute(_cancel_sql(blocked=False))
+    op.execute("DROP FUNCTION pgjobs.add_dependencies(bigint, bigint[])")
     op.execute("DROP FUNCTION pgjobs.resolve_dependents(bigint[], bigint[])")
     op.execute("DROP FUNCTION pgjobs.pending_parents(bigint[])")
     op.execute("DROP TABLE pgjobs.job_dependencies")

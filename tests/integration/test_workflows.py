@@ -453,3 +453,46 @@ def test_a_parent_finishing_while_a_dependent_is_enqueued_sees_it(app, dsn, conn
         thread.join(timeout=10)
     assert status(conn, 1) == "succeeded"
     assert status(conn, child) == "queued"
+
+
+def test_depends_on_from_sql_with_add_dependencies(app, dsn, conn):
+    worker_id, jobs = claimed(conn, 1)
+    with psycopg.connect(dsn) as caller:
+        row = caller.execute(
+            "SELECT pgjobs.add_dependencies(pgjobs.enqueue('load'), ARRAY[1, 1]::bigint[])"
+        ).fetchone()
+    assert row is not None
+    child = int(row[0])
+    assert status(conn, child) == "blocked"
+    assert app.get_job(child).meta["depends_on"] == [1]
+    complete(dsn, worker_id, [succeeded(jobs[0], '"x"')])
+    assert status(conn, child) == "queued"
+
+
+@pytest.mark.parametrize(
+    ("sql", "message"),
+    [
+        ("SELECT pgjobs.add_dependencies(pgjobs.enqueue('load'), '{}')", "depends_on is empty"),
+        ("SELECT pgjobs.add_dependencies(12345, ARRAY[1]::bigint[])", "job 12345 is not live"),
+        (
+            "SELECT pgjobs.add_dependencies(pgjobs.enqueue('load', fingerprint => 'f'),"
+            " ARRAY[1]::bigint[])",
+            "has a fingerprint",
+        ),
+        ("SELECT pgjobs.add_dependencies(1, ARRAY[1]::bigint[])", "cannot wait for itself"),
+        ("SELECT pgjobs.add_dependencies(1, ARRAY[999]::bigint[])", "names job 999"),
+    ],
+)
+def test_add_dependencies_refuses_bad_input(app, dsn, conn, sql, message):
+    app.enqueue("load")  # job 1, queued
+    with psycopg.connect(dsn) as caller, pytest.raises(psycopg.Error, match=message):
+        caller.execute(sql)
+    assert conn.execute("SELECT count(*) FROM pgjobs.jobs").fetchone() == (1,)
+    assert dependencies(conn) == []
+
+
+def test_add_dependencies_refuses_a_job_others_wait_for(app, dsn, conn):
+    first = app.enqueue("load")
+    second = app.enqueue("load", depends_on=[first])
+    with psycopg.connect(dsn) as caller, pytest.raises(psycopg.Error, match="once other jobs"):
+        caller.execute("SELECT pgjobs.add_dependencies(%s, ARRAY[%s]::bigint[])", [first, second])
