@@ -16,7 +16,7 @@ WITH cancelled AS (
        AND (CAST(:task AS text) IS NULL OR task = CAST(:task AS text))
     RETURNING *
 ), unblocked AS (
-    -- Blocked jobs (waiting on depends_on, migration 0013) are cancelled too;
+    -- Blocked jobs (waiting on depends_on, migration 0014) are cancelled too;
     -- a statement of their own, as the one above reads the fetch index.
     DELETE FROM pgjobs.jobs_live
      WHERE status = 'blocked'

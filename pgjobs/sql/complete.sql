@@ -126,7 +126,7 @@ woken AS (
     WHERE w.job_id IN (SELECT id FROM finished)
 ),
 resolved AS (
-    -- Workflows (migration 0013): the jobs that depend on these are queued
+    -- Workflows (migration 0014): the jobs that depend on these are queued
     -- when their last parent succeeded, cancelled when one did not. With no
     -- dependency row for them, a call that probes an empty table. It must be
     -- a call, not a join here: an enqueue with depends_on may commit its rows

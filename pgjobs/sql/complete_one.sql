@@ -42,7 +42,7 @@ woken AS (
     WHERE w.job_id IN (SELECT id FROM finished)
 ),
 resolved AS (
-    -- Its dependents (migration 0013), as complete.sql does: queued when this
+    -- Its dependents (migration 0014), as complete.sql does: queued when this
     -- was their last parent, in this same transaction.
     SELECT pgjobs.resolve_dependents(array_agg(id), NULL) AS n
     FROM finished

@@ -1,7 +1,7 @@
 -- Enqueue one job that waits for others (options(depends_on=[...])), in the
 -- caller's transaction; returns its id.
 --
--- pgjobs.pending_parents (migration 0013) runs first: it refuses an id that
+-- pgjobs.pending_parents (migration 0014) runs first: it refuses an id that
 -- is no job, or one that failed or was cancelled, and returns the parents
 -- that have not succeeded yet, each locked until this transaction ends, so
 -- that a parent finishing meanwhile sees the rows written here. The job is

@@ -726,15 +726,15 @@ def test_0012_adds_queue_limits_and_the_key_to_both_tables_and_every_view_and_do
     assert _migrate.upgrade(empty_db, "0012") == ("0011", "0012")
 
 
-# -- 0013: workflows (depends_on, the blocked status) ------------------------------
+# -- 0014: workflows (depends_on, the blocked status) ------------------------------
 
 
-def test_0013_adds_the_blocked_status_and_dependencies_and_downgrades(empty_db):
-    _migrate.upgrade(empty_db, "0012")
+def test_0014_adds_the_blocked_status_and_dependencies_and_downgrades(empty_db):
+    _migrate.upgrade(empty_db, "0013")
     with psycopg.connect(empty_db, autocommit=True) as conn:
         _fill_0008(conn, finished=5, queued=3)
         before = _jobs(conn)
-    assert _migrate.upgrade(empty_db, "0013") == ("0012", "0013")
+    assert _migrate.upgrade(empty_db, "0014") == ("0013", "0014")
     with psycopg.connect(empty_db, autocommit=True) as conn:
         assert _jobs(conn) == before
         parent = conn.execute("SELECT pgjobs.enqueue('p')").fetchone()[0]
@@ -751,16 +751,16 @@ def test_0013_adds_the_blocked_status_and_dependencies_and_downgrades(empty_db):
         ).fetchone() == ("cancelled",)
         blocked = conn.execute("SELECT pgjobs.enqueue('b')").fetchone()[0]
         conn.execute("UPDATE pgjobs.jobs_live SET status = 'blocked' WHERE id = %s", [blocked])
-    # Blocked jobs do not exist below 0013: the downgrade says so and changes nothing.
+    # Blocked jobs do not exist below 0014: the downgrade says so and changes nothing.
     import sqlalchemy.exc
 
     with pytest.raises(sqlalchemy.exc.DBAPIError, match="1 blocked jobs"):
-        _downgrade(empty_db, "0012")
+        _downgrade(empty_db, "0013")
     with psycopg.connect(empty_db, autocommit=True) as conn:
         conn.execute("SELECT pgjobs.cancel(%s)", [blocked])
-    _downgrade(empty_db, "0012")
+    _downgrade(empty_db, "0013")
     with psycopg.connect(empty_db, autocommit=True) as conn:
         assert conn.execute("SELECT to_regclass('pgjobs.job_dependencies')").fetchone() == (None,)
         queued = conn.execute("SELECT pgjobs.enqueue('v')").fetchone()[0]
         conn.execute("SELECT pgjobs.cancel(%s)", [queued])
-    assert _migrate.upgrade(empty_db, "0013") == ("0012", "0013")
+    assert _migrate.upgrade(empty_db, "0014") == ("0013", "0014")

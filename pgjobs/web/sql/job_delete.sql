@@ -1,6 +1,6 @@
 -- Delete one job unless it is running (its handler would still complete it).
 -- Returns the deleted id and, when nothing was deleted, whether the job exists.
--- A deleted job's dependents (depends_on, migration 0013) can never run:
+-- A deleted job's dependents (depends_on, migration 0014) can never run:
 -- they are cancelled, recursively, as for a cancelled job; a deleted blocked
 -- job's own dependency rows go with it.
 WITH deleted AS (

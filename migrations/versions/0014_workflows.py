@@ -38,8 +38,8 @@ and later allow it); the new value may not be used before that transaction
 commits, so nothing here uses it outside PL/pgSQL bodies, which are only
 planned when called.
 
-Revision ID: 0013
-Revises: 0012
+Revision ID: 0014
+Revises: 0013
 Create Date: 2026-12-06
 """
 
@@ -50,8 +50,8 @@ from typing import Any
 from alembic import op
 
 # The revision, in one place (renumbering this migration changes these two).
-revision = "0013"
-down_revision = "0012"
+revision = "0014"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
