@@ -6,14 +6,17 @@ from pgjobs._enqueue import JobSpec
 from pgjobs._job import Job, Priority, Status
 from pgjobs._retry import Constant, Exponential, Linear, RetryPolicy
 from pgjobs._task import Call, Task
+from pgjobs._workflow import Chain, Group, chain, group
 from pgjobs.worker import Worker, WorkerConfig
 
 __all__ = [
     "App",
     "Call",
     "CallNext",
+    "Chain",
     "Constant",
     "Exponential",
+    "Group",
     "Job",
     "JobContext",
     "JobSpec",
@@ -26,7 +29,9 @@ __all__ = [
     "Task",
     "Worker",
     "WorkerConfig",
+    "chain",
     "current_job",
+    "group",
 ]
 
 __version__ = "0.1.0"

@@ -25,6 +25,7 @@ from pgjobs import (
     _routing,
     _schedule,
     _webhooks,
+    _workflow,
 )
 from pgjobs._context import Middleware
 from pgjobs._enqueue import AsyncConn, JobSpec, SyncConn
@@ -94,6 +95,8 @@ class App:
         self._async_pools: dict[asyncio.AbstractEventLoop, AsyncConnectionPool[Any]] = {}
         #: The in-memory store while `pgjobs.testing.in_memory(self)` is active.
         self._memory: _memory.MemoryQueue | None = None
+        # Found by pgjobs.chain and pgjobs.group when they are enqueued without conn=.
+        _workflow.APPS.add(self)
 
     def _in_memory(self) -> bool:
         """Whether an enqueue must ask `_memory_store` (this App, or another, is in memory)."""
@@ -622,7 +625,7 @@ class App:
         """One page of jobs, newest (highest id) first, every filter optional.
 
         Args:
-            status: a stored status (queued, running, succeeded, failed,
+            status: a stored status (queued, blocked, running, succeeded, failed,
                 cancelled) or a derived state (scheduled, retrying).
             queue: only this queue's jobs.
             task: only jobs of this task name.

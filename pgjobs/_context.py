@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
+from pgjobs._options import DEPENDS_ON_KEY
 from pgjobs._serde import dump_json
 from pgjobs.errors import ConfigurationError, JobCancelledError, JobContextError
 
@@ -88,6 +89,9 @@ class Recorder(Protocol):
 
     def progress(self, job_id: int, attempt: int, progress_json: str) -> None:
         """Note progress, written with the next flush (about a second later at most)."""
+
+    async def parent_results(self, ids: list[int]) -> dict[int, Any]:
+        """The stored results of the succeeded jobs among `ids`, by id."""
 
 
 class JobContext:
@@ -218,6 +222,57 @@ class JobContext:
         if self._recorder is not None:
             await self._recorder.checkpoint(self._job.id, self._job.attempts, state_json)
         self._state = state
+
+    @property
+    def parents(self) -> tuple[int, ...]:
+        """The ids this job was enqueued to wait for (`depends_on`), in that order; () if none."""
+        ids = self._job.meta.get(DEPENDS_ON_KEY)
+        if not isinstance(ids, list):
+            return ()
+        return tuple(int(i) for i in ids)
+
+    def parent_results(self) -> dict[int, Any]:
+        """The return values of the jobs this one depended on (`depends_on`), by job id.
+
+        A job with `depends_on` runs only once every parent has succeeded,
+        so each parent's result is there: as stored in `jobs.result` (JSON,
+        so a tuple comes back a list; None for a task with keep_result=False).
+        A parent whose task keeps no history is deleted when it finishes,
+        and is left out. A job without `depends_on` gets {}. For sync
+        handlers: an async handler awaits `parent_results_async`.
+
+        Raises:
+            JobContextError: called on the worker's event loop (use
+                parent_results_async), or with no worker to read through.
+        """
+        parents = self.parents
+        if not parents:
+            return {}
+        recorder = self._reader()
+        if _on_loop(recorder.loop):
+            raise JobContextError(
+                "parent_results() blocks, and this is the worker's event loop: in an async "
+                "handler, use `await pgjobs.current_job().parent_results_async()`"
+            )
+        read = recorder.parent_results(list(parents))
+        found = asyncio.run_coroutine_threadsafe(read, recorder.loop).result()
+        return {i: found[i] for i in parents if i in found}
+
+    async def parent_results_async(self) -> dict[int, Any]:
+        """Async twin of `parent_results`, for async handlers."""
+        parents = self.parents
+        if not parents:
+            return {}
+        found = await self._reader().parent_results(list(parents))
+        return {i: found[i] for i in parents if i in found}
+
+    def _reader(self) -> Recorder:
+        if self._recorder is None:
+            raise JobContextError(
+                "parent_results() reads through the worker's connections, and this job runs "
+                "outside a worker"
+            )
+        return self._recorder
 
     def progress(self, done: float, total: float | None = None, message: str | None = None) -> None:
         """Report how far the job is: `done` of `total` (optional), with a message.

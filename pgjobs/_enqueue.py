@@ -90,6 +90,10 @@ def single_query(spec: JobSpec) -> tuple[str, dict[str, Any]]:
         "timeout": opts.timeout,
         "key": opts.key,
     }
+    if opts.depends_on is not None:
+        # A job that waits for others (options() refuses a fingerprint with it).
+        params["depends_on"] = list(opts.depends_on)
+        return "enqueue_blocked", params
     if opts.fingerprint is None:
         return "enqueue", params
     params["fingerprint"] = opts.fingerprint
@@ -441,7 +445,15 @@ def enqueue_many_sync(conn: AnyConn, specs: Sequence[JobSpec]) -> list[int]:
         return _enqueue_many_sync(conn, stamp(specs, send.carrier))
 
 
+def _has_parents(specs: Sequence[JobSpec]) -> bool:
+    """Whether a job of `specs` waits for others: those are written one by one."""
+    return any(spec.options.depends_on is not None for spec in specs)
+
+
 def _enqueue_many_sync(conn: AnyConn, specs: Sequence[JobSpec]) -> list[int]:
+    if _has_parents(specs):
+        # enqueue_blocked.sql writes one job: its parents are checked and locked first.
+        return [i for i in (_enqueue_sync(conn, spec) for spec in specs) if i is not None]
     if isinstance(conn, psycopg.Connection) and _copyable(conn, specs):
         return _copy_sync(conn, specs)
     return [int(i) for i in run_sync(conn, "enqueue_many", many_params(specs))]
@@ -459,6 +471,9 @@ async def enqueue_many_async(conn: AnyConn, specs: Sequence[JobSpec]) -> list[in
 
 
 async def _enqueue_many_async(conn: AnyConn, specs: Sequence[JobSpec]) -> list[int]:
+    if _has_parents(specs):
+        ids = [await _enqueue_async(conn, spec) for spec in specs]
+        return [i for i in ids if i is not None]
     if isinstance(conn, psycopg.AsyncConnection) and _copyable(conn, specs):
         return await _copy_async(conn, specs)
     return [int(i) for i in await run_async(conn, "enqueue_many", many_params(specs))]

@@ -12,6 +12,7 @@ class Status(enum.StrEnum):
     """A job's stored status (the `pgjobs.job_status` enum)."""
 
     QUEUED = "queued"
+    BLOCKED = "blocked"  # waiting for the jobs it depends on (options(depends_on=...))
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"  # retries exhausted: the dead-letter state

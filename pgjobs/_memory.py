@@ -108,6 +108,12 @@ class MemoryQueue:
         """
         (spec,) = stamp((spec,), None)  # the inherited correlation id, as a real enqueue
         opts = spec.options
+        if opts.depends_on is not None:
+            raise ConfigurationError(
+                "depends_on is not supported in memory (pgjobs.testing.in_memory): its "
+                "unblocking and cancelling happen in PostgreSQL; test a workflow against the "
+                "database, with pgjobs.testing.drain"
+            )
         at = now()
         with self._lock:
             if opts.fingerprint is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal, TypedDict
 
@@ -19,6 +20,8 @@ CORRELATION_KEY = "correlation_id"
 MAX_CORRELATION_ID = 128
 #: The longest job key accepted (the domain pgjobs.job_key refuses longer ones).
 MAX_KEY = 255
+#: The key of `jobs.meta` that holds the ids a job depends on (`depends_on`).
+DEPENDS_ON_KEY = "depends_on"
 
 
 class EnqueueKwargs(TypedDict, total=False):
@@ -61,6 +64,7 @@ class EnqueueKwargs(TypedDict, total=False):
     correlation_id: str | None
     timeout: float | None
     key: str | None
+    depends_on: Sequence[int] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +82,7 @@ class EnqueueOptions:
     correlation_id: str | None = None
     timeout: float | None = None
     key: str | None = None
+    depends_on: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         check_queue(self.queue)
@@ -141,6 +146,17 @@ class EnqueueOptions:
             )
         if self.key is not None:
             check_key(self.key)
+        if self.depends_on is not None:
+            parents = check_depends_on(self.depends_on)
+            if self.fingerprint is not None:
+                raise ConfigurationError(
+                    "a job with depends_on cannot have a fingerprint: a blocked job does not "
+                    "hold its fingerprint, so a duplicate could be queued meanwhile; leave "
+                    "fingerprint out"
+                )
+            object.__setattr__(self, "depends_on", parents)
+            if self.meta.get(DEPENDS_ON_KEY) != list(parents):
+                object.__setattr__(self, "meta", {**self.meta, DEPENDS_ON_KEY: list(parents)})
         if self.correlation_id is not None:
             check_correlation_id(self.correlation_id)
             if self.meta.get(CORRELATION_KEY) != self.correlation_id:
@@ -220,3 +236,25 @@ def check_key(value: object) -> None:
             f"got {len(value)} characters ({shown!r}); a longer identifier can be "
             "shortened with a hash, e.g. hashlib.sha256(...).hexdigest()"
         )
+
+
+def check_depends_on(value: object) -> tuple[int, ...]:
+    """The job ids of `depends_on`, in order and once each; ConfigurationError if it is not that."""
+    if isinstance(value, str | bytes) or not isinstance(value, Sequence | set | frozenset):
+        raise ConfigurationError(
+            f"depends_on must be a list of job ids (what enqueue returns), got {value!r}"
+        )
+    ids: list[int] = []
+    for item in value:
+        if isinstance(item, bool) or not isinstance(item, int) or item <= 0:
+            raise ConfigurationError(
+                f"depends_on must hold job ids, positive integers (what enqueue returns), "
+                f"got {item!r}"
+            )
+        if item not in ids:
+            ids.append(item)
+    if not ids:
+        raise ConfigurationError(
+            "depends_on is empty; name the jobs to wait for, or leave depends_on out"
+        )
+    return tuple(ids)

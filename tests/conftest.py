@@ -90,7 +90,7 @@ def dsn(database: str, monkeypatch: pytest.MonkeyPatch) -> str:
     with psycopg.connect(database, autocommit=True) as conn:
         conn.execute(
             "TRUNCATE pgjobs.jobs_live, pgjobs.job_history, pgjobs.workers, pgjobs.queues,"
-            " pgjobs.result_waiters, pgjobs.queue_key_rates,"
+            " pgjobs.result_waiters, pgjobs.queue_key_rates, pgjobs.job_dependencies,"
             " pgjobs.schedules, pgjobs.webhooks RESTART IDENTITY"
         )
         # A test may have dropped history partitions; today's are always there.

@@ -124,10 +124,27 @@ woken AS (
     FROM (SELECT DISTINCT job_id FROM pgjobs.result_waiters
           WHERE job_id = ANY (CAST(:ids AS bigint[]))) AS w
     WHERE w.job_id IN (SELECT id FROM finished)
+),
+resolved AS (
+    -- Workflows (migration 0014): the jobs that depend on these are queued
+    -- when their last parent succeeded, cancelled when one did not. With no
+    -- dependency row for them, a call that probes an empty table. It must be
+    -- a call, not a join here: an enqueue with depends_on may commit its rows
+    -- while this statement waits for a finished job's row lock, after this
+    -- statement's snapshot was taken; the function's own statements see them.
+    SELECT pgjobs.resolve_dependents(
+               array_agg(id) FILTER (WHERE new_status = 'succeeded'
+                                       AND cancel_requested_at IS NULL),
+               array_agg(id) FILTER (WHERE new_status <> 'succeeded'
+                                        OR cancel_requested_at IS NOT NULL)) AS n
+    FROM finished
+    HAVING count(*) > 0
 )
--- `woken` and `retried` run once, before the rows are returned (InitPlans).
+-- `woken`, `retried` and `resolved` run once, before the rows are returned
+-- (InitPlans).
 SELECT id FROM finished
 WHERE (SELECT n FROM woken) >= 0
   AND (SELECT coalesce(n, 0) FROM retried) >= 0
+  AND coalesce((SELECT n FROM resolved), 0) >= 0
 UNION ALL
 SELECT id FROM requeued

@@ -40,6 +40,14 @@ woken AS (
     FROM (SELECT DISTINCT job_id FROM pgjobs.result_waiters
           WHERE job_id = CAST(:id AS bigint)) AS w
     WHERE w.job_id IN (SELECT id FROM finished)
+),
+resolved AS (
+    -- Its dependents (migration 0014), as complete.sql does: queued when this
+    -- was their last parent, in this same transaction.
+    SELECT pgjobs.resolve_dependents(array_agg(id), NULL) AS n
+    FROM finished
+    HAVING count(*) > 0
 )
 SELECT id FROM finished
 WHERE (SELECT n FROM woken) >= 0
+  AND coalesce((SELECT n FROM resolved), 0) >= 0

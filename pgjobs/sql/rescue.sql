@@ -179,5 +179,9 @@ SELECT
     (SELECT count(*) FROM (
         SELECT pgjobs.notify_done(array_agg(id)) FROM rescued WHERE status <> 'queued'
     ) AS d) AS told,
-    (SELECT coalesce(n, 0) FROM retried) AS webhooks
+    (SELECT coalesce(n, 0) FROM retried) AS webhooks,
+    -- Workflows (migration 0014): the dependents of the jobs that failed or
+    -- were cancelled here are cancelled, recursively, in this transaction.
+    coalesce((SELECT pgjobs.resolve_dependents(NULL, array_agg(id)) FROM failed
+              HAVING count(*) > 0), 0) AS dependents_cancelled
 FROM rescued

@@ -92,6 +92,10 @@ class _Recorder:
         if job is not None and job.attempts == attempt:
             job.checkpoint = json.loads(state_json)
 
+    async def parent_results(self, ids: list[int]) -> dict[int, Any]:
+        found = (self.store.get(i) for i in ids)
+        return {j.id: j.result for j in found if j is not None and j.status == "succeeded"}
+
     def progress(self, job_id: int, attempt: int, progress_json: str) -> None:
         job = self.store.get(job_id)
         if job is not None and job.attempts == attempt:

@@ -105,7 +105,7 @@ _SCHEMAS: dict[str, Any] = {
             "state": {"type": "string", "enum": list(STATES)},
             "status": {
                 "type": "string",
-                "enum": ["queued", "running", "succeeded", "failed", "cancelled"],
+                "enum": ["queued", "blocked", "running", "succeeded", "failed", "cancelled"],
             },
             "priority": {"type": "integer"},
             "args": {

@@ -96,7 +96,7 @@ async def estimate(
         return 0
 
 
-_STORED = ("queued", "running", "succeeded", "failed", "cancelled")
+_STORED = ("queued", "blocked", "running", "succeeded", "failed", "cancelled")
 
 
 async def count_jobs(conn: AsyncConn, where: _admin.JobFilter) -> Count:

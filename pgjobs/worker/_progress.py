@@ -64,6 +64,11 @@ class Progress(Service):
             # Rescued or otherwise taken from this worker: its run is moot.
             self._log.warning("job.checkpoint_fenced", job_id=job_id, attempt=attempt)
 
+    async def parent_results(self, ids: list[int]) -> dict[int, Any]:
+        """The stored results of the succeeded jobs among `ids`, by id."""
+        rows = await fetch(self.pool, "parent_results", {"ids": ids})
+        return {int(r["id"]): r["result"] for r in rows if r["status"] == "succeeded"}
+
     async def run_once(self) -> None:
         """Write the reports noted since the last pass, if any."""
         if not self._reports:

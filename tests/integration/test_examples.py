@@ -25,6 +25,7 @@ EXPECTED = {
     "transactional.py": "order 7: succeeded, 1 charge row(s)",
     "job_control.py": "result: {'url': '/exports/7'}",
     "flow_control.py": "exports: at most 2 at once",
+    "workflows.py": "chain: stored 'example.com'",
 }
 ALSO_EXPECTED = {
     "psycopg_transaction.py": "after rollback: 0 jobs for user",
@@ -38,6 +39,7 @@ ALSO_EXPECTED = {
     "flow_control.py": (
         "reports: at most 1 per customer at once, 3 in all\ncalls: 15 started over 1.3 s or more"
     ),
+    "workflows.py": "group with a failure: callback cancelled",
 }
 
 

@@ -729,7 +729,7 @@ def test_0012_adds_queue_limits_and_the_key_to_both_tables_and_every_view_and_do
 # -- 0013: rate limits per queue ------------------------------------------------
 
 #: The rate limits' revision, and the one before it (the lead may renumber it).
-RATES = _migrate.SCHEMA_REVISION
+RATES = "0013"
 BEFORE_RATES = f"{int(RATES) - 1:04d}"
 
 
@@ -739,7 +739,7 @@ def test_rate_limits_add_columns_a_table_and_a_claim_function_and_downgrade(empt
         conn.execute("INSERT INTO pgjobs.queues (name, concurrency) VALUES ('q', 1)")
         conn.execute("SELECT pgjobs.enqueue('t', queue => 'q')")
         conn.execute("SELECT pgjobs.enqueue('t', queue => 'q')")
-    assert _migrate.upgrade(empty_db) == (BEFORE_RATES, RATES)
+    assert _migrate.upgrade(empty_db, RATES) == (BEFORE_RATES, RATES)
     with psycopg.connect(empty_db, autocommit=True) as conn:
         assert conn.execute(
             "SELECT concurrency, rate_limit, rate_burst, rate_full_at FROM pgjobs.queues"
@@ -772,4 +772,44 @@ def test_rate_limits_add_columns_a_table_and_a_claim_function_and_downgrade(empt
         # 0012's function is its own again, and ignores no limit it knows.
         conn.execute("UPDATE pgjobs.queues SET concurrency = 1")
         assert conn.execute("SELECT pgjobs.claim_limited('q', 5)").fetchone() == ([1],)
-    assert _migrate.upgrade(empty_db) == (BEFORE_RATES, RATES)
+    assert _migrate.upgrade(empty_db, RATES) == (BEFORE_RATES, RATES)
+
+
+# -- 0014: workflows (depends_on, the blocked status) ------------------------------
+
+
+def test_0014_adds_the_blocked_status_and_dependencies_and_downgrades(empty_db):
+    _migrate.upgrade(empty_db, "0013")
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        _fill_0008(conn, finished=5, queued=3)
+        before = _jobs(conn)
+    assert _migrate.upgrade(empty_db, "0014") == ("0013", "0014")
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        assert _jobs(conn) == before
+        parent = conn.execute("SELECT pgjobs.enqueue('p')").fetchone()[0]
+        child = conn.execute("SELECT pgjobs.enqueue('c')").fetchone()[0]
+        conn.execute("UPDATE pgjobs.jobs_live SET status = 'blocked' WHERE id = %s", [child])
+        conn.execute(
+            "INSERT INTO pgjobs.job_dependencies (parent_id, job_id) VALUES (%s, %s)",
+            [parent, child],
+        )
+        # A blocked job is cancelled like a queued one, and so are its dependents.
+        conn.execute("SELECT pgjobs.cancel(%s)", [parent])
+        assert conn.execute(
+            "SELECT status::text FROM pgjobs.jobs WHERE id = %s", [child]
+        ).fetchone() == ("cancelled",)
+        blocked = conn.execute("SELECT pgjobs.enqueue('b')").fetchone()[0]
+        conn.execute("UPDATE pgjobs.jobs_live SET status = 'blocked' WHERE id = %s", [blocked])
+    # Blocked jobs do not exist below 0014: the downgrade says so and changes nothing.
+    import sqlalchemy.exc
+
+    with pytest.raises(sqlalchemy.exc.DBAPIError, match="1 blocked jobs"):
+        _downgrade(empty_db, "0013")
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        conn.execute("SELECT pgjobs.cancel(%s)", [blocked])
+    _downgrade(empty_db, "0013")
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        assert conn.execute("SELECT to_regclass('pgjobs.job_dependencies')").fetchone() == (None,)
+        queued = conn.execute("SELECT pgjobs.enqueue('v')").fetchone()[0]
+        conn.execute("SELECT pgjobs.cancel(%s)", [queued])
+    assert _migrate.upgrade(empty_db, "0014") == ("0013", "0014")

@@ -11,8 +11,10 @@ def test_top_level_names_are_pinned():
         "App",
         "Call",
         "CallNext",
+        "Chain",
         "Constant",
         "Exponential",
+        "Group",
         "Job",
         "JobContext",
         "JobSpec",
@@ -25,7 +27,9 @@ def test_top_level_names_are_pinned():
         "Task",
         "Worker",
         "WorkerConfig",
+        "chain",
         "current_job",
+        "group",
     ]
     assert pgjobs.__all__ == sorted(pgjobs.__all__)
     for name in pgjobs.__all__:

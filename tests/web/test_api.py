@@ -266,6 +266,33 @@ def test_status_retrying_includes_jobs_waiting_out_their_backoff(http: Any, conn
     assert r.json()["state"] == "retrying"
 
 
+def test_a_blocked_job_is_listed_and_shown_as_blocked(http: Any, conn: Conn) -> None:
+    parent = insert_job(conn)
+    blocked = insert_job(conn, status="blocked")
+    conn.execute(
+        "INSERT INTO pgjobs.job_dependencies (parent_id, job_id) VALUES (%s, %s)",
+        [parent, blocked],
+    )
+    r = http.get("/api/v1/jobs", params={"status": "blocked"}, headers=VIEWER)
+    assert r.status_code == 200, r.text
+    assert [(j["id"], j["state"]) for j in r.json()["jobs"]] == [(blocked, "blocked")]
+    r = http.get(f"/api/v1/jobs/{blocked}", headers=VIEWER)
+    assert (r.json()["state"], r.json()["status"]) == ("blocked", "blocked")
+
+
+def test_deleting_a_parent_cancels_what_waits_for_it(http: Any, conn: Conn) -> None:
+    parent = insert_job(conn)
+    blocked = insert_job(conn, status="blocked")
+    conn.execute(
+        "INSERT INTO pgjobs.job_dependencies (parent_id, job_id) VALUES (%s, %s)",
+        [parent, blocked],
+    )
+    assert http.delete(f"/api/v1/jobs/{parent}", headers=ADMIN).json() == {"deleted": parent}
+    row = conn.execute("SELECT status::text FROM pgjobs.jobs WHERE id = %s", [blocked])
+    assert row.fetchone() == ("cancelled",)
+    assert conn.execute("SELECT count(*) FROM pgjobs.job_dependencies").fetchone() == (0,)
+
+
 def test_list_filters_and_keyset_pages(http: Any, conn: Conn) -> None:
     ids = [insert_job(conn, status="failed", queue="a") for _ in range(7)]
     insert_job(conn, status="succeeded", queue="a")

@@ -1,9 +1,17 @@
 -- Delete one job unless it is running (its handler would still complete it).
 -- Returns the deleted id and, when nothing was deleted, whether the job exists.
+-- A deleted job's dependents (depends_on, migration 0014) can never run:
+-- they are cancelled, recursively, as for a cancelled job; a deleted blocked
+-- job's own dependency rows go with it.
 WITH deleted AS (
     DELETE FROM pgjobs.jobs
     WHERE id = CAST(:id AS bigint) AND status <> 'running'
     RETURNING id
+), resolved AS (
+    SELECT pgjobs.resolve_dependents(NULL, array_agg(id)) AS n
+    FROM deleted
+    HAVING count(*) > 0
 )
 SELECT (SELECT id FROM deleted) AS deleted_id,
-       (SELECT CAST(status AS text) FROM pgjobs.jobs WHERE id = CAST(:id AS bigint)) AS status
+       (SELECT CAST(status AS text) FROM pgjobs.jobs WHERE id = CAST(:id AS bigint)) AS status,
+       coalesce((SELECT n FROM resolved), 0) AS dependents_cancelled
