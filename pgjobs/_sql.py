@@ -5,7 +5,9 @@ Each file is one statement, written with `:name` placeholders: a neutral
 style that serves psycopg (`to_psycopg`) and SQLAlchemy's text()
 (`to_sqlalchemy`) alike. A line that reads `\\include NAME` is replaced by
 the core's query NAME (pgjobs/sql/NAME.sql), for a part that several
-statements end with (job_summaries.sql, the columns of a job list).
+statements share (job_summaries.sql, the columns of a job list, which they
+end with; queues_with_queued_jobs.sql, the walk of the queues that have
+jobs, which they start with).
 Comments stay in the text the server receives, so a statement in
 pg_stat_statements or a server log says where it comes from.
 """

@@ -1,23 +1,7 @@
 -- The queues that have queued jobs (due or not), for a worker that serves
 -- every queue (--queues '*'), which asks every poll interval.
 --
--- Cheap however large the backlog: a recursive loose index scan through the
--- fetch index (hashtext(queue), priority, run_at, id WHERE status =
--- 'queued'), one probe per queue, never a read of the jobs themselves, as in
--- unserved_queues.sql. The hash leads the index, so the walk goes in hash
--- order; two queue names with the same 32-bit hash would show as one of
--- them (the other is found once the first has no queued job left).
-WITH RECURSIVE queues AS (
-    (SELECT queue FROM pgjobs.jobs_live WHERE status = 'queued' ORDER BY hashtext(queue) LIMIT 1)
-    UNION ALL
-    SELECT (
-        SELECT j.queue
-        FROM pgjobs.jobs_live AS j
-        WHERE j.status = 'queued' AND hashtext(j.queue) > hashtext(q.queue)
-        ORDER BY hashtext(j.queue)
-        LIMIT 1
-    )
-    FROM queues AS q
-    WHERE q.queue IS NOT NULL
-)
+-- Cheap however large the backlog: one probe of the fetch index per queue
+-- (queues_with_queued_jobs.sql).
+\include queues_with_queued_jobs
 SELECT queue FROM queues WHERE queue IS NOT NULL

@@ -11,20 +11,8 @@
 -- priorities. A served queue costs one probe and a look at pgjobs.workers.
 -- Two queue names with the same 32-bit hash would show as one of them. A
 -- worker with '*' among its queues (--queues '*') serves every queue.
-WITH RECURSIVE queues AS (
-    (SELECT queue FROM pgjobs.jobs_live WHERE status = 'queued' ORDER BY hashtext(queue) LIMIT 1)
-    UNION ALL
-    SELECT (
-        SELECT j.queue
-        FROM pgjobs.jobs_live AS j
-        WHERE j.status = 'queued' AND hashtext(j.queue) > hashtext(q.queue)
-        ORDER BY hashtext(j.queue)
-        LIMIT 1
-    )
-    FROM queues AS q
-    WHERE q.queue IS NOT NULL
-),
-unserved AS (
+\include queues_with_queued_jobs
+, unserved AS (
     SELECT q.queue
     FROM queues AS q
     WHERE q.queue IS NOT NULL

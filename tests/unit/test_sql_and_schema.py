@@ -108,6 +108,16 @@ def test_an_include_is_replaced_by_the_core_query_it_names():
         assert _sql.text(name, package).rstrip("\n").endswith(summary), name
 
 
+def test_the_walk_of_the_queues_is_written_once_and_starts_both_queries_that_need_it():
+    walk = _sql.text("queues_with_queued_jobs").rstrip("\n")
+    assert "WITH RECURSIVE queues AS" in walk
+    for name in ("queued_queues", "unserved_queues"):
+        raw = (importlib.resources.files("pgjobs") / "sql" / f"{name}.sql").read_text()
+        assert "\n\\include queues_with_queued_jobs\n" in raw, name
+        assert "WITH RECURSIVE" not in raw, name
+        assert walk in _sql.text(name), name
+
+
 # -- no SQL in the library's Python ----------------------------------------
 
 # A string that starts like a statement. Upper case is how this code base
