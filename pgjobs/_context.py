@@ -107,6 +107,10 @@ class JobContext:
             change made here is not written back).
         worker_id: the id of the worker running it (`pgjobs.workers.id`),
             None when the executor runs outside a registered worker.
+        correlation_id: the id bound as `correlation_id` in structlog's
+            contextvars for this run, which jobs enqueued from the handler
+            inherit: the one given at enqueue (or inherited), else the trace
+            id while tracing is on, else the job's id. None outside a worker.
         cancelled: whether the job was asked to stop. Cancelling is
             cooperative: a sync handler that runs long checks this, or calls
             `raise_if_cancelled()`, between steps.
@@ -115,13 +119,26 @@ class JobContext:
             job's success (see `conn`).
     """
 
-    __slots__ = ("_cancelled", "_conn", "_job", "_recorder", "_state", "worker_id")
+    __slots__ = (
+        "_cancelled",
+        "_conn",
+        "_job",
+        "_recorder",
+        "_state",
+        "correlation_id",
+        "worker_id",
+    )
 
     def __init__(
-        self, job: _Claimed, worker_id: int | None, recorder: Recorder | None = None
+        self,
+        job: _Claimed,
+        worker_id: int | None,
+        recorder: Recorder | None = None,
+        correlation_id: str | None = None,
     ) -> None:
         self._job = job
         self.worker_id = worker_id
+        self.correlation_id = correlation_id
         self._cancelled = False
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._recorder = recorder
@@ -320,6 +337,12 @@ _current: ContextVar[JobContext] = ContextVar("pgjobs.current_job")
 #: Set and reset by the executor around each run (ContextVar.set and .reset).
 set_current = _current.set
 reset_current = _current.reset
+
+
+def current_correlation_id() -> str | None:
+    """The correlation id of the job running in this context; None outside a run."""
+    context = _current.get(None)
+    return None if context is None else context.correlation_id
 
 
 def current_job() -> JobContext:

@@ -1,8 +1,9 @@
-"""Around each run: its correlation id, and its CONSUMER span while tracing is on.
+"""Around each run while tracing is on: its CONSUMER span, and its correlation id.
 
-The executor calls `observed` in one place; everything here is about what
-surrounds a run, never about how a handler is called. See pgjobs/_trace.py
-for when tracing is on and what an enqueue stores in the job's meta.
+The executor calls `traced` in one place when a tracer is set; everything
+here is about what surrounds a run, never about how a handler is called.
+See pgjobs/_trace.py for when tracing is on and what an enqueue stores in
+the job's meta.
 """
 
 from __future__ import annotations
@@ -16,29 +17,11 @@ from pgjobs.worker._outcome import ClaimedJob, Outcome
 if TYPE_CHECKING:
     from opentelemetry.trace import Tracer
 
-Run = Callable[[ClaimedJob], Awaitable[Outcome]]
+#: The executor's run of a job, given the correlation id to bind on its context.
+Run = Callable[[ClaimedJob, str], Awaitable[Outcome]]
 
 #: `pgjobs.outcome` of a run, by the status its Outcome writes.
 OUTCOMES = {"succeeded": "succeeded", "queued": "retried", "failed": "failed"}
-
-
-async def observed(run: Run, job: ClaimedJob) -> Outcome:
-    """`run(job)` with the job's correlation id bound and, if tracing is on, in its span.
-
-    The correlation id is the one stored with the job (given at enqueue, or
-    inherited from the job that enqueued it), else the trace id of the run's
-    span while tracing is on, else the job's id. It is bound into structlog's
-    contextvars as `correlation_id` for the run (the handler's own log lines
-    and pgjobs' job events) and taken off after.
-    """
-    tracer = _trace.tracer()
-    if tracer is not None:
-        return await _traced(tracer, run, job)
-    tokens = _trace.enter(_trace.stored_correlation_id(job.meta) or str(job.id))
-    try:
-        return await run(job)
-    finally:
-        _trace.leave(tokens)
 
 
 class _Otel:
@@ -58,7 +41,15 @@ class _Otel:
 _otel: _Otel | None = None
 
 
-async def _traced(tracer: Tracer, run: Run, job: ClaimedJob) -> Outcome:
+async def traced(tracer: Tracer, run: Run, job: ClaimedJob) -> Outcome:
+    """`run(job)` in its CONSUMER span, with the job's correlation id bound.
+
+    The correlation id is the one stored with the job (given at enqueue, or
+    inherited from the job that enqueued it), else the trace id of the span.
+    It is bound into structlog's contextvars as `correlation_id` for the run
+    and taken off after. Without tracing, the executor binds the stored id
+    or the job's id itself (Executor.run).
+    """
     global _otel
     otel = _otel or (_otel := _Otel())
     carrier = job.meta.get(_trace.TRACE_KEY)
@@ -85,9 +76,9 @@ async def _traced(tracer: Tracer, run: Run, job: ClaimedJob) -> Outcome:
     correlation_id = _trace.stored_correlation_id(job.meta) or format(
         span.get_span_context().trace_id, "032x"
     )
-    tokens = _trace.enter(correlation_id)
+    logged = _trace.log_var().set(correlation_id)
     try:
-        outcome = await run(job)
+        outcome = await run(job, correlation_id)
     except BaseException:  # only CancelledError: the worker stops and gives the job back
         span.set_attribute("pgjobs.outcome", "released")
         raise
@@ -109,6 +100,6 @@ async def _traced(tracer: Tracer, run: Run, job: ClaimedJob) -> Outcome:
             span.set_status(otel.Status(otel.error, message[:200]))
         return outcome
     finally:
-        _trace.leave(tokens)
+        _trace.log_var().reset(logged)
         otel.detach(attached)
         span.end()

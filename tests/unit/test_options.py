@@ -194,19 +194,28 @@ def test_a_correlation_id_is_stored_in_meta_and_survives_a_merge():
     assert EnqueueOptions().meta == {}  # none given: meta untouched
 
 
+class _RunningJob:
+    """What a JobContext reads of the job it runs for."""
+
+    id, attempts, task, queue, checkpoint = 1, 1, "t", "q", None
+    meta: dict[str, object] = {}  # noqa: RUF012 - read only
+
+
 def test_jobs_enqueued_during_a_run_inherit_its_id_and_still_share_their_options():
-    from pgjobs import _enqueue, _trace
+    from pgjobs import _enqueue
+    from pgjobs._context import JobContext, reset_current, set_current
 
     shared = EnqueueOptions(queue="q")
     own = EnqueueOptions(correlation_id="mine")
     specs = [_enqueue.new_spec("t", "{}", shared) for _ in range(3)]
     specs.append(_enqueue.new_spec("t", "{}", own))
     assert _enqueue.stamp(specs, None) is specs  # outside a run: nothing to add
-    token = _trace.enter("parent-id")
+    running = JobContext(_RunningJob(), worker_id=None, correlation_id="parent-id")
+    token = set_current(running)
     try:
         stamped = _enqueue.stamp(specs, None)
     finally:
-        _trace.leave(token)
+        reset_current(token)
     assert [s.options.meta.get("correlation_id") for s in stamped] == [
         "parent-id",
         "parent-id",
