@@ -84,7 +84,42 @@ def test_every_query_file_loads_for_both_drivers(package):
         text = _sql.text(name, package)
         assert text.strip()
         assert not re.search(r"^\\include", text, re.MULTILINE)
-        assert _sql.psycopg(name, package) == _sql.to_psycopg(text)
+        sent = _sql.psycopg(name, package)
+        assert sent.startswith(f"-- {package.replace('.', '/')}/sql/{name}.sql\n"), name
+        assert sent == _sql.to_psycopg(sent.split("\n", 1)[0] + "\n" + _sql.compact(text) + "\n")
+
+
+@pytest.mark.parametrize("package", ["pgjobs", "pgjobs.web"])
+def test_every_statement_sent_is_short_enough_for_psycopg_to_cache_its_parsing(package):
+    # psycopg parses the placeholders of longer statements again on every
+    # execution (a batch of outcomes paid that for complete.sql).
+    from psycopg._queries import MAX_CACHED_STATEMENT_LENGTH
+
+    rare = {"rescue"}  # the leader's, every few seconds: parsing it costs nothing that counts
+    for name in _names(package):
+        sent = _sql.psycopg(name, package).encode()
+        assert name in rare or len(sent) <= MAX_CACHED_STATEMENT_LENGTH, (name, len(sent))
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("SELECT  a,\n    b -- why\nFROM   t", "SELECT a,\nb\nFROM t"),
+        ("-- heading\n\n-- more\nSELECT 1\n\n\n", "SELECT 1"),
+        ("SELECT a/* c */b, 'x  -- y\n\n  z', $f$ p\n\n  q $f$", None),
+        ("SELECT \"two  spaces\", E'a\\'  b'", None),
+    ],
+)
+def test_compacting_drops_comments_and_indentation_but_never_touches_a_literal(query, expected):
+    compacted = _sql.compact(query)
+    if expected is not None:
+        assert compacted == expected
+    literals = [
+        text for code, text in _sql.split(query) if not code and text[:2] not in ("--", "/*")
+    ]
+    for literal in literals:
+        assert literal in compacted
+    assert "--" not in compacted.replace("'x  -- y", "")
 
 
 def test_the_core_and_the_dashboard_each_load_their_own_files():
