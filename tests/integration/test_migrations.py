@@ -16,6 +16,8 @@ from psycopg.conninfo import make_conninfo
 
 from pgjobs import _migrate
 from pgjobs._names import WAKE_CHANNEL
+from pgjobs._window import Schema
+from pgjobs.errors import IncompatibleWorkersError
 from tests.conftest import REPO
 
 
@@ -182,9 +184,12 @@ def _wake_language(conn) -> str:
 def _wakes(conn, dsn) -> list[str]:
     """Enqueue for a queue whose worker awaits work, and one whose worker does not."""
     conn.execute("TRUNCATE pgjobs.workers")
+    # Rows of no running process: heartbeats an hour old, so that `migrate`
+    # does not refuse to change the schema under them (test_0015_* does).
     conn.execute(
-        "INSERT INTO pgjobs.workers (host, pid, queues, concurrency, awaiting_work)"
-        " VALUES ('h', 1, ARRAY['waiting'], 1, true), ('h', 2, ARRAY['busy'], 1, false)"
+        "INSERT INTO pgjobs.workers (host, pid, queues, concurrency, awaiting_work, last_seen_at)"
+        " VALUES ('h', 1, ARRAY['waiting'], 1, true, now() - interval '1 hour'),"
+        " ('h', 2, ARRAY['busy'], 1, false, now() - interval '1 hour')"
     )
     with psycopg.connect(dsn, autocommit=True) as listener:
         listener.execute(f"LISTEN {WAKE_CHANNEL}")
@@ -466,8 +471,8 @@ def _fill_0008(conn, finished: int, queued: int) -> None:
         [queued],
     )
     conn.execute(
-        "INSERT INTO pgjobs.workers (id, host, pid, queues, concurrency) OVERRIDING SYSTEM VALUE"
-        " VALUES (1, 'h', 1, '{default}', 1)"
+        "INSERT INTO pgjobs.workers (id, host, pid, queues, concurrency, last_seen_at)"
+        " OVERRIDING SYSTEM VALUE VALUES (1, 'h', 1, '{default}', 1, now() - interval '1 hour')"
     )
     conn.execute(
         "INSERT INTO pgjobs.jobs (task, status, worker_id, attempts) VALUES ('r', 'running', 1, 1)"
@@ -813,3 +818,68 @@ def test_0014_adds_the_blocked_status_and_dependencies_and_downgrades(empty_db):
         queued = conn.execute("SELECT pgjobs.enqueue('v')").fetchone()[0]
         conn.execute("SELECT pgjobs.cancel(%s)", [queued])
     assert _migrate.upgrade(empty_db, "0014") == ("0013", "0014")
+
+
+# -- 0015: the compatible window ----------------------------------------------------
+
+
+def _live_worker_0013(conn) -> None:
+    """A worker row as code of 0013 writes it (no code revision), with a fresh heartbeat."""
+    conn.execute(
+        "INSERT INTO pgjobs.workers (host, pid, queues, concurrency) VALUES ('old', 7, '{a}', 1)"
+    )
+
+
+def test_0015_records_the_window_and_the_workers_code_and_downgrades(empty_db):
+    _migrate.upgrade(empty_db, "0013")
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        _live_worker_0013(conn)
+    # 0014 declares no window: only code of 0014 works on it, so a running
+    # worker of 0013 stops the migration, named, and nothing changes.
+    with pytest.raises(IncompatibleWorkersError) as refused:
+        _migrate.upgrade(empty_db)
+    message = str(refused.value)
+    assert "from 0013 to 0015" in message
+    assert "worker 1 (old, pid 7): code revision 0013 assumed" in message
+    assert "--force" in message
+    with psycopg.connect(empty_db) as conn:
+        assert _migrate.current_schema(conn) == Schema("0013")
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        conn.execute("UPDATE pgjobs.workers SET last_seen_at = now() - interval '1 hour'")
+    assert _migrate.upgrade(empty_db, "0014") == ("0013", "0014")
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        conn.execute("TRUNCATE pgjobs.workers")
+        _live_worker_0013(conn)  # now as a worker of 0014 would write it
+    # 0015 only adds, and declares that code of 0014 still works against it.
+    assert _migrate.upgrade(empty_db) == ("0014", "0015")
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        assert _migrate.current_schema(conn) == Schema("0015", "0014")
+        assert conn.execute(
+            "SELECT revision, oldest_code FROM pgjobs.schema_window"
+        ).fetchall() == [("0015", "0014")]
+        assert conn.execute(
+            "SELECT host, code_revision, version FROM pgjobs.workers"
+        ).fetchall() == [("old", None, None)]
+        # A worker of 0014 registers as before: its INSERT names its columns.
+        _live_worker_0013(conn)
+        conn.execute("TRUNCATE pgjobs.workers")
+    _downgrade(empty_db, "0014")
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        assert conn.execute("SELECT to_regclass('pgjobs.schema_window')").fetchone() == (None,)
+        assert _migrate.current_schema(conn) == Schema("0014")
+        columns = conn.execute(
+            "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'pgjobs'"
+            " AND table_name = 'workers' AND column_name IN ('code_revision', 'version')"
+        ).fetchone()
+        assert columns == (0,)
+    assert _migrate.upgrade(empty_db) == ("0014", "0015")
+
+
+def test_force_migrates_past_running_workers_and_warns_with_them(empty_db):
+    _migrate.upgrade(empty_db, "0013")
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        _live_worker_0013(conn)
+    warnings: list[str] = []
+    assert _migrate.upgrade(empty_db, force=True, warn=warnings.append) == ("0013", "0015")
+    assert len(warnings) == 1
+    assert "worker 1 (old, pid 7)" in warnings[0]
