@@ -210,11 +210,10 @@ def _check_workers(
     left_out = _window.outside(workers, before, goal)
     if not left_out:
         return
-    message = _window.refusal(left_out, before, goal)
     if not force:
-        raise IncompatibleWorkersError(message, left_out)
+        raise IncompatibleWorkersError(_window.refusal(left_out, before, goal), left_out)
     if warn is not None:
-        warn(message)
+        warn(_window.refusal(left_out, before, goal, forced=True))
 
 
 def running_workers(conn: psycopg.Connection[Any]) -> list[_window.RunningWorker]:

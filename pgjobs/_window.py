@@ -133,13 +133,30 @@ def outside(workers: Iterable[RunningWorker], current: str, target: Schema) -> l
     return [w for w in workers if w.assumed_revision(current) < target.oldest]
 
 
-def refusal(workers: list[RunningWorker], current: str, target: Schema) -> str:
-    """The message of a `migrate` that would leave these workers outside their window."""
+def refusal(
+    workers: list[RunningWorker], current: str, target: Schema, *, forced: bool = False
+) -> str:
+    """The message of a `migrate` that would leave these workers outside their window.
+
+    Args:
+        workers: the workers left out.
+        current: the database's revision now.
+        target: the revision to migrate to.
+        forced: the message is a warning that `--force` migrates anyway.
+    """
     lines = "; ".join(w.describe(current) for w in workers)
-    return (
+    said = (
         f"migrating from {current} to {target.revision} would break {len(workers)} running "
         f"worker(s): revision {target.revision} works with code of revision {target.oldest} "
-        f"or newer, and these run older code: {lines}. Stop them (or replace them with "
-        f"workers of code {target.oldest} or newer) and migrate again, or pass --force to "
-        "migrate anyway: they will fail until they are replaced."
+        f"or newer, and these run older code: {lines}."
+    )
+    if forced:
+        return (
+            f"{said} Migrating anyway (--force): they fail until they are replaced with "
+            f"workers of code {target.oldest} or newer."
+        )
+    return (
+        f"{said} Stop them (or replace them with workers of code {target.oldest} or newer) "
+        "and migrate again, or pass --force to migrate anyway: they will fail until they "
+        "are replaced."
     )

@@ -883,3 +883,4 @@ def test_force_migrates_past_running_workers_and_warns_with_them(empty_db):
     assert _migrate.upgrade(empty_db, force=True, warn=warnings.append) == ("0013", "0015")
     assert len(warnings) == 1
     assert "worker 1 (old, pid 7)" in warnings[0]
+    assert "Migrating anyway (--force)" in warnings[0]
