@@ -18,12 +18,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 
-#: The first revision that records its window. Code before it records no
-#: revision in pgjobs.workers, and checks for its own revision only.
+#: The first revision that records its window (the migration that made
+#: pgjobs.schema_window). Code before it records no revision in
+#: pgjobs.workers, and checks for its own revision only.
 FIRST_WINDOW = "0015"
 
 #: The newest code revision that registered workers without their revision.
-LAST_UNRECORDED = "0014"
+LAST_UNRECORDED = f"{int(FIRST_WINDOW) - 1:04d}"
 
 _RUN_MIGRATE = "Run `python -m pgjobs migrate` (or `pgjobs migrate --sql` to review the DDL first)."
 

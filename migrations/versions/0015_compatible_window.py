@@ -28,10 +28,11 @@ Create Date: 2026-12-06
 from alembic import op
 
 # The revision, in one place (renumbering this migration changes these two),
-# and the oldest code revision that works against the schema it leaves.
+# and the oldest code revision that works against the schema it leaves: the
+# revision before, as this is an expand.
 revision = "0015"
 down_revision = "0014"
-oldest_code = "0014"
+oldest_code = down_revision
 branch_labels = None
 depends_on = None
 

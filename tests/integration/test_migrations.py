@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
-from pgjobs import _migrate
+from pgjobs import _migrate, _window
 from pgjobs._names import WAKE_CHANNEL
 from pgjobs._window import Schema
 from pgjobs.errors import IncompatibleWorkersError
@@ -822,65 +822,75 @@ def test_0014_adds_the_blocked_status_and_dependencies_and_downgrades(empty_db):
 
 # -- 0015: the compatible window ----------------------------------------------------
 
+# The revision that made pgjobs.schema_window, and the two before it (renumbering
+# that migration changes _window.FIRST_WINDOW, and these follow).
+WINDOW = _window.FIRST_WINDOW
+BEFORE_WINDOW = _window.LAST_UNRECORDED
+TWO_BEFORE = f"{int(WINDOW) - 2:04d}"
 
-def _live_worker_0013(conn) -> None:
-    """A worker row as code of 0013 writes it (no code revision), with a fresh heartbeat."""
+
+def _live_worker(conn) -> None:
+    """A worker row as code before the window writes it (no code revision), heartbeat fresh."""
     conn.execute(
         "INSERT INTO pgjobs.workers (host, pid, queues, concurrency) VALUES ('old', 7, '{a}', 1)"
     )
 
 
-def test_0015_records_the_window_and_the_workers_code_and_downgrades(empty_db):
-    _migrate.upgrade(empty_db, "0013")
+def test_the_window_migration_records_the_window_and_the_workers_code_and_downgrades(empty_db):
+    _migrate.upgrade(empty_db, TWO_BEFORE)
     with psycopg.connect(empty_db, autocommit=True) as conn:
-        _live_worker_0013(conn)
-    # 0014 declares no window: only code of 0014 works on it, so a running
-    # worker of 0013 stops the migration, named, and nothing changes.
+        _live_worker(conn)
+    # BEFORE_WINDOW declares no window: only its own code works on it, so a
+    # running worker of TWO_BEFORE stops the migration, named; nothing changes.
     with pytest.raises(IncompatibleWorkersError) as refused:
-        _migrate.upgrade(empty_db)
+        _migrate.upgrade(empty_db, WINDOW)
     message = str(refused.value)
-    assert "from 0013 to 0015" in message
-    assert "worker 1 (old, pid 7): code revision 0013 assumed" in message
+    assert f"from {TWO_BEFORE} to {WINDOW}" in message
+    assert f"worker 1 (old, pid 7): code revision {TWO_BEFORE} assumed" in message
     assert "--force" in message
     with psycopg.connect(empty_db) as conn:
-        assert _migrate.current_schema(conn) == Schema("0013")
+        assert _migrate.current_schema(conn) == Schema(TWO_BEFORE)
     with psycopg.connect(empty_db, autocommit=True) as conn:
         conn.execute("UPDATE pgjobs.workers SET last_seen_at = now() - interval '1 hour'")
-    assert _migrate.upgrade(empty_db, "0014") == ("0013", "0014")
+    assert _migrate.upgrade(empty_db, BEFORE_WINDOW) == (TWO_BEFORE, BEFORE_WINDOW)
     with psycopg.connect(empty_db, autocommit=True) as conn:
         conn.execute("TRUNCATE pgjobs.workers")
-        _live_worker_0013(conn)  # now as a worker of 0014 would write it
-    # 0015 only adds, and declares that code of 0014 still works against it.
-    assert _migrate.upgrade(empty_db) == ("0014", "0015")
+        _live_worker(conn)  # now a worker of BEFORE_WINDOW
+    # The window's migration only adds, and declares that code of the
+    # revision before it still works against it.
+    assert _migrate.upgrade(empty_db, WINDOW) == (BEFORE_WINDOW, WINDOW)
     with psycopg.connect(empty_db, autocommit=True) as conn:
-        assert _migrate.current_schema(conn) == Schema("0015", "0014")
+        assert _migrate.current_schema(conn) == Schema(WINDOW, BEFORE_WINDOW)
         assert conn.execute(
             "SELECT revision, oldest_code FROM pgjobs.schema_window"
-        ).fetchall() == [("0015", "0014")]
+        ).fetchall() == [(WINDOW, BEFORE_WINDOW)]
         assert conn.execute(
             "SELECT host, code_revision, version FROM pgjobs.workers"
         ).fetchall() == [("old", None, None)]
-        # A worker of 0014 registers as before: its INSERT names its columns.
-        _live_worker_0013(conn)
+        # A worker of the revision before registers as before: its INSERT names its columns.
+        _live_worker(conn)
         conn.execute("TRUNCATE pgjobs.workers")
-    _downgrade(empty_db, "0014")
+    _downgrade(empty_db, BEFORE_WINDOW)
     with psycopg.connect(empty_db, autocommit=True) as conn:
         assert conn.execute("SELECT to_regclass('pgjobs.schema_window')").fetchone() == (None,)
-        assert _migrate.current_schema(conn) == Schema("0014")
+        assert _migrate.current_schema(conn) == Schema(BEFORE_WINDOW)
         columns = conn.execute(
             "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'pgjobs'"
             " AND table_name = 'workers' AND column_name IN ('code_revision', 'version')"
         ).fetchone()
         assert columns == (0,)
-    assert _migrate.upgrade(empty_db) == ("0014", "0015")
+    assert _migrate.upgrade(empty_db, WINDOW) == (BEFORE_WINDOW, WINDOW)
 
 
 def test_force_migrates_past_running_workers_and_warns_with_them(empty_db):
-    _migrate.upgrade(empty_db, "0013")
+    _migrate.upgrade(empty_db, TWO_BEFORE)
     with psycopg.connect(empty_db, autocommit=True) as conn:
-        _live_worker_0013(conn)
+        _live_worker(conn)
     warnings: list[str] = []
-    assert _migrate.upgrade(empty_db, force=True, warn=warnings.append) == ("0013", "0015")
+    assert _migrate.upgrade(empty_db, WINDOW, force=True, warn=warnings.append) == (
+        TWO_BEFORE,
+        WINDOW,
+    )
     assert len(warnings) == 1
     assert "worker 1 (old, pid 7)" in warnings[0]
     assert "Migrating anyway (--force)" in warnings[0]
