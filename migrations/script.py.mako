@@ -9,6 +9,9 @@ from alembic import op
 
 revision = ${repr(up_revision)}
 down_revision = ${repr(down_revision)}
+# The oldest code revision that works against the schema this leaves: the
+# revision before (an expand, which only adds) or this one (a contract).
+oldest_code = ${repr(up_revision)}
 branch_labels = ${repr(branch_labels)}
 depends_on = ${repr(depends_on)}
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import psycopg
 from psycopg.rows import dict_row
 
-from pgjobs import _migrate, _names, _sql
+from pgjobs import _migrate, _names, _sql, _window
 from pgjobs.errors import SchemaVersionError
 
 if TYPE_CHECKING:
@@ -591,20 +591,30 @@ def check_failures(failures: Failures) -> Finding:
     )
 
 
-def check_revision(found: str | None) -> Finding:
-    """The database's schema revision against this code's."""
+def check_revision(found: _window.Schema | None) -> Finding:
+    """The database's schema revision against this code's compatible window."""
+    revision = found.revision if found else None
     try:
-        _migrate.check_revision(found)
+        _migrate.check_schema(found)
     except SchemaVersionError as exc:
-        newer = found is not None and found > _migrate.SCHEMA_REVISION
+        newer = revision is not None and revision > _migrate.SCHEMA_REVISION
         return Finding(
             "migrations",
             "fail",
-            found,
-            f"schema at {found}, this code needs {_migrate.SCHEMA_REVISION}",
+            revision,
+            f"schema at {revision}, outside the window of this code, revision "
+            f"{_migrate.CODE.describe()}",
             "upgrade the pgjobs package on this host" if newer else str(exc),
         )
-    return Finding("migrations", "ok", found, f"schema at {found}, as this code needs")
+    if revision == _migrate.SCHEMA_REVISION:
+        return Finding("migrations", "ok", revision, f"schema at {revision}, as this code needs")
+    return Finding(
+        "migrations",
+        "ok",
+        revision,
+        f"schema at {revision}, inside the window of this code, revision "
+        f"{_migrate.CODE.describe()}",
+    )
 
 
 # -- measuring -----------------------------------------------------------------------------
@@ -676,10 +686,10 @@ def diagnose(conn: psycopg.Connection[Any], limits: Limits = Limits()) -> list[F
         SchemaVersionError: the database has no pgjobs schema.
         psycopg.OperationalError: the connection was lost.
     """
-    revision = _migrate.current_revision(conn)
-    if revision is None:
-        _migrate.check_revision(None)
-    findings = [check_revision(revision)]
+    found = _migrate.current_schema(conn)
+    if found is None:
+        _migrate.check_schema(None)
+    findings = [check_revision(found)]
     (row,) = _rows(conn, "doctor_server")
     server = Server(client_port=_client_port(conn), **row)
     relations = [_build(Relation, r) for r in _rows(conn, "doctor_relations")]
@@ -695,7 +705,7 @@ def diagnose(conn: psycopg.Connection[Any], limits: Limits = Limits()) -> list[F
     connections = {r["application"]: r["connections"] for r in _rows(conn, "doctor_connections")}
     findings.append(check_connections(server, connections))
     findings.append(check_listeners(server, workers, limits))
-    if revision != _migrate.SCHEMA_REVISION:
+    if findings[0].verdict != "ok":
         return findings  # the jobs' tables are not where this code reads them
     findings.append(
         check_orphans([_build(RunningJob, r) for r in _rows(conn, "doctor_running")], limits)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import importlib.resources
 import io
+import os
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,31 +14,65 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg.rows import dict_row
 
-from pgjobs import _dsn, _sql
+from pgjobs import _dsn, _sql, _window
 from pgjobs._connect import MIGRATE, connect
 from pgjobs._names import MIGRATE_LOCK_KEY
-from pgjobs.errors import DatabaseUnavailableError, SchemaVersionError
+from pgjobs.errors import (
+    ConfigurationError,
+    DatabaseUnavailableError,
+    IncompatibleWorkersError,
+    SchemaVersionError,
+)
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
 # Alembic and SQLAlchemy are imported inside the functions that migrate: a
-# worker or the dashboard only compares SCHEMA_REVISION with the database's,
+# worker or the dashboard only compares its window with the database's,
 # and loading them cost every worker about 20 MB of memory for nothing.
 
-#: The schema revision this code needs. A unit test pins it to Alembic's head.
-SCHEMA_REVISION = "0014"
+#: The schema revision this code was written for. A unit test pins it to Alembic's head.
+SCHEMA_REVISION = "0015"
+
+#: The oldest schema revision this code's statements still run against: a
+#: worker or dashboard of this code starts on any revision from here to
+#: SCHEMA_REVISION (and on newer ones that declare they still work with it).
+#: Lower it only for a release whose code is known to run on an older
+#: revision (it does not use what the newer migrations added).
+OLDEST_SCHEMA = SCHEMA_REVISION
+
+#: This code's window, as `_window` judges it.
+CODE = _window.Code(SCHEMA_REVISION, OLDEST_SCHEMA)
+
+#: Where `migrate` finds the Alembic environment instead of the packaged one:
+#: for testing a migration of your own against a copy of the migrations.
+MIGRATIONS_DIR_ENV = "PGJOBS_MIGRATIONS_DIR"
+
+#: A worker whose heartbeat is older than this is not running, for `migrate`
+#: (the worker's default --stale-after).
+RUNNING_WITHIN = 30.0
 
 # Alembic keeps its running context in module globals, so two threads of one
 # process must not migrate at once; across processes the advisory lock in
 # migrations/env.py does the serialising.
 _ALEMBIC = threading.Lock()
 
-_RUN_MIGRATE = "Run `python -m pgjobs migrate` (or `pgjobs migrate --sql` to review the DDL first)."
-
 
 def migrations_dir() -> Path:
-    """Where the Alembic environment is: inside the wheel, or at the repository's top level."""
+    """Where the Alembic environment is: $PGJOBS_MIGRATIONS_DIR, inside the wheel, or the checkout.
+
+    Raises:
+        ConfigurationError: $PGJOBS_MIGRATIONS_DIR names no directory with an env.py.
+    """
+    override = os.environ.get(MIGRATIONS_DIR_ENV)
+    if override:
+        path = Path(override)
+        if not (path / "env.py").is_file():
+            raise ConfigurationError(
+                f"${MIGRATIONS_DIR_ENV} is {override!r}, which is not an Alembic environment "
+                "(no env.py in it); point it at a copy of pgjobs' migrations directory, or unset it"
+            )
+        return path
     packaged = importlib.resources.files("pgjobs") / "_migrations"
     if packaged.is_dir():
         return Path(str(packaged))
@@ -67,8 +102,46 @@ def head() -> str:
     return revision
 
 
-def upgrade(dsn: str, revision: str = "head") -> tuple[str | None, str]:
+def target(revision: str = "head") -> _window.Schema:
+    """A revision of the migrations, with the oldest code revision it declares it works with.
+
+    Raises:
+        SchemaVersionError: no migration has this revision.
+    """
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
+    try:
+        script = ScriptDirectory.from_config(_config()).get_revision(revision)
+    except CommandError as exc:
+        raise SchemaVersionError(
+            f"no pgjobs migration has the revision {revision!r}: {exc}"
+        ) from None
+    if script is None:
+        raise SchemaVersionError(f"no pgjobs migration has the revision {revision!r}")
+    oldest = getattr(script.module, "oldest_code", None)
+    return _window.Schema(script.revision, None if oldest is None else str(oldest))
+
+
+def upgrade(
+    dsn: str,
+    revision: str = "head",
+    *,
+    force: bool = False,
+    warn: Callable[[str], None] | None = None,
+) -> tuple[str | None, str]:
     """Create or upgrade the pgjobs schema; safe to run twice, or from two processes at once.
+
+    Before changing a schema that workers are using, it reads the live ones
+    from pgjobs.workers (a heartbeat within RUNNING_WITHIN seconds): if the
+    target revision does not work with the code of one of them, it refuses,
+    unless `force`.
+
+    Args:
+        dsn: the database.
+        revision: the revision to reach; "head" is the newest one shipped.
+        force: migrate even if running workers would be left outside their window.
+        warn: called with the refusal's message when `force` overrides it.
 
     Returns:
         The revision before and after.
@@ -76,6 +149,8 @@ def upgrade(dsn: str, revision: str = "head") -> tuple[str | None, str]:
     Raises:
         DatabaseUnavailableError: the server cannot be reached.
         SchemaVersionError: the database has a revision this code does not know.
+        IncompatibleWorkersError: running workers' code does not work with the target
+            revision, and `force` is false. Nothing was changed.
         psycopg.errors.InsufficientPrivilege: the user may not create the schema.
     """
     from alembic import command
@@ -93,8 +168,11 @@ def upgrade(dsn: str, revision: str = "head") -> tuple[str | None, str]:
             # Wait for a concurrent migrator before reading where this one
             # starts from (env.py takes the same transaction-scoped lock again;
             # it stacks), or both would report migrating "from nothing".
-            _wait_for_migrators(connection.connection.driver_connection)
-            before = current_revision(_psycopg(connection.connection.driver_connection))
+            conn = _psycopg(connection.connection.driver_connection)
+            _wait_for_migrators(conn)
+            before = current_revision(conn)
+            if before is not None:
+                _check_workers(conn, before, revision, force, warn)
             config = _config()
             config.attributes["connection"] = connection
             try:
@@ -104,7 +182,7 @@ def upgrade(dsn: str, revision: str = "head") -> tuple[str | None, str]:
                     f"cannot migrate: {exc}. The database was migrated by a newer pgjobs; "
                     "upgrade the pgjobs package."
                 ) from None
-            after = current_revision(_psycopg(connection.connection.driver_connection))
+            after = current_revision(conn)
     finally:
         engine.dispose()
     if after is None:
@@ -113,6 +191,37 @@ def upgrade(dsn: str, revision: str = "head") -> tuple[str | None, str]:
             "run `python -m pgjobs migrate` again, and report it if it persists"
         )
     return before, after
+
+
+def _check_workers(
+    conn: psycopg.Connection[Any],
+    before: str,
+    revision: str,
+    force: bool,
+    warn: Callable[[str], None] | None,
+) -> None:
+    """Refuse (or, with `force`, warn) when live workers would fall outside the target's window."""
+    try:
+        goal = target(revision)
+    except SchemaVersionError:
+        return  # a revision the scripts do not know: Alembic's own error says so, next
+    if goal.revision <= before:
+        return  # nothing to apply (or a database newer than these scripts, refused next)
+    workers = running_workers(conn)
+    left_out = _window.outside(workers, before, goal)
+    if not left_out:
+        return
+    if not force:
+        raise IncompatibleWorkersError(_window.refusal(left_out, before, goal), left_out)
+    if warn is not None:
+        warn(_window.refusal(left_out, before, goal, forced=True))
+
+
+def running_workers(conn: psycopg.Connection[Any]) -> list[_window.RunningWorker]:
+    """The workers with a heartbeat within RUNNING_WITHIN seconds, with their code revisions."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(_sql.psycopg("migrate_workers"), {"stale_after": RUNNING_WITHIN})
+        return [_window.RunningWorker(**row) for row in cur.fetchall()]
 
 
 #: The first revision with pgjobs.job_history, and the function that fills it.
@@ -227,18 +336,51 @@ def _revision(row: dict[str, Any] | None) -> str | None:
     return None if row is None or row["version_num"] is None else str(row["version_num"])
 
 
-def check_revision(found: str | None) -> None:
-    """Raise a SchemaVersionError that says what to do, unless `found` is this code's revision."""
-    if found == SCHEMA_REVISION:
-        return
-    if found is None:
-        raise SchemaVersionError(f"the database has no pgjobs schema. {_RUN_MIGRATE}")
-    if found < SCHEMA_REVISION:
-        raise SchemaVersionError(
-            f"the pgjobs schema is at revision {found}, but this code needs {SCHEMA_REVISION}. "
-            f"{_RUN_MIGRATE}"
-        )
-    raise SchemaVersionError(
-        f"the pgjobs schema is at revision {found}, newer than this code's {SCHEMA_REVISION}: "
-        "the database was migrated by a newer pgjobs. Upgrade the pgjobs package on this host."
-    )
+def current_schema(conn: psycopg.Connection[Any]) -> _window.Schema | None:
+    """The database's revision and the oldest code it declares it works with; None without one.
+
+    Like `current_revision`, never fails the connection's transaction.
+    """
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(_sql.psycopg("schema_versioned"), {})
+        row = cur.fetchone()
+        if row is None or not row["versioned"]:
+            return None
+        cur.execute(_sql.psycopg("schema_windowed"), {})
+        windowed = cur.fetchone()
+        name = "schema_window" if windowed and windowed["windowed"] else "schema_revision"
+        cur.execute(_sql.psycopg(name), {})
+        return _schema(cur.fetchone())
+
+
+async def current_schema_async(conn: psycopg.AsyncConnection[Any]) -> _window.Schema | None:
+    """Async twin of `current_schema`."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(_sql.psycopg("schema_versioned"), {})
+        row = await cur.fetchone()
+        if row is None or not row["versioned"]:
+            return None
+        await cur.execute(_sql.psycopg("schema_windowed"), {})
+        windowed = await cur.fetchone()
+        name = "schema_window" if windowed and windowed["windowed"] else "schema_revision"
+        await cur.execute(_sql.psycopg(name), {})
+        return _schema(await cur.fetchone())
+
+
+def _schema(row: dict[str, Any] | None) -> _window.Schema | None:
+    revision = _revision(row)
+    if revision is None or row is None:
+        return None
+    oldest = row.get("oldest_code")
+    return _window.Schema(revision, None if oldest is None else str(oldest))
+
+
+def check_schema(found: _window.Schema | None) -> None:
+    """Raise a SchemaVersionError that says what to do, unless `found` is inside this code's window.
+
+    The window: any revision from OLDEST_SCHEMA to SCHEMA_REVISION, and any
+    newer one that declares it still works with SCHEMA_REVISION's code.
+    """
+    message = _window.problem(CODE, found)
+    if message is not None:
+        raise SchemaVersionError(message)

@@ -11,6 +11,7 @@ __all__ = [
     "DatabaseUnavailableError",
     "DuplicateJobError",
     "HandlerExitError",
+    "IncompatibleWorkersError",
     "InvalidTransitionError",
     "JobCancelledError",
     "JobContextError",
@@ -39,6 +40,18 @@ class DatabaseUnavailableError(PgjobsError):
 
 class SchemaVersionError(PgjobsError):
     """The pgjobs schema is missing, older or newer than this code expects."""
+
+
+class IncompatibleWorkersError(SchemaVersionError):
+    """`migrate` refused: the target revision does not work with the code of running workers.
+
+    Attributes:
+        workers: the live rows of pgjobs.workers it would leave outside their window.
+    """
+
+    def __init__(self, message: str, workers: list[Any]) -> None:
+        super().__init__(message)
+        self.workers = workers
 
 
 class UnknownTaskError(PgjobsError, LookupError):

@@ -17,11 +17,21 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p = sub.add_parser(
         "migrate",
         help="create or upgrade the pgjobs schema",
-        description="Create or upgrade the pgjobs schema with Alembic.",
+        description=(
+            "Create or upgrade the pgjobs schema with Alembic. Before changing a schema in "
+            "use, it reads the running workers from pgjobs.workers, and refuses (exit 2) a "
+            "revision that does not work with the code of one of them, unless --force."
+        ),
     )
     add_dsn(p)
     p.add_argument(
         "--sql", action="store_true", help="print the DDL for a DBA instead of applying it"
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="migrate even if running workers' code does not work with the new revision "
+        "(they are named in a warning, and fail until replaced)",
     )
     p.set_defaults(handler=_run_migrate)
 
@@ -32,7 +42,7 @@ def _run_migrate(args: argparse.Namespace) -> int:
         return 0
     dsn = _dsn.require(args.dsn)
     try:
-        before, after = _migrate.upgrade(dsn)
+        before, after = _migrate.upgrade(dsn, force=args.force, warn=_warn)
     except psycopg.errors.InsufficientPrivilege as exc:
         raise PgjobsError(
             f"the database user may not create the pgjobs schema ({exc.diag.message_primary}). "
@@ -47,6 +57,10 @@ def _run_migrate(args: argparse.Namespace) -> int:
         if moved:
             print(f"moved {moved} finished jobs from pgjobs.jobs_live into pgjobs.job_history")
     return 0
+
+
+def _warn(message: str) -> None:
+    print(f"pgjobs: warning: {message}", file=sys.stderr, flush=True)
 
 
 def _report_moved(total: int) -> None:

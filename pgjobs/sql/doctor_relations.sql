@@ -14,7 +14,7 @@ WITH rel AS (
     LEFT JOIN pg_class AS t ON t.oid = coalesce(i.indrelid, c.oid)
     LEFT JOIN pg_stat_user_tables AS s ON s.relid = t.oid
     WHERE n.nspname = 'pgjobs' AND c.relkind IN ('r', 'i')
-      AND t.relname <> 'alembic_version'
+      AND t.relname NOT IN ('alembic_version', 'schema_window')
       -- The history's partitions are written once and dropped whole: no
       -- dead rows or bloat to speak of (doctor_history.sql sums them up).
       AND NOT t.relispartition

@@ -1,4 +1,5 @@
--- Empty every pgjobs table but Alembic's, so that a test starts with no jobs,
+-- Empty every pgjobs table but the schema's own records (Alembic's version,
+-- and each revision's compatible window), so that a test starts with no jobs,
 -- workers, queues or schedules left by the one before: the pgjobs_dsn fixture
 -- of pgjobs' pytest plugin. The tables are read from the catalog, so one that
 -- a later migration adds is emptied too. TRUNCATE waits for every other
@@ -11,7 +12,7 @@ BEGIN
         SELECT 'TRUNCATE ' || string_agg(format('%I.%I', schemaname, tablename), ', ')
             || ' RESTART IDENTITY'
         FROM pg_tables
-        WHERE schemaname = 'pgjobs' AND tablename <> 'alembic_version'
+        WHERE schemaname = 'pgjobs' AND tablename NOT IN ('alembic_version', 'schema_window')
     );
 END
 $$

@@ -68,18 +68,19 @@ async def list_page(dash: Dashboard, query: _http.JobQuery) -> tuple[list[JobSum
 
 
 async def healthz(request: Request) -> Response:
-    """200 when the database answers and its schema is the one this code needs."""
+    """200 when the database answers and its schema is inside this code's compatible window."""
     dash = _dash(request)
     try:
         async with dash.db.connection() as conn:
-            revision = await _queries.schema_revision(conn)
-        _migrate.check_revision(revision)
+            found = await _queries.schema(conn)
+        _migrate.check_schema(found)
     except Exception as exc:
         error = as_http_error(exc)
         if error is None:
             raise
         body = {"status": "unavailable", **error.body()}
         return ApiResponse(body, status_code=503)
+    revision = found.revision if found else None
     return ApiResponse({"status": "ok", "database": "ok", "schema_revision": revision})
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from pgjobs import _admin, _migrate, _sql
+from pgjobs import _admin, _migrate, _sql, _window
 from pgjobs._names import (
     APP_NAME_LEADER,
     LEADER_LOCK_CLASSID,
@@ -336,3 +336,8 @@ async def run_schedule_now(conn: AsyncConn, name: str, who: str) -> int | None:
 async def schema_revision(conn: AsyncConn) -> str | None:
     """The database's pgjobs schema revision, or None without a schema."""
     return await _migrate.current_revision_async(conn)
+
+
+async def schema(conn: AsyncConn) -> _window.Schema | None:
+    """The database's pgjobs schema revision and the oldest code it works with; None without one."""
+    return await _migrate.current_schema_async(conn)

@@ -34,7 +34,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from pgjobs import _migrate
+from pgjobs import _migrate, _window
 from pgjobs.errors import ConfigurationError, SchemaVersionError
 from pgjobs.worker._db import CONNECTION_ERRORS
 from pgjobs.worker._listener import Listener
@@ -233,29 +233,30 @@ class Readiness:
         else:
             database = {"ok": True, "state": "reachable"}
             try:
-                _migrate.check_revision(found)
+                _migrate.check_schema(found)
             except SchemaVersionError as exc:
                 schema = {
                     "ok": False,
                     "state": "incompatible",
-                    "revision": found,
+                    "revision": found.revision if found else None,
                     "error": str(exc),
                 }
             else:
-                schema = {"ok": True, "state": "compatible", "revision": found}
+                revision = found.revision if found else None
+                schema = {"ok": True, "state": "compatible", "revision": revision}
         self._last = (self.clock(), database, schema)
         return database, schema
 
-    async def _revision(self) -> str | None:
+    async def _revision(self) -> _window.Schema | None:
         try:
             async with self.pool.connection(timeout=self.timeout) as conn:
-                return await _migrate.current_revision_async(conn)
+                return await _migrate.current_schema_async(conn)
         except (psycopg.OperationalError, psycopg.InterfaceError):
             # A pooled connection the server dropped while idle fails on
             # first use and is discarded: try once more on a fresh one, as
             # the worker's own statements do (pgjobs/worker/_db.py, fetch).
             async with self.pool.connection(timeout=self.timeout) as conn:
-                return await _migrate.current_revision_async(conn)
+                return await _migrate.current_schema_async(conn)
 
 
 # -- the server --------------------------------------------------------------------

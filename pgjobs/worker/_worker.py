@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import socket
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -156,7 +157,7 @@ class Worker:
 
         Raises:
             DatabaseUnavailableError: PostgreSQL cannot be reached at start.
-            SchemaVersionError: the schema is missing or of another version.
+            SchemaVersionError: the schema is missing, or outside this code's window.
             ConfigurationError: `health_port` is taken (before registering).
         """
         _schedule.check(self.app)  # a schedule of an unregistered task stops us here
@@ -222,8 +223,8 @@ class Worker:
         except psycopg.OperationalError as exc:
             raise DatabaseUnavailableError(_dsn.connect_error_message(dsn, exc)) from None
         async with conn:
-            found = await _migrate.current_revision_async(conn)
-        _migrate.check_revision(found)
+            found = await _migrate.current_schema_async(conn)
+        _migrate.check_schema(found)
 
     async def _register(self, pool: AsyncConnectionPool[Any]) -> int:
         """Register (or, with `worker_id` set, register again); returns the worker id."""
@@ -237,6 +238,9 @@ class Worker:
                 "queues": self.registered_queues(),
                 "concurrency": self.config.concurrency,
                 "meta": json.dumps({"tasks": len(self.app.tasks), **self.config.host_tags}),
+                "code_revision": _migrate.SCHEMA_REVISION,
+                # Read at run time: pgjobs/__init__.py imports this module first.
+                "version": getattr(sys.modules.get("pgjobs"), "__version__", None),
             },
         )
         self.worker_id = int(rows[0]["id"])

@@ -406,7 +406,7 @@ def _set_revision(dsn: str, revision: str) -> None:
 @pytest.mark.parametrize(
     ("revision", "needle"),
     [
-        ("9999", "newer than this code's"),  # old code, newer schema
+        ("9999", "migrated by a newer pgjobs"),  # old code, newer schema outside its window
         ("0001", "Run `python -m pgjobs migrate`"),  # new code, older schema
     ],
 )

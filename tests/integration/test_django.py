@@ -18,6 +18,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
+from pgjobs import _migrate
 from tests import django_project
 from tests.conftest import REPO
 
@@ -243,6 +244,29 @@ def test_check_without_migrations_names_the_command_and_the_command_fixes_it(emp
     again = manage(empty_database, "pgjobs_migrate")
     assert "already at revision" in again.stdout
     assert manage(empty_database, "check").returncode == 0
+
+
+def test_check_accepts_a_newer_revision_inside_the_window_and_refuses_one_outside(
+    empty_database,
+):
+    assert manage(empty_database, "pgjobs_migrate").returncode == 0
+    following = f"{int(_migrate.SCHEMA_REVISION) + 1:04d}"
+    with psycopg.connect(empty_database, autocommit=True) as conn:
+        # As a newer pgjobs' expand would leave it: it still works with this code.
+        conn.execute("UPDATE pgjobs.alembic_version SET version_num = %s", [following])
+        conn.execute(
+            "INSERT INTO pgjobs.schema_window (revision, oldest_code) VALUES (%s, %s)",
+            [following, _migrate.SCHEMA_REVISION],
+        )
+    assert manage(empty_database, "check").returncode == 0
+    with psycopg.connect(empty_database, autocommit=True) as conn:
+        # A contract: it does not.
+        conn.execute("UPDATE pgjobs.schema_window SET oldest_code = revision")
+    done = manage(empty_database, "check")
+    assert done.returncode == 1
+    assert "pgjobs.E004" in done.stderr
+    assert f"works with pgjobs code of revision {following} or newer" in done.stderr
+    assert "Upgrade the pgjobs package" in done.stderr
 
 
 def test_check_warns_when_the_database_cannot_be_reached():

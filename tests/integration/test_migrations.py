@@ -14,8 +14,10 @@ import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
-from pgjobs import _migrate
+from pgjobs import _migrate, _window
 from pgjobs._names import WAKE_CHANNEL
+from pgjobs._window import Schema
+from pgjobs.errors import IncompatibleWorkersError
 from tests.conftest import REPO
 
 
@@ -182,9 +184,12 @@ def _wake_language(conn) -> str:
 def _wakes(conn, dsn) -> list[str]:
     """Enqueue for a queue whose worker awaits work, and one whose worker does not."""
     conn.execute("TRUNCATE pgjobs.workers")
+    # Rows of no running process: heartbeats an hour old, so that `migrate`
+    # does not refuse to change the schema under them (test_0015_* does).
     conn.execute(
-        "INSERT INTO pgjobs.workers (host, pid, queues, concurrency, awaiting_work)"
-        " VALUES ('h', 1, ARRAY['waiting'], 1, true), ('h', 2, ARRAY['busy'], 1, false)"
+        "INSERT INTO pgjobs.workers (host, pid, queues, concurrency, awaiting_work, last_seen_at)"
+        " VALUES ('h', 1, ARRAY['waiting'], 1, true, now() - interval '1 hour'),"
+        " ('h', 2, ARRAY['busy'], 1, false, now() - interval '1 hour')"
     )
     with psycopg.connect(dsn, autocommit=True) as listener:
         listener.execute(f"LISTEN {WAKE_CHANNEL}")
@@ -466,8 +471,8 @@ def _fill_0008(conn, finished: int, queued: int) -> None:
         [queued],
     )
     conn.execute(
-        "INSERT INTO pgjobs.workers (id, host, pid, queues, concurrency) OVERRIDING SYSTEM VALUE"
-        " VALUES (1, 'h', 1, '{default}', 1)"
+        "INSERT INTO pgjobs.workers (id, host, pid, queues, concurrency, last_seen_at)"
+        " OVERRIDING SYSTEM VALUE VALUES (1, 'h', 1, '{default}', 1, now() - interval '1 hour')"
     )
     conn.execute(
         "INSERT INTO pgjobs.jobs (task, status, worker_id, attempts) VALUES ('r', 'running', 1, 1)"
@@ -813,3 +818,79 @@ def test_0014_adds_the_blocked_status_and_dependencies_and_downgrades(empty_db):
         queued = conn.execute("SELECT pgjobs.enqueue('v')").fetchone()[0]
         conn.execute("SELECT pgjobs.cancel(%s)", [queued])
     assert _migrate.upgrade(empty_db, "0014") == ("0013", "0014")
+
+
+# -- 0015: the compatible window ----------------------------------------------------
+
+# The revision that made pgjobs.schema_window, and the two before it (renumbering
+# that migration changes _window.FIRST_WINDOW, and these follow).
+WINDOW = _window.FIRST_WINDOW
+BEFORE_WINDOW = _window.LAST_UNRECORDED
+TWO_BEFORE = f"{int(WINDOW) - 2:04d}"
+
+
+def _live_worker(conn) -> None:
+    """A worker row as code before the window writes it (no code revision), heartbeat fresh."""
+    conn.execute(
+        "INSERT INTO pgjobs.workers (host, pid, queues, concurrency) VALUES ('old', 7, '{a}', 1)"
+    )
+
+
+def test_the_window_migration_records_the_window_and_the_workers_code_and_downgrades(empty_db):
+    _migrate.upgrade(empty_db, TWO_BEFORE)
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        _live_worker(conn)
+    # BEFORE_WINDOW declares no window: only its own code works on it, so a
+    # running worker of TWO_BEFORE stops the migration, named; nothing changes.
+    with pytest.raises(IncompatibleWorkersError) as refused:
+        _migrate.upgrade(empty_db, WINDOW)
+    message = str(refused.value)
+    assert f"from {TWO_BEFORE} to {WINDOW}" in message
+    assert f"worker 1 (old, pid 7): code revision {TWO_BEFORE} assumed" in message
+    assert "--force" in message
+    with psycopg.connect(empty_db) as conn:
+        assert _migrate.current_schema(conn) == Schema(TWO_BEFORE)
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        conn.execute("UPDATE pgjobs.workers SET last_seen_at = now() - interval '1 hour'")
+    assert _migrate.upgrade(empty_db, BEFORE_WINDOW) == (TWO_BEFORE, BEFORE_WINDOW)
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        conn.execute("TRUNCATE pgjobs.workers")
+        _live_worker(conn)  # now a worker of BEFORE_WINDOW
+    # The window's migration only adds, and declares that code of the
+    # revision before it still works against it.
+    assert _migrate.upgrade(empty_db, WINDOW) == (BEFORE_WINDOW, WINDOW)
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        assert _migrate.current_schema(conn) == Schema(WINDOW, BEFORE_WINDOW)
+        assert conn.execute(
+            "SELECT revision, oldest_code FROM pgjobs.schema_window"
+        ).fetchall() == [(WINDOW, BEFORE_WINDOW)]
+        assert conn.execute(
+            "SELECT host, code_revision, version FROM pgjobs.workers"
+        ).fetchall() == [("old", None, None)]
+        # A worker of the revision before registers as before: its INSERT names its columns.
+        _live_worker(conn)
+        conn.execute("TRUNCATE pgjobs.workers")
+    _downgrade(empty_db, BEFORE_WINDOW)
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        assert conn.execute("SELECT to_regclass('pgjobs.schema_window')").fetchone() == (None,)
+        assert _migrate.current_schema(conn) == Schema(BEFORE_WINDOW)
+        columns = conn.execute(
+            "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'pgjobs'"
+            " AND table_name = 'workers' AND column_name IN ('code_revision', 'version')"
+        ).fetchone()
+        assert columns == (0,)
+    assert _migrate.upgrade(empty_db, WINDOW) == (BEFORE_WINDOW, WINDOW)
+
+
+def test_force_migrates_past_running_workers_and_warns_with_them(empty_db):
+    _migrate.upgrade(empty_db, TWO_BEFORE)
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        _live_worker(conn)
+    warnings: list[str] = []
+    assert _migrate.upgrade(empty_db, WINDOW, force=True, warn=warnings.append) == (
+        TWO_BEFORE,
+        WINDOW,
+    )
+    assert len(warnings) == 1
+    assert "worker 1 (old, pid 7)" in warnings[0]
+    assert "Migrating anyway (--force)" in warnings[0]

@@ -277,9 +277,10 @@ def test_empty_tables_leaves_no_row_and_restarts_ids(app, dsn, conn):
     empty_tables(dsn)
     counts = conn.execute(
         "SELECT (SELECT count(*) FROM pgjobs.jobs), (SELECT count(*) FROM pgjobs.queues),"
-        " (SELECT count(*) FROM pgjobs.alembic_version)"
+        " (SELECT count(*) FROM pgjobs.alembic_version),"
+        " (SELECT count(*) FROM pgjobs.schema_window)"
     ).fetchone()
-    assert counts == (0, 0, 1)
+    assert counts == (0, 0, 1, 1)
     assert noop.enqueue() == 1
 
 

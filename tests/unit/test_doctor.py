@@ -19,6 +19,7 @@ from pgjobs._doctor import (
     XminHolder,
 )
 from pgjobs._names import APP_NAME_LISTENER, with_pid
+from pgjobs._window import Schema
 from pgjobs.cli._doctor import render
 from tests.conftest import REPO
 
@@ -233,13 +234,17 @@ def test_growth_of_failed_jobs(failures, verdict):
 
 def test_schema_revisions():
     current = _migrate.SCHEMA_REVISION
-    assert _doctor.check_revision(current).verdict == "ok"
-    older = _doctor.check_revision("0001")
+    assert _doctor.check_revision(Schema(current, current)).verdict == "ok"
+    older = _doctor.check_revision(Schema("0001"))
     assert older.verdict == "fail"
     assert "python -m pgjobs migrate" in older.fix
-    newer = _doctor.check_revision("9999")
+    newer = _doctor.check_revision(Schema("9999", "9999"))
     assert newer.verdict == "fail"
     assert "upgrade the pgjobs package" in newer.fix
+    # A newer revision inside this code's window is no failure, and says so.
+    expanded = _doctor.check_revision(Schema("9999", current))
+    assert expanded.verdict == "ok"
+    assert "inside the window" in expanded.detail
 
 
 def test_the_human_output_puts_the_verdict_first_and_the_fix_below():

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from pgjobs import _dsn, _migrate, _sql
+from pgjobs._window import Schema
 from pgjobs.errors import ConfigurationError, SchemaVersionError
 
 PACKAGE = Path(_sql.__file__).parent
@@ -270,10 +271,14 @@ def test_schema_revision_is_the_migrations_head():
 
 def test_schema_mismatches_say_what_to_do():
     with pytest.raises(SchemaVersionError, match="python -m pgjobs migrate"):
-        _migrate.check_revision(None)
+        _migrate.check_schema(None)
+    with pytest.raises(SchemaVersionError, match="python -m pgjobs migrate"):
+        _migrate.check_schema(Schema("0001"))
     with pytest.raises(SchemaVersionError, match="Upgrade the pgjobs package"):
-        _migrate.check_revision("9999")
-    _migrate.check_revision(_migrate.SCHEMA_REVISION)
+        _migrate.check_schema(Schema("9999", "9999"))
+    _migrate.check_schema(Schema(_migrate.SCHEMA_REVISION, "0014"))
+    # A newer revision that declares it still works with this code.
+    _migrate.check_schema(Schema("9999", _migrate.SCHEMA_REVISION))
 
 
 def test_dsn_normalising_and_redaction(monkeypatch):

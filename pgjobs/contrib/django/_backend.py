@@ -30,7 +30,7 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 from psycopg.conninfo import make_conninfo
 
-from pgjobs import _enqueue, _migrate, _sql
+from pgjobs import _enqueue, _migrate, _sql, _window
 from pgjobs._enqueue import new_spec
 from pgjobs._options import EnqueueOptions, check_queue
 from pgjobs._serde import DEFAULT_MAX_PAYLOAD_BYTES, dump_args
@@ -248,9 +248,14 @@ class PgJobsBackend(BaseTaskBackend):  # type: ignore[misc]
                 (versioned,) = cursor.fetchone()
                 found = None
                 if versioned:
-                    cursor.execute(_sql.psycopg("schema_revision"), {})
+                    cursor.execute(_sql.psycopg("schema_windowed"), {})
+                    (windowed,) = cursor.fetchone()
+                    name = "schema_window" if windowed else "schema_revision"
+                    cursor.execute(_sql.psycopg(name), {})
                     row = cursor.fetchone()
-                    found = None if row is None or row[0] is None else str(row[0])
+                    if row is not None and row[0] is not None:
+                        oldest = row[1] if windowed and row[1] is not None else None
+                        found = _window.Schema(str(row[0]), oldest)
         except DatabaseError as exc:
             return [
                 checks.Warning(
@@ -261,24 +266,26 @@ class PgJobsBackend(BaseTaskBackend):  # type: ignore[misc]
                 )
             ]
         needed = _migrate.SCHEMA_REVISION
+        if _window.problem(_migrate.CODE, found) is None:
+            return []
         if found is None:
             text = f"the database {self.database!r} has no pgjobs tables"
-        elif found < needed:
+        elif found.revision < needed:
             text = (
-                f"pgjobs' tables in the database {self.database!r} are at revision {found}, "
-                f"this pgjobs needs {needed}"
+                f"pgjobs' tables in the database {self.database!r} are at revision "
+                f"{found.revision}, this pgjobs (revision {_migrate.CODE.describe()}) needs "
+                f"{_migrate.OLDEST_SCHEMA} or newer"
             )
-        elif found > needed:
+        else:
             return [
                 checks.Error(
-                    f"pgjobs' tables in the database {self.database!r} are at revision {found}, "
-                    f"newer than this pgjobs' {needed}",
+                    f"pgjobs' tables in the database {self.database!r} are at revision "
+                    f"{found.revision}, which works with pgjobs code of revision {found.oldest} "
+                    f"or newer; this pgjobs is revision {needed}",
                     hint="Upgrade the pgjobs package on this host.",
                     id="pgjobs.E004",
                 )
             ]
-        else:
-            return []
         return [
             checks.Error(
                 f"{text}, so TASKS[{self.alias!r}] cannot enqueue",

@@ -8,6 +8,6 @@ SELECT coalesce(CAST(r.relname AS text), CAST(s.relname AS text)) AS name,
        sum(s.n_dead_tup) AS dead_rows
 FROM pg_stat_user_tables AS s
 LEFT JOIN pg_class AS r ON r.oid = pg_partition_root(s.relid) AND r.oid <> s.relid
-WHERE s.schemaname = 'pgjobs' AND s.relname <> 'alembic_version'
+WHERE s.schemaname = 'pgjobs' AND s.relname NOT IN ('alembic_version', 'schema_window')
 GROUP BY 1
 ORDER BY 1

@@ -24,9 +24,18 @@ class Command(BaseCommand):  # type: ignore[misc]
             default="default",
             help="the Django database alias to migrate (default: default)",
         )
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help="migrate even if running workers' code does not work with the new revision",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        before, after = _migrate.upgrade(dsn_for(options["database"]))
+        before, after = _migrate.upgrade(
+            dsn_for(options["database"]),
+            force=options["force"],
+            warn=lambda message: self.stderr.write(f"warning: {message}"),
+        )
         if before == after:
             self.stdout.write(f"pgjobs schema already at revision {after}")
         else:
