@@ -43,8 +43,10 @@ MIN_TOKEN_WAIT = 0.01
 #: cannot come exactly on time: its timer fires up to a millisecond late, and
 #: the wait it was told counts from before the reply it read. At the default
 #: burst of 1 a token taken late is lost for good (the next comes one step
-#: after the claim), so it comes a little early; a claim that is early finds
-#: no token and is told the rest of the wait, which it then waits exactly.
+#: after the claim), so it comes this much early for tokens more than
+#: MIN_TOKEN_WAIT apart; a claim that is early finds no token and is told
+#: the rest of the wait, and the fetcher asks again at once when that is
+#: shorter than this lead (a few claims of each waiting worker per token).
 TOKEN_LEAD = 0.002
 
 # Claimed rows are read by name at about the cost of reading them by
@@ -315,8 +317,7 @@ class Fetcher(Service):
             left = self.token_due - time.monotonic()
             if for_token and not jobs and self._slow_tokens:
                 # Came early for a token of a slow rate (TOKEN_LEAD, or a
-                # slot freed): again at once once it is that near, without
-                # the floor (a few claims of a few workers, once a token).
+                # slot freed): no floor, and at once when it is that near.
                 pause = max(0.0, left - TOKEN_LEAD)
             else:
                 # Tokens further apart than the floor are worth coming early
