@@ -10,6 +10,9 @@
   dependencies calls (pgjobs/sql/enqueue_blocked.sql). As 0014's
   one-argument function, which stays for code of 0014, but a parent named
   in `always` may have failed or been cancelled already: it counts as ended.
+- `pgjobs.add_dependencies(job_id, parents, always)`: 0014's two-argument
+  function (which stays), with the parents in `always` marked so, as
+  `depends_on` with `pgjobs.after(id, always=True)` does from Python.
 - `pgjobs.resolve_dependents(succeeded, ended)`, made again: level by level,
   the edges of succeeded parents and the `always` edges of the others are
   deleted first (queuing the jobs left with no parent), then the jobs that
@@ -207,10 +210,69 @@ def _load(name: str) -> Any:
     return module
 
 
+def _replaced(text: str, old: str, new: str) -> str:
+    if old not in text:
+        raise RuntimeError(f"migration {revision}: {old!r} not found in 0014's SQL")
+    return text.replace(old, new)
+
+
+def _add_sql() -> str:
+    """0014's pgjobs.add_dependencies(), taking a third array: the parents named `always`."""
+    text: str = _load("0014_workflows.py")._ADD
+    for old, new in (
+        (
+            "pgjobs.add_dependencies(target bigint, parents bigint[]) RETURNS bigint",
+            "pgjobs.add_dependencies(target bigint, parents bigint[], always bigint[])\n"
+            "RETURNS bigint",
+        ),
+        (
+            "    wanted bigint[];\n",
+            "    wanted bigint[];\n    anyway bigint[];\n",
+        ),
+        (
+            "FROM unnest(parents) WITH ORDINALITY AS u (p, n)",
+            "FROM unnest(parents || coalesce(always, '{}')) WITH ORDINALITY AS u (p, n)",
+        ),
+        (
+            "    pending := pgjobs.pending_parents(wanted);\n",
+            "    SELECT coalesce(array_agg(DISTINCT p), '{}') INTO anyway\n"
+            "      FROM unnest(always) AS p WHERE p IS NOT NULL;\n"
+            "    pending := pgjobs.pending_parents(wanted, anyway);\n",
+        ),
+        (
+            "jsonb_build_object('depends_on', to_jsonb(wanted))",
+            "jsonb_build_object('depends_on', to_jsonb(wanted))\n"
+            "                        || CASE WHEN cardinality(anyway) > 0\n"
+            "                                THEN jsonb_build_object('depends_on_always',"
+            " to_jsonb(anyway))\n"
+            "                                ELSE '{}' END",
+        ),
+        (
+            "    INSERT INTO pgjobs.job_dependencies (parent_id, job_id)\n"
+            "    SELECT p, target FROM unnest(pending) AS p;",
+            "    INSERT INTO pgjobs.job_dependencies (parent_id, job_id, always)\n"
+            "    SELECT p, target, p = ANY (anyway) FROM unnest(pending) AS p;",
+        ),
+        (
+            "pgjobs.add_dependencies(bigint, bigint[]) IS",
+            "pgjobs.add_dependencies(bigint, bigint[], bigint[]) IS",
+        ),
+        (
+            "'Make a queued job (enqueued in this transaction) wait for parents, as depends_on does;"
+            " returns its id.'",
+            "'As add_dependencies(job_id, parents), and also for the parents of `always`, whose "
+            "outcome, whatever it is, lets the job run (pgjobs.after(id, always=True)).'",
+        ),
+    ):
+        text = _replaced(text, old, new)
+    return text
+
+
 def upgrade() -> None:
     op.execute(_COLUMN)
     op.execute(_PENDING)
     op.execute(_RESOLVE)
+    op.execute(_add_sql())
 
 
 def downgrade() -> None:
@@ -239,5 +301,6 @@ $down$
             "CREATE OR REPLACE FUNCTION pgjobs.resolve_dependents",
         )
     )
+    op.execute("DROP FUNCTION pgjobs.add_dependencies(bigint, bigint[], bigint[])")
     op.execute("DROP FUNCTION pgjobs.pending_parents(bigint[], bigint[])")
     op.execute("ALTER TABLE pgjobs.job_dependencies DROP COLUMN always")

@@ -850,6 +850,10 @@ def test_0018_adds_always_dependencies_and_downgrades_once_none_waits(empty_db):
     _downgrade(empty_db, "0014")
     with psycopg.connect(empty_db, autocommit=True) as conn:
         assert conn.execute(
+            "SELECT to_regprocedure('pgjobs.add_dependencies(bigint, bigint[], bigint[])'),"
+            " to_regprocedure('pgjobs.pending_parents(bigint[], bigint[])')"
+        ).fetchone() == (None, None)
+        assert conn.execute(
             "SELECT count(*) FROM information_schema.columns"
             " WHERE table_schema = 'pgjobs' AND table_name = 'job_dependencies'"
             " AND column_name = 'always'"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -141,3 +143,34 @@ def test_a_clean_up_runs_through_a_worker_after_a_failed_step_and_the_rest_is_ca
     assert status(conn, done) == "succeeded"
     assert app.result(done) == [*steps, -1, steps[0]]
     assert status(conn, published) == "cancelled"
+
+
+def test_add_dependencies_from_sql_takes_the_always_parents_as_a_third_array(app, dsn, conn):
+    worker_id, jobs = claimed(conn, 2)
+    (job,) = conn.execute(
+        "SELECT pgjobs.add_dependencies(pgjobs.enqueue('c'), ARRAY[2]::bigint[],"
+        " ARRAY[1]::bigint[])"
+    ).fetchone()
+    assert edges(conn) == [(1, job, True), (2, job, False)]
+    meta = conn.execute("SELECT meta FROM pgjobs.jobs WHERE id = %s", (job,)).fetchone()
+    assert meta == ({"depends_on": [2, 1], "depends_on_always": [1]},)
+    complete(dsn, worker_id, [failed(jobs[0].id)])
+    assert status(conn, job) == "blocked"
+    complete(dsn, worker_id, [succeeded(jobs[1], "2")])
+    assert status(conn, job) == "queued"
+
+
+def test_the_readme_sql_makes_a_job_wait_for_one_parent_to_end_and_another_to_succeed(conn):
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    start = readme.index("<!-- snippet: run-anyway-sql")
+    block = re.search(
+        r"```sql\n(.*?)```", readme[start : readme.index("<!-- /snippet -->", start)], re.DOTALL
+    )
+    assert block is not None
+    conn.execute("SELECT pgjobs.enqueue('p') FROM generate_series(1, 102)")
+    (job,) = conn.execute(block.group(1)).fetchone()
+    assert edges(conn) == [(101, job, True), (102, job, False)]
+    conn.execute("SELECT pgjobs.cancel(101)")
+    assert status(conn, job) == "blocked"
+    conn.execute("SELECT pgjobs.cancel(102)")
+    assert status(conn, job) == "cancelled"
