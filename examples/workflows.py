@@ -3,7 +3,9 @@
 A chain fetches, parses and stores a page, each step after the one before;
 a group resizes three images side by side, and its callback runs once all
 three have succeeded, with their results. A group whose member fails never
-runs its callback: it is cancelled. A worker runs here in a thread.
+runs its callback: it is cancelled; a clean-up that waits for its members
+with `pgjobs.after(id, always=True)` runs whatever their outcome. A worker
+runs here in a thread.
 
     PGJOBS_DSN=postgresql://postgres@localhost/postgres python examples/workflows.py
 """
@@ -50,6 +52,12 @@ def notify(user: str) -> str:
     return f"{user}: resized {sizes}"
 
 
+@app.task(name="example.cleanup", queue="example-workflows")
+def cleanup() -> str:
+    job = pgjobs.current_job()
+    return f"ran after {len(job.parents)} images ({len(job.parent_results())} resized)"
+
+
 def main() -> None:
     stop = threading.Event()
     worker = pgjobs.Worker(app, pgjobs.WorkerConfig(queues=("example-workflows",)))
@@ -64,10 +72,16 @@ def main() -> None:
         group = pgjobs.group([resize.job(i) for i in (1, 2, 3)]).then(notify.job("ada"))
         print(f"group: {app.result(group.enqueue()[-1], timeout=60)}")
         broken = pgjobs.group([resize.job(i) for i in (1, -1)]).then(notify.job("bob"))
-        callback = broken.enqueue()[-1]
+        *members, callback = broken.enqueue()
+        # Runs once both members have ended, succeeded or not.
+        tidy = cleanup.options(depends_on=[pgjobs.after(m, always=True) for m in members])
+        tidied = tidy.enqueue()
         with contextlib.suppress(JobCancelledError):
             app.result(callback, timeout=60)
-        print(f"group with a failure: callback {app.get_job(callback).status}")
+        print(
+            f"group with a failure: callback {app.get_job(callback).status}, "
+            f"clean-up {app.result(tidied, timeout=60)}"
+        )
     finally:
         stop.set()
         thread.join()

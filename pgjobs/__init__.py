@@ -2,6 +2,7 @@
 
 from pgjobs._app import App
 from pgjobs._context import CallNext, JobContext, Middleware, Snooze, current_job
+from pgjobs._dependency import Dependency, after
 from pgjobs._enqueue import JobSpec
 from pgjobs._job import Job, Priority, Status
 from pgjobs._retry import Constant, Exponential, Linear, RetryPolicy
@@ -15,6 +16,7 @@ __all__ = [
     "CallNext",
     "Chain",
     "Constant",
+    "Dependency",
     "Exponential",
     "Group",
     "Job",
@@ -29,6 +31,7 @@ __all__ = [
     "Task",
     "Worker",
     "WorkerConfig",
+    "after",
     "chain",
     "current_job",
     "group",

@@ -251,11 +251,14 @@ class JobContext:
     def parent_results(self) -> dict[int, Any]:
         """The return values of the jobs this one depended on (`depends_on`), by job id.
 
-        A job with `depends_on` runs only once every parent has succeeded,
-        so each parent's result is there: as stored in `jobs.result` (JSON,
+        A job with `depends_on` runs only once every parent has succeeded
+        (or ended, for one named with `always=True`), so each succeeded
+        parent's result is there: as stored in `jobs.result` (JSON,
         so a tuple comes back a list; None for a task with keep_result=False).
         A parent whose task keeps no history is deleted when it finishes,
-        and is left out. A job without `depends_on` gets {}. For sync
+        and is left out, as is a parent named with
+        `pgjobs.after(id, always=True)` that failed or was cancelled (it
+        left no result; `parents` still lists it). A job without `depends_on` gets {}. For sync
         handlers: an async handler awaits `parent_results_async`.
 
         Raises:

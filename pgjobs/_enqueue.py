@@ -19,6 +19,7 @@ from psycopg import pq
 from psycopg.rows import dict_row
 
 from pgjobs import _rows, _sql, _trace
+from pgjobs._dependency import always_ids, parent_ids
 from pgjobs._options import EnqueueOptions
 from pgjobs._serde import dump_json
 from pgjobs.errors import ConfigurationError, DuplicateJobError
@@ -92,7 +93,8 @@ def single_query(spec: JobSpec) -> tuple[str, dict[str, Any]]:
     }
     if opts.depends_on is not None:
         # A job that waits for others (options() refuses a fingerprint with it).
-        params["depends_on"] = list(opts.depends_on)
+        params["depends_on"] = parent_ids(opts.depends_on)
+        params["always"] = always_ids(opts.depends_on)
         return "enqueue_blocked", params
     if opts.fingerprint is None:
         return "enqueue", params

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal, TypedDict
 
+from pgjobs._dependency import Dependency, always_ids, check_depends_on, parent_ids
 from pgjobs._job import Priority
 from pgjobs.errors import ConfigurationError
 
@@ -22,6 +23,8 @@ MAX_CORRELATION_ID = 128
 MAX_KEY = 255
 #: The key of `jobs.meta` that holds the ids a job depends on (`depends_on`).
 DEPENDS_ON_KEY = "depends_on"
+#: The key of `jobs.meta` that holds those of them named with `pgjobs.after(id, always=True)`.
+DEPENDS_ALWAYS_KEY = "depends_on_always"
 
 
 class EnqueueKwargs(TypedDict, total=False):
@@ -64,7 +67,7 @@ class EnqueueKwargs(TypedDict, total=False):
     correlation_id: str | None
     timeout: float | None
     key: str | None
-    depends_on: Sequence[int] | None
+    depends_on: Sequence[int | Dependency] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +85,7 @@ class EnqueueOptions:
     correlation_id: str | None = None
     timeout: float | None = None
     key: str | None = None
-    depends_on: tuple[int, ...] | None = None
+    depends_on: tuple[int | Dependency, ...] | None = None
 
     def __post_init__(self) -> None:
         check_queue(self.queue)
@@ -155,8 +158,15 @@ class EnqueueOptions:
                     "fingerprint out"
                 )
             object.__setattr__(self, "depends_on", parents)
-            if self.meta.get(DEPENDS_ON_KEY) != list(parents):
-                object.__setattr__(self, "meta", {**self.meta, DEPENDS_ON_KEY: list(parents)})
+            ids, always = parent_ids(parents), always_ids(parents)
+            if self.meta.get(DEPENDS_ON_KEY) != ids or self.meta.get(DEPENDS_ALWAYS_KEY) != (
+                always or None
+            ):
+                meta = {**self.meta, DEPENDS_ON_KEY: ids}
+                meta.pop(DEPENDS_ALWAYS_KEY, None)
+                if always:
+                    meta[DEPENDS_ALWAYS_KEY] = always
+                object.__setattr__(self, "meta", meta)
         if self.correlation_id is not None:
             check_correlation_id(self.correlation_id)
             if self.meta.get(CORRELATION_KEY) != self.correlation_id:
@@ -236,25 +246,3 @@ def check_key(value: object) -> None:
             f"got {len(value)} characters ({shown!r}); a longer identifier can be "
             "shortened with a hash, e.g. hashlib.sha256(...).hexdigest()"
         )
-
-
-def check_depends_on(value: object) -> tuple[int, ...]:
-    """The job ids of `depends_on`, in order and once each; ConfigurationError if it is not that."""
-    if isinstance(value, str | bytes) or not isinstance(value, Sequence | set | frozenset):
-        raise ConfigurationError(
-            f"depends_on must be a list of job ids (what enqueue returns), got {value!r}"
-        )
-    ids: list[int] = []
-    for item in value:
-        if isinstance(item, bool) or not isinstance(item, int) or item <= 0:
-            raise ConfigurationError(
-                f"depends_on must hold job ids, positive integers (what enqueue returns), "
-                f"got {item!r}"
-            )
-        if item not in ids:
-            ids.append(item)
-    if not ids:
-        raise ConfigurationError(
-            "depends_on is empty; name the jobs to wait for, or leave depends_on out"
-        )
-    return tuple(ids)

@@ -6,12 +6,16 @@ caller's with `conn=`, else one of the App's pooled connections. A job must
 exist before another can name it, so the links are written one job after
 the other (enqueue_blocked.sql), and a group's members, which depend on
 nothing, in one bulk statement first.
+
+What to write, in which order, is a plan (a generator that yields the next
+jobs and is sent their ids), shared by `enqueue` and `enqueue_async`, which
+only do the writing.
 """
 
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Generator, Iterable, Sequence
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -26,6 +30,7 @@ class App(Protocol):
     def task_for(self, name: str) -> Any: ...
     def connection(self) -> Any: ...
     def _in_memory(self) -> bool: ...
+    async def _async_pool(self) -> Any: ...
 
 
 #: Every App made in this process, to find the one that knows a workflow's tasks.
@@ -79,14 +84,54 @@ def _written(job_id: int | None) -> int:
     return job_id
 
 
-class _Workflow:
-    """What chain and group share: the jobs to write, in order, and the writing."""
+#: A workflow's plan: yields the jobs to write next (one, or many without
+#: links between them), is sent their ids, and returns every id in order.
+Plan = Generator[list[JobSpec], list[int], list[int]]
 
-    def _write(self, conn: AnyConn) -> list[int]:
+
+def _write(conn: AnyConn, plan: Plan) -> list[int]:
+    try:
+        batch = next(plan)
+        while True:
+            if len(batch) == 1:
+                ids = [_written(_enqueue.enqueue_sync(conn, batch[0]))]
+            else:
+                ids = _enqueue.enqueue_many_sync(conn, batch)
+            batch = plan.send(ids)
+    except StopIteration as done:
+        return list(done.value)
+
+
+async def _write_async(conn: AnyConn, plan: Plan) -> list[int]:
+    try:
+        batch = next(plan)
+        while True:
+            if len(batch) == 1:
+                ids = [_written(await _enqueue.enqueue_async(conn, batch[0]))]
+            else:
+                ids = await _enqueue.enqueue_many_async(conn, batch)
+            batch = plan.send(ids)
+    except StopIteration as done:
+        return list(done.value)
+
+
+class _Workflow:
+    """What chain and group share: the jobs to write, in order (`_plan`), and the writing."""
+
+    def _plan(self) -> Plan:
         raise NotImplementedError
 
     def _specs(self) -> list[JobSpec]:
         raise NotImplementedError
+
+    def _pool_owner(self, app: App | None) -> App:
+        owner = _owner(self._specs(), app)
+        if owner._in_memory():
+            raise ConfigurationError(
+                "chains and groups are not supported in memory (pgjobs.testing.in_memory): "
+                "test a workflow against the database, with pgjobs.testing.drain"
+            )
+        return owner
 
     def enqueue(self, conn: AnyConn | None = None, *, app: App | None = None) -> list[int]:
         """Write every job in one transaction; returns their ids, in the order given.
@@ -103,15 +148,24 @@ class _Workflow:
             ConfigurationError: no conn and no single App to write with.
         """
         if conn is not None:
-            return self._write(conn)
-        owner = _owner(self._specs(), app)
-        if owner._in_memory():
-            raise ConfigurationError(
-                "chains and groups are not supported in memory (pgjobs.testing.in_memory): "
-                "test a workflow against the database, with pgjobs.testing.drain"
-            )
-        with owner.connection() as pooled:  # commits at the end, or rolls everything back
-            return self._write(pooled)
+            return _write(conn, self._plan())
+        with self._pool_owner(app).connection() as pooled:  # commits at the end, or rolls back
+            return _write(pooled, self._plan())
+
+    async def enqueue_async(
+        self, conn: AnyConn | None = None, *, app: App | None = None
+    ) -> list[int]:
+        """Async twin of `enqueue`: `conn` is a psycopg AsyncConnection or a SQLAlchemy
+        AsyncSession/AsyncConnection, and without it the App's async pool is used.
+
+        Raises:
+            ConfigurationError: no conn and no single App to write with.
+        """
+        if conn is not None:
+            return await _write_async(conn, self._plan())
+        pool = await self._pool_owner(app)._async_pool()
+        async with pool.connection() as pooled:  # commits at the end, or rolls back
+            return await _write_async(pooled, self._plan())
 
 
 class Chain(_Workflow):
@@ -123,12 +177,10 @@ class Chain(_Workflow):
     def _specs(self) -> list[JobSpec]:
         return self.jobs
 
-    def _write(self, conn: AnyConn) -> list[int]:
+    def _plan(self) -> Plan:
         ids: list[int] = []
         for spec in self.jobs:
-            ids.append(
-                _written(_enqueue.enqueue_sync(conn, _after(spec, ids[-1:]) if ids else spec))
-            )
+            ids += yield [_after(spec, ids[-1:]) if ids else spec]
         return ids
 
     def __repr__(self) -> str:
@@ -153,10 +205,12 @@ class Group(_Workflow):
     def _specs(self) -> list[JobSpec]:
         return self.jobs if self.callback is None else [*self.jobs, self.callback]
 
-    def _write(self, conn: AnyConn) -> list[int]:
-        ids = _enqueue.enqueue_many_sync(conn, self.jobs)
+    def _plan(self) -> Plan:
+        ids = list((yield self.jobs))
+        if len(ids) != len(self.jobs):  # only a fingerprint skips one, and they are refused
+            raise RuntimeError("a group member without a fingerprint was not written")
         if self.callback is not None:
-            ids.append(_written(_enqueue.enqueue_sync(conn, _after(self.callback, ids))))
+            ids += yield [_after(self.callback, ids)]
         return ids
 
     def __repr__(self) -> str:

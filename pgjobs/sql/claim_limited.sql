@@ -24,7 +24,13 @@
 -- ids, instead of the primary key.
 --
 -- Each claimed job's row carries `rate_wait`: when the rate limit held the
--- claim back, the seconds until its next token, else NULL. When nothing was
+-- claim back, the seconds until its next token, else NULL. The function
+-- counts them from now(), the transaction's start; they are given here
+-- counted from the end of the statement (clock_timestamp()), so that the
+-- worker, counting from the reply, loses neither the wait for the queue
+-- row's lock nor the statement's own time: at the default burst of 1 a
+-- token taken late is lost for good (the next comes one step after it),
+-- so each millisecond of those costs the rate. When nothing was
 -- claimed but the rate held it back, one row comes with every job column
 -- NULL and only `rate_wait`, so that the worker knows when to come back;
 -- when nothing was claimed for another reason, no row.
@@ -44,7 +50,7 @@ claimed AS (
               j.run_at, j.snoozes, j.checkpoint, j.timeout
 )
 -- In claim order, committed without waiting for the WAL flush: see claim.sql.
-SELECT cl.*, ch.rate_wait
+SELECT cl.*, ch.rate_wait - extract(epoch FROM clock_timestamp() - now()) AS rate_wait
 FROM chosen AS ch
 LEFT JOIN claimed AS cl ON true
 WHERE (SELECT set_config('synchronous_commit', 'off', true)) = 'off'

@@ -1,17 +1,20 @@
 -- Enqueue one job that waits for others (options(depends_on=[...])), in the
 -- caller's transaction; returns its id.
 --
--- pgjobs.pending_parents (migration 0014) runs first: it refuses an id that
--- is no job, or one that failed or was cancelled, and returns the parents
--- that have not succeeded yet, each locked until this transaction ends, so
--- that a parent finishing meanwhile sees the rows written here. The job is
+-- pgjobs.pending_parents (migrations 0014 and 0016) runs first: it refuses
+-- an id that is no job, or one that failed or was cancelled (unless named in
+-- :always, pgjobs.after(id, always=True), for which any end will do), and
+-- returns the parents that have not ended yet, each locked until this
+-- transaction ends, so that a parent finishing meanwhile sees the rows
+-- written here. Each edge says whether it is an `always` one. The job is
 -- `blocked` with a row in pgjobs.job_dependencies per such parent, or
 -- `queued` (and its queue's waiting workers woken, as enqueue.sql does) when
 -- every parent has succeeded already. A fingerprint is refused by the
 -- client: a blocked job would not hold it, and could not take it when
 -- queued.
 WITH parents AS MATERIALIZED (
-    SELECT pgjobs.pending_parents(CAST(:depends_on AS bigint[])) AS pending
+    SELECT pgjobs.pending_parents(CAST(:depends_on AS bigint[]), CAST(:always AS bigint[]))
+           AS pending
 ),
 job AS (
     INSERT INTO pgjobs.jobs_live (task, args, queue, priority, status, run_at, max_attempts, meta,
@@ -35,8 +38,8 @@ job AS (
     RETURNING id, queue, run_at, status
 ),
 edges AS (
-    INSERT INTO pgjobs.job_dependencies (parent_id, job_id)
-    SELECT parent, job.id
+    INSERT INTO pgjobs.job_dependencies (parent_id, job_id, always)
+    SELECT parent, job.id, parent = ANY (CAST(:always AS bigint[]))
     FROM job, parents AS p, unnest(p.pending) AS parent
 )
 SELECT job.id

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 from psycopg import errors
@@ -21,7 +22,15 @@ class Completer(Service):
     """Collects outcomes and writes them with one UPDATE per batch (complete.sql).
 
     A batch is written when `batch_size` outcomes wait, or `interval` seconds
-    after the first one arrived. When the database is down, outcomes stay in
+    after the first one arrived, or at once when `idle()` says that no other
+    outcome is coming (no job runs and no more were found): a worker running
+    one job at a time, such as the steps of a chain, would otherwise add the
+    whole interval to each job. After a batch written while idle, it calls
+    `after_idle_write()` (the worker wakes its fetcher for one more look): an
+    outcome can queue jobs (the dependents of a workflow, pgjobs/_workflow.py)
+    whose wake-up no NOTIFY may bring, when the batch's transaction checked
+    for workers awaiting work before this worker's mark was committed, and
+    committed after its last look. When the database is down, outcomes stay in
     memory and are written once it is back; the fence in complete.sql drops
     any whose job was rescued meanwhile. `stop` flushes: `run` returns once
     nothing is pending (or, with the database still down, after a few tries).
@@ -42,8 +51,12 @@ class Completer(Service):
         interval: float,
         *,
         hot: HotConnection | None = None,
+        idle: Callable[[], bool] | None = None,
+        after_idle_write: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(outage=outage)
+        self._idle = idle
+        self._after_idle_write = after_idle_write
         self.pool = pool
         # Batches go over the connection the Worker shares between its
         # fetcher and completer (one of its own when none is given).
@@ -65,7 +78,7 @@ class Completer(Service):
         """Queue an outcome for the next batch."""
         self._pending.append(outcome)
         self._arrived.set()
-        if len(self._pending) >= self.batch_size:
+        if len(self._pending) >= self.batch_size or (self._idle is not None and self._idle()):
             self._full.set()
 
     def job_ids(self) -> list[int]:
@@ -99,9 +112,11 @@ class Completer(Service):
             raise
         finally:
             self._writing = []
+        if self._after_idle_write is not None and self._idle is not None and self._idle():
+            self._after_idle_write()
 
     async def wait(self, pause: float | None) -> None:
-        """Wait for a batch: the first outcome, then a full batch or `interval` seconds.
+        """Wait for a batch: the first outcome, then a full batch, an idle worker or `interval` s.
 
         After a lost connection (`pause` seconds), it waits out the backoff
         even when stopping: that is when outcomes most need writing.
@@ -115,6 +130,8 @@ class Completer(Service):
             self._arrived.clear()
             await self._arrived.wait()
         if len(self._pending) < self.batch_size and not self.stopping:
+            if self._idle is not None and self._idle():
+                return
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._full.wait(), self.interval)
 

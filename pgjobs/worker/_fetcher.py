@@ -39,6 +39,16 @@ LIMITS_INTERVAL = 1.0
 #: holds a tenth of a second's worth) instead of the fetcher spinning.
 MIN_TOKEN_WAIT = 0.01
 
+#: How much before a rate limit's next token the fetcher comes for it. It
+#: cannot come exactly on time: its timer fires up to a millisecond late, and
+#: the wait it was told counts from before the reply it read. At the default
+#: burst of 1 a token taken late is lost for good (the next comes one step
+#: after the claim), so it comes this much early for tokens more than
+#: MIN_TOKEN_WAIT apart; a claim that is early finds no token and is told
+#: the rest of the wait, and the fetcher asks again at once when that is
+#: shorter than this lead (a few claims of each waiting worker per token).
+TOKEN_LEAD = 0.002
+
 # Claimed rows are read by name at about the cost of reading them by
 # position (pgjobs/_rows.py): the claim is on the critical path of every job.
 _CLAIMED = _rows.fields_row(ClaimedJob)
@@ -152,6 +162,8 @@ class Fetcher(Service):
         self.token_due: float | None = None
         # Whether the pause run_once returned is a wait for a token.
         self._for_token = False
+        # Whether the last token waited for was more than MIN_TOKEN_WAIT away.
+        self._slow_tokens = False
 
     async def claim(self, limit: int) -> list[ClaimedJob]:
         """Claim up to `limit` jobs in one statement (claim.sql; claim_one_queue.sql for one queue).
@@ -283,7 +295,7 @@ class Fetcher(Service):
             the seconds until a rate limit's next token, when a rate held
             the pass back and that comes sooner than the poll interval.
         """
-        self._for_token = False
+        for_token, self._for_token = self._for_token, False
         free = self.slots.free
         if free <= 0:
             return None
@@ -302,7 +314,16 @@ class Fetcher(Service):
             return 0
         if self.token_due is not None:
             # No notification says when a token comes: come back for it.
-            pause = max(MIN_TOKEN_WAIT, self.token_due - time.monotonic())
+            left = self.token_due - time.monotonic()
+            if for_token and not jobs and self._slow_tokens:
+                # Came early for a token of a slow rate (TOKEN_LEAD, or a
+                # slot freed): no floor, and at once when it is that near.
+                pause = max(0.0, left - TOKEN_LEAD)
+            else:
+                # Tokens further apart than the floor are worth coming early
+                # for; faster ones are taken several a claim.
+                self._slow_tokens = left > MIN_TOKEN_WAIT
+                pause = max(MIN_TOKEN_WAIT, left - TOKEN_LEAD)
             if self.interval is None or pause < self.interval:
                 self._for_token = True
                 return pause

@@ -341,6 +341,11 @@ class _Session:
             config.complete_batch,
             config.complete_interval,
             hot=HotConnection(dsn, pooled=worker.pooled, pool=pool),
+            # Nothing runs and the last claim found no more work: no outcome
+            # will join this one soon, so it is written at once, and then the
+            # fetcher looks again (for the dependents it may have queued).
+            idle=lambda: self.slots.busy == 0 and self.fetcher.awaiting,
+            after_idle_write=worker._wake.set,
         )
         self.fetcher = Fetcher(
             pool,
@@ -527,11 +532,13 @@ class _Session:
             outcome = await self.executor.run(job)
         except asyncio.CancelledError:
             return  # shutdown: the job stays in `running` and is released
-        if not outcome.written:  # a transactional job's success is committed already
-            self.completer.add(outcome)
         self.worker.completed += 1
         del self.running[job.id]
         self.slots.release()
+        # After the release (nothing awaits in between): the completer sees
+        # whether any job of this worker still runs.
+        if not outcome.written:  # a transactional job's success is committed already
+            self.completer.add(outcome)
 
     async def _drain(self) -> None:
         """Let running jobs finish within the grace period, then give the rest back."""

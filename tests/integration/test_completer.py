@@ -108,3 +108,49 @@ def test_stop_flushes_what_is_pending_without_waiting_for_a_full_batch(
 
     asyncio.run(main())
     assert statuses(conn) == [(1, "succeeded"), (2, "succeeded"), (3, "succeeded")]
+
+
+def test_an_idle_worker_s_outcome_is_written_at_once_and_wakes_its_fetcher(
+    dsn: str, conn: Conn
+) -> None:
+    worker_id, jobs = claimed(conn, 2)
+
+    async def main() -> list[str]:
+        events: list[str] = []
+        idle = {"now": False}
+        woken = asyncio.Event()
+
+        def wake() -> None:
+            events.append("woken")
+            woken.set()
+
+        async with AsyncConnectionPool(dsn, min_size=1, open=False) as pool:
+            # A batch would wait an hour for outcomes, unless the worker is idle.
+            completer = Completer(
+                pool,
+                worker_id,
+                Outage(),
+                batch_size=100,
+                interval=3600,
+                idle=lambda: idle["now"],
+                after_idle_write=wake,
+            )
+            task = asyncio.create_task(completer.run())
+            try:
+                # Busy (another job runs): the first outcome waits for company.
+                completer.add(succeeded(jobs[0], None))
+                for _ in range(20):
+                    await asyncio.sleep(0.01)
+                events.append(f"pending {completer.pending}")
+                # Idle: the next outcome takes the first one along at once.
+                idle["now"] = True
+                completer.add(succeeded(jobs[1], None))
+                await asyncio.wait_for(woken.wait(), 10)
+                events.append(f"pending {completer.pending}")
+            finally:
+                completer.stop()
+                await asyncio.wait_for(task, 10)
+        return events
+
+    assert asyncio.run(main()) == ["pending 1", "woken", "pending 0"]
+    assert statuses(conn) == [(1, "succeeded"), (2, "succeeded")]

@@ -894,3 +894,61 @@ def test_force_migrates_past_running_workers_and_warns_with_them(empty_db):
     assert len(warnings) == 1
     assert "worker 1 (old, pid 7)" in warnings[0]
     assert "Migrating anyway (--force)" in warnings[0]
+
+
+# -- 0016: a dependency that runs whatever its parent's outcome (always) ------------
+
+
+def test_0016_adds_always_dependencies_and_downgrades_once_none_waits(empty_db):
+    _migrate.upgrade(empty_db, "0015")
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        _fill_0008(conn, finished=2, queued=2)
+        before = _jobs(conn)
+    assert _migrate.upgrade(empty_db, "0016") == ("0015", "0016")
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        assert _jobs(conn) == before
+        parent = conn.execute("SELECT pgjobs.enqueue('p')").fetchone()[0]
+        child = conn.execute("SELECT pgjobs.enqueue('c')").fetchone()[0]
+        conn.execute("UPDATE pgjobs.jobs_live SET status = 'blocked' WHERE id = %s", [child])
+        conn.execute(
+            "INSERT INTO pgjobs.job_dependencies (parent_id, job_id, always) VALUES (%s, %s, true)",
+            [parent, child],
+        )
+        # 0014's one-argument function stays, for code of 0014.
+        assert conn.execute(
+            "SELECT pgjobs.pending_parents(ARRAY[%s]::bigint[])", [parent]
+        ).fetchone() == ([parent],)
+    import sqlalchemy.exc
+
+    with pytest.raises(sqlalchemy.exc.DBAPIError, match="1 dependencies wait with always"):
+        _downgrade(empty_db, "0015")
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        # The parent's cancel lets the always dependent run.
+        conn.execute("SELECT pgjobs.cancel(%s)", [parent])
+        assert conn.execute(
+            "SELECT status::text FROM pgjobs.jobs WHERE id = %s", [child]
+        ).fetchone() == ("queued",)
+    _downgrade(empty_db, "0015")
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        assert conn.execute(
+            "SELECT to_regprocedure('pgjobs.add_dependencies(bigint, bigint[], bigint[])'),"
+            " to_regprocedure('pgjobs.pending_parents(bigint[], bigint[])')"
+        ).fetchone() == (None, None)
+        assert conn.execute(
+            "SELECT count(*) FROM information_schema.columns"
+            " WHERE table_schema = 'pgjobs' AND table_name = 'job_dependencies'"
+            " AND column_name = 'always'"
+        ).fetchone() == (0,)
+        # 0014's functions are its own again: a cancelled parent cancels its dependent.
+        first = conn.execute("SELECT pgjobs.enqueue('p')").fetchone()[0]
+        second = conn.execute("SELECT pgjobs.enqueue('c')").fetchone()[0]
+        conn.execute("UPDATE pgjobs.jobs_live SET status = 'blocked' WHERE id = %s", [second])
+        conn.execute(
+            "INSERT INTO pgjobs.job_dependencies (parent_id, job_id) VALUES (%s, %s)",
+            [first, second],
+        )
+        conn.execute("SELECT pgjobs.cancel(%s)", [first])
+        assert conn.execute(
+            "SELECT status::text FROM pgjobs.jobs WHERE id = %s", [second]
+        ).fetchone() == ("cancelled",)
+    assert _migrate.upgrade(empty_db, "0016") == ("0015", "0016")

@@ -8,6 +8,7 @@ takes follows from the state the test wrote, not from a clock.
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -41,11 +42,17 @@ def worker_row(conn):
 
 
 def claim(conn: psycopg.Connection[Any], limit: int = 10) -> tuple[list[int], set[float | None]]:
-    """The ids claim_limited.sql claims from 'rated', and the rate_wait its rows say."""
+    """The ids claim_limited.sql claims from 'rated', and the rate_wait its rows say.
+
+    The wait counts from the end of the statement, a few milliseconds after
+    the claim's time (now()) from which the rate is kept: it is rounded up to
+    a tenth of a second, which gives the whole steps the rates below make.
+    """
     rows = conn.execute(
         _sql.psycopg("claim_limited"), {"queue": "rated", "limit": limit, "worker_id": 1}
     ).fetchall()
-    return [row[0] for row in rows if row[0] is not None], {row[-1] for row in rows}
+    waits = {None if row[-1] is None else math.ceil(row[-1] * 10) / 10 for row in rows}
+    return [row[0] for row in rows if row[0] is not None], waits
 
 
 def add_jobs(conn, n: int, queue: str = "rated") -> list[int]:

@@ -51,6 +51,9 @@ SNIPPET = textwrap.dedent(
     app.enqueue("t", {}, prioirty=1)  # error: not an option
     app.job("t", run_at="2030-01-01")  # error: run_at is a datetime
     app.job("t", meta=["m"])  # error: meta is a dict
+    send_welcome.options(depends_on=[1, pgjobs.after(2, always=True)]).enqueue(42)
+    send_welcome.options(depends_on=["1"])  # error: depends_on holds ids or Dependency
+    pgjobs.after(3, always="yes")  # error: always is a bool
 
     # The job context and middleware.
     @app.middleware
