@@ -3,7 +3,7 @@
 -- across all workers. The fast claims (claim.sql, claim_one_queue.sql) skip
 -- such queues.
 --
--- pgjobs.claim_within_limits() (migrations 0012 and 0013) picks the jobs:
+-- pgjobs.claim_within_limits() (migrations 0012, 0013 and 0017) picks the jobs:
 -- it locks the queue's row in pgjobs.queues, so the claims of one limited
 -- queue take turns, counts the queue's running jobs in a snapshot taken
 -- after the lock (which sees the claims of the turn before), takes the rate
@@ -28,9 +28,15 @@
 -- claimed but the rate held it back, one row comes with every job column
 -- NULL and only `rate_wait`, so that the worker knows when to come back;
 -- when nothing was claimed for another reason, no row.
+--
+-- In a queue with keyed jobs (and no key rate), the keys take turns within
+-- a priority, as in claim_keyed.sql, starting after :after_turn (the turn
+-- this worker served last, NULL for the first key); each row carries
+-- `turn`, where its next claim of this queue starts.
 WITH chosen AS MATERIALIZED (
-    SELECT c.ids, c.rate_wait
-    FROM pgjobs.claim_within_limits(CAST(:queue AS text), CAST(:limit AS integer)) AS c
+    SELECT c.ids, c.rate_wait, c.turn
+    FROM pgjobs.claim_within_limits(CAST(:queue AS text), CAST(:limit AS integer),
+                                    CAST(:after_turn AS integer)) AS c
 ),
 claimed AS (
     UPDATE pgjobs.jobs_live AS j
@@ -44,7 +50,7 @@ claimed AS (
               j.run_at, j.snoozes, j.checkpoint, j.timeout
 )
 -- In claim order, committed without waiting for the WAL flush: see claim.sql.
-SELECT cl.*, ch.rate_wait
+SELECT cl.*, ch.rate_wait, ch.turn
 FROM chosen AS ch
 LEFT JOIN claimed AS cl ON true
 WHERE (SELECT set_config('synchronous_commit', 'off', true)) = 'off'

@@ -43,9 +43,10 @@ def worker_row(conn):
 def claim(conn: psycopg.Connection[Any], limit: int = 10) -> tuple[list[int], set[float | None]]:
     """The ids claim_limited.sql claims from 'rated', and the rate_wait its rows say."""
     rows = conn.execute(
-        _sql.psycopg("claim_limited"), {"queue": "rated", "limit": limit, "worker_id": 1}
+        _sql.psycopg("claim_limited"),
+        {"queue": "rated", "limit": limit, "worker_id": 1, "after_turn": None},
     ).fetchall()
-    return [row[0] for row in rows if row[0] is not None], {row[-1] for row in rows}
+    return [row[0] for row in rows if row[0] is not None], {row[-2] for row in rows}
 
 
 def add_jobs(conn, n: int, queue: str = "rated") -> list[int]:
@@ -85,7 +86,7 @@ def test_a_rate_limited_queue_takes_its_tokens_and_says_when_the_next_one_comes(
     )
     assert conn.execute(
         _sql.psycopg("queue_limited"), {"queues": ["rated", "other"]}
-    ).fetchall() == [("rated",)]
+    ).fetchall() == [("rated", True)]
     # A full bucket of the default burst (1 at 1/m): one job, and the next
     # token a minute after it.
     assert claim(conn) == (ids[:1], {60.0})
