@@ -7,7 +7,7 @@
   it, so a queue whose jobs carry no key pays nothing for it: no entry to
   write at enqueue, no change to its claims. Every key is fixed-width, as in
   the fetch index (0006): `key` itself is only carried, for the checks.
-- `pgjobs.claim_turns(queue, max_jobs, after_turn, key_cap)`: the ids of up
+- `pgjobs.claim_turns(queue, max_jobs, after_turn, key_cap, claimer, ended)`: the ids of up
   to max_jobs due jobs of the queue, one per key in turn (the keys in the
   order of their hash, starting after `after_turn`, the hash of the last key
   served, and round again), locked FOR NO KEY UPDATE SKIP LOCKED, and the
@@ -16,11 +16,16 @@
 - `pgjobs.claim_keyed(queue, max_jobs, after_turn)`: claim_turns for a
   queue with no limit (nothing when the queue is paused or has a limit:
   claim_within_limits claims those).
-- `pgjobs.claim_within_limits(queue, max_jobs, after_turn)`: 0013's claim
-  of a limited queue, where a queue with keyed jobs and no key rate takes
-  its jobs by claim_turns (key_concurrency included) instead of numbering
-  every queued job per key. 0013's two-argument function stays, for
-  workers of 0013 still running during an upgrade.
+- `pgjobs.claim_within_limits(queue, max_jobs, after_turn, claimer, ended)`:
+  0013's claim of a limited queue, where a queue with keyed jobs and no key
+  rate takes its jobs by claim_turns (key_concurrency included) instead of
+  numbering every queued job per key; and where the jobs in `ended` that
+  the claiming worker (`claimer`) runs, those it has finished but whose
+  outcomes it has not written yet, do not count against the limits. Counted, they kept a
+  queue limited to about a worker's concurrency from using the slots they
+  freed until the outcomes were written (a drain at 0.3x of the same queue
+  without a limit). 0013's two-argument function stays, for workers of 0013
+  still running during an upgrade.
 
 Two keys with the same 32-bit hash share one turn (and a turn is never a
 wrong job: every probe compares the key). Jobs without a key in a queue
@@ -78,10 +83,13 @@ CREATE INDEX jobs_live_key_fetch_idx ON pgjobs.jobs_live
 # With key_cap, the running jobs of each key are counted once (all running
 # jobs of the queue: at most the workers' slots), a key at its cap is
 # skipped, and a key whose jobs taken here bring it to its cap joins them.
+# The jobs in `ended` that the claiming worker (`claimer`) holds are not
+# counted: it finished them, and their outcomes are on their way (see
+# claim_within_limits below).
 _CLAIM_TURNS = """
 CREATE FUNCTION pgjobs.claim_turns(
     queue_name text, max_jobs integer, after_turn integer, key_cap integer,
-    OUT ids bigint[], OUT turn integer
+    claimer bigint, ended bigint[], OUT ids bigint[], OUT turn integer
 ) LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     qhash integer := hashtext(queue_name);
@@ -110,6 +118,7 @@ BEGIN
           FROM (SELECT j.key, count(*)::integer AS n
                   FROM pgjobs.jobs_live AS j
                  WHERE j.status = 'running' AND j.queue = queue_name AND j.key IS NOT NULL
+                   AND NOT (j.id = ANY (ended) AND j.worker_id IS NOT DISTINCT FROM claimer)
                  GROUP BY j.key) AS b;
         full_keys := ARRAY(SELECT u.k FROM unnest(run_keys, run_counts) AS u (k, n)
                             WHERE u.n >= key_cap);
@@ -210,11 +219,11 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION pgjobs.claim_turns(text, integer, integer, integer) IS
+COMMENT ON FUNCTION pgjobs.claim_turns(text, integer, integer, integer, bigint, bigint[]) IS
     'The ids of up to max_jobs due jobs of a queue, one per key in turn (keys in hash order '
     'after after_turn, then round again; jobs without a key take one turn at the end of each '
-    'round), at most key_cap running per key, locked for the caller''s claim; and the turn to '
-    'start after next time.';
+    'round), at most key_cap running per key (not counting the jobs in ended that claimer runs), '
+    'locked for the caller''s claim; and the turn to start after next time.';
 
 CREATE FUNCTION pgjobs.claim_keyed(
     queue_name text, max_jobs integer, after_turn integer, OUT ids bigint[], OUT turn integer
@@ -229,7 +238,7 @@ BEGIN
         RETURN;
     END IF;
     SELECT t.ids, t.turn INTO ids, turn
-      FROM pgjobs.claim_turns(queue_name, max_jobs, after_turn, NULL) AS t;
+      FROM pgjobs.claim_turns(queue_name, max_jobs, after_turn, NULL, NULL, '{}') AS t;
 END
 $$;
 
@@ -263,7 +272,7 @@ def _within_limits_sql(m0013: Any) -> str:
     text = _replaced(
         text,
         "queue_name text, max_jobs integer, OUT ids bigint[], OUT rate_wait double precision",
-        "queue_name text, max_jobs integer, after_turn integer,\n"
+        "queue_name text, max_jobs integer, after_turn integer, claimer bigint, ended bigint[],\n"
         "    OUT ids bigint[], OUT rate_wait double precision, OUT turn integer",
     )
     text = _replaced(text, "    ids := '{}';\n", "    ids := '{}';\n    turn := after_turn;\n")
@@ -276,17 +285,31 @@ def _within_limits_sql(m0013: Any) -> str:
         "           AND hashtext(j.queue) = hashtext(queue_name) AND j.queue = queue_name\n"
         "    ) THEN\n"
         "        SELECT t.ids, t.turn INTO ids, turn\n"
-        "          FROM pgjobs.claim_turns(queue_name, wanted, after_turn, key_cap) AS t;\n"
+        "          FROM pgjobs.claim_turns(queue_name, wanted, after_turn, key_cap, claimer, ended)"
+        " AS t;\n"
         "    ELSIF key_rate IS NULL THEN\n",
+    )
+    text = _replaced(
+        text,
+        "         WHERE j.status = 'running' AND j.queue = queue_name;\n",
+        "         WHERE j.status = 'running' AND j.queue = queue_name\n"
+        "           AND NOT (j.id = ANY (ended) AND j.worker_id IS NOT DISTINCT FROM claimer);\n",
+    )
+    text = _replaced(
+        text,
+        "               AND j.status = 'running' AND j.queue = queue_name AND j.key IS NOT NULL\n",
+        "               AND j.status = 'running' AND j.queue = queue_name AND j.key IS NOT NULL\n"
+        "               AND NOT (j.id = ANY (ended) AND j.worker_id IS NOT DISTINCT FROM claimer)\n",
     )
     return (
         text
         + """
-COMMENT ON FUNCTION pgjobs.claim_within_limits(text, integer, integer) IS
+COMMENT ON FUNCTION pgjobs.claim_within_limits(text, integer, integer, bigint, bigint[]) IS
     'The ids of up to max_jobs queued jobs of a queue with a concurrency, key_concurrency or '
     'rate limit that may start now within them (the caller makes them running in the same '
-    'transaction), keys taking turns after after_turn; when a rate held the claim back, the '
-    'seconds until its next token; and the turn to start after next time.';
+    'transaction), keys taking turns after after_turn, the jobs in ended that claimer runs not '
+    'counted; when a rate held the claim back, the seconds until its next token; and the turn '
+    'to start after next time.';
 """
     )
 
@@ -301,7 +324,11 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute("SET LOCAL lock_timeout = '10s'")
-    op.execute("DROP FUNCTION pgjobs.claim_within_limits(text, integer, integer)")
+    op.execute(
+        "DROP FUNCTION pgjobs.claim_within_limits(text, integer, integer, bigint, bigint[])"
+    )
     op.execute("DROP FUNCTION pgjobs.claim_keyed(text, integer, integer)")
-    op.execute("DROP FUNCTION pgjobs.claim_turns(text, integer, integer, integer)")
+    op.execute(
+        "DROP FUNCTION pgjobs.claim_turns(text, integer, integer, integer, bigint, bigint[])"
+    )
     op.execute("DROP INDEX pgjobs.jobs_live_key_fetch_idx")

@@ -33,10 +33,16 @@
 -- a priority, as in claim_keyed.sql, starting after :after_turn (the turn
 -- this worker served last, NULL for the first key); each row carries
 -- `turn`, where its next claim of this queue starts.
+--
+-- :ended are the jobs this worker has finished and whose outcomes it has
+-- not written yet (they are written in batches, every few milliseconds):
+-- they still show as running, but no longer run, and do not count against
+-- the limits.
 WITH chosen AS MATERIALIZED (
     SELECT c.ids, c.rate_wait, c.turn
     FROM pgjobs.claim_within_limits(CAST(:queue AS text), CAST(:limit AS integer),
-                                    CAST(:after_turn AS integer)) AS c
+                                    CAST(:after_turn AS integer), CAST(:worker_id AS bigint),
+                                    CAST(:ended AS bigint[])) AS c
 ),
 claimed AS (
     UPDATE pgjobs.jobs_live AS j

@@ -130,8 +130,12 @@ class Fetcher(Service):
         listen: bool,
         poll_interval: float,
         hot: HotConnection | None = None,
+        ended: Callable[[], list[int]] | None = None,
     ) -> None:
         super().__init__(outage=outage, interval=poll_interval, wake=wake)
+        # The jobs this worker has finished whose outcomes are not written
+        # yet (the completer's): a limited claim does not count them.
+        self.ended = ended if ended is not None else list
         self.pool = pool
         # Claims go over the connection the Worker shares between its
         # fetcher and completer (one of its own when none is given).
@@ -253,7 +257,8 @@ class Fetcher(Service):
         skips limited queues by itself, so a limit set from SQL is never
         exceeded before it is read. Each limited queue takes its own
         statement (claim_limited.sql), which lets one claimer at a time
-        count that queue's running jobs; each queue with keyed jobs and no
+        count that queue's running jobs (leaving out those this worker has
+        finished whose outcomes are not written yet: `ended`); each queue with keyed jobs and no
         limit takes one too (claim_keyed.sql), in which its keys take turns
         starting after the last this worker served. They are asked in turn,
         starting one further each pass, with what slots remain. A queue
@@ -293,6 +298,7 @@ class Fetcher(Service):
                     jobs.append(job)
                     self._turns[queue] = turn
                 continue
+            params["ended"] = self.ended()
             rows = await self.hot.fetch("claim_limited", params, _limited_row)
             replied = time.monotonic()
             for job, rate_wait, turn in rows:

@@ -44,7 +44,7 @@ def claim(conn: psycopg.Connection[Any], limit: int = 10) -> tuple[list[int], se
     """The ids claim_limited.sql claims from 'rated', and the rate_wait its rows say."""
     rows = conn.execute(
         _sql.psycopg("claim_limited"),
-        {"queue": "rated", "limit": limit, "worker_id": 1, "after_turn": None},
+        {"queue": "rated", "limit": limit, "worker_id": 1, "after_turn": None, "ended": []},
     ).fetchall()
     return [row[0] for row in rows if row[0] is not None], {row[-2] for row in rows}
 
