@@ -119,6 +119,14 @@ def fairness(server: str, seconds: int, concurrency: int) -> None:
         app.dsn = dsn
         ids = []
         with worker(dsn, "shared", concurrency):
+            # B starts once the worker runs A's jobs: its start-up is no one's wait.
+            deadline = time.monotonic() + 60
+            while conn.execute(
+                "SELECT NOT EXISTS (SELECT 1 FROM pgjobs.jobs_live WHERE status = 'running')"
+            ).fetchone() == (True,):
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the worker never started")
+                time.sleep(0.05)
             for _ in range(seconds):
                 ids.append(work.options(queue="shared", key="tenant-b").enqueue())
                 time.sleep(1)
@@ -158,7 +166,7 @@ def claim_times(conn: psycopg.Connection, statement: str, claims: int, queue: st
         began = time.perf_counter()
         rows = conn.execute(
             query,
-            {"queue": queue, "limit": 10, "worker_id": 1, "after_turn": turn},
+            {"queue": queue, "limit": 10, "worker_id": 1, "after_turn": turn, "ended": []},
             prepare=True,
         ).fetchall()
         times.append(time.perf_counter() - began)
