@@ -7,13 +7,16 @@ among keys follows their hashes, so a test that cares compares rounds.)
 from __future__ import annotations
 
 import asyncio
+import re
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
+import pgjobs
 from pgjobs import _sql
 from pgjobs.worker._db import Outage
 from pgjobs.worker._fetcher import Fetcher, Slots
@@ -281,3 +284,34 @@ def test_the_fetcher_gives_a_keyed_queue_its_turns_and_others_the_fast_claim(dsn
     # The plain queue's three by the fast claim, then the keyed queue's turns: b's job is in.
     assert claimed[:3] == plain
     assert sorted(claimed[3:]) == sorted([backlog[0], backlog[1], single])
+
+
+# -- the README's example ------------------------------------------------------------
+
+
+def test_the_readmes_tenant_b_is_in_the_next_claim_behind_a_100000_job_backlog(dsn, conn):
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    start = readme.index("<!-- snippet: fair-keys")
+    block = re.search(
+        r"```python\n(.*?)```", readme[start : readme.index("<!-- /snippet -->", start)], re.DOTALL
+    )
+    assert block is not None
+    app = pgjobs.App(dsn)
+
+    @app.task(name="report")
+    def report(i: int) -> None:
+        pass
+
+    try:
+        exec(block.group(1), {"app": app, "report": report})  # noqa: S102 - the README's own code
+    finally:
+        app.close()
+    conn.execute(
+        "INSERT INTO pgjobs.workers (id, host, pid, queues, concurrency)"
+        " OVERRIDING SYSTEM VALUE VALUES (1, 'h', 1, ARRAY['reports'], 2)"
+    )
+    claimed, _ = keyed(conn, 2, queue="reports")
+    assert sorted(keys_of(conn, claimed)) == ["tenant:a", "tenant:b"]
+    assert conn.execute(
+        "SELECT count(*) FROM pgjobs.jobs_live WHERE key = 'tenant:a' AND status = 'queued'"
+    ).fetchone() == (99_999,)
