@@ -3,7 +3,7 @@
 -- across all workers. The fast claims (claim.sql, claim_one_queue.sql) skip
 -- such queues.
 --
--- pgjobs.claim_within_limits() (migrations 0012 and 0013) picks the jobs:
+-- pgjobs.claim_within_limits() (migrations 0012, 0013 and 0017) picks the jobs:
 -- it locks the queue's row in pgjobs.queues, so the claims of one limited
 -- queue take turns, counts the queue's running jobs in a snapshot taken
 -- after the lock (which sees the claims of the turn before), takes the rate
@@ -34,9 +34,21 @@
 -- claimed but the rate held it back, one row comes with every job column
 -- NULL and only `rate_wait`, so that the worker knows when to come back;
 -- when nothing was claimed for another reason, no row.
+--
+-- In a queue with keyed jobs (and no key rate), the keys take turns within
+-- a priority, as in claim_keyed.sql, starting after :after_turn (the turn
+-- this worker served last, NULL for the first key); each row carries
+-- `turn`, where its next claim of this queue starts.
+--
+-- :ended are the jobs this worker has finished and whose outcomes it has
+-- not written yet (they are written in batches, every few milliseconds):
+-- they still show as running, but no longer run, and do not count against
+-- the limits.
 WITH chosen AS MATERIALIZED (
-    SELECT c.ids, c.rate_wait
-    FROM pgjobs.claim_within_limits(CAST(:queue AS text), CAST(:limit AS integer)) AS c
+    SELECT c.ids, c.rate_wait, c.turn
+    FROM pgjobs.claim_within_limits(CAST(:queue AS text), CAST(:limit AS integer),
+                                    CAST(:after_turn AS integer), CAST(:worker_id AS bigint),
+                                    CAST(:ended AS bigint[])) AS c
 ),
 claimed AS (
     UPDATE pgjobs.jobs_live AS j
@@ -50,7 +62,7 @@ claimed AS (
               j.run_at, j.snoozes, j.checkpoint, j.timeout
 )
 -- In claim order, committed without waiting for the WAL flush: see claim.sql.
-SELECT cl.*, ch.rate_wait - extract(epoch FROM clock_timestamp() - now()) AS rate_wait
+SELECT cl.*, ch.rate_wait - extract(epoch FROM clock_timestamp() - now()) AS rate_wait, ch.turn
 FROM chosen AS ch
 LEFT JOIN claimed AS cl ON true
 WHERE (SELECT set_config('synchronous_commit', 'off', true)) = 'off'

@@ -29,9 +29,10 @@ RESCAN_COST_FACTOR = 50
 #: before a position waits, while a long transaction makes the start costly.
 RESCAN_MAX_PAUSE = 30.0
 
-#: How often, at most, the fetcher asks which of its queues have a limit
-#: (queue_limited.sql): a limit set from SQL is claimed under within about
-#: this long, and the fast claims skip the queue meanwhile.
+#: How often, at most, the fetcher asks which of its queues have a limit or
+#: keyed jobs (queue_limited.sql): a limit set from SQL is claimed under
+#: within about this long, and the fast claims skip the queue meanwhile; a
+#: queue's first keyed jobs take turns from then on.
 LIMITS_INTERVAL = 1.0
 
 #: The shortest wait for a rate limit's next token: past a hundred tokens a
@@ -53,22 +54,35 @@ TOKEN_LEAD = 0.002
 # position (pgjobs/_rows.py): the claim is on the critical path of every job.
 _CLAIMED = _rows.fields_row(ClaimedJob)
 _RATE_WAIT = _rows.column_row("rate_wait")
+_TURN = _rows.column_row("turn")
 
 
-def _limited_row(cursor: Any) -> RowMaker[tuple[ClaimedJob | None, float | None]]:
-    """claim_limited.sql's rows as (job, rate_wait).
+def _limited_row(cursor: Any) -> RowMaker[tuple[ClaimedJob | None, float | None, int | None]]:
+    """claim_limited.sql's rows as (job, rate_wait, turn).
 
     Its row that only says when a token comes has every job column NULL,
     the first (the job's id) included: that row gives no job.
     """
     job = _CLAIMED(cursor)
     wait = _RATE_WAIT(cursor)
+    turn = _TURN(cursor)
 
-    def make(values: Any) -> tuple[ClaimedJob | None, float | None]:
+    def make(values: Any) -> tuple[ClaimedJob | None, float | None, int | None]:
         seconds = wait(values)
         if values[0] is None:
-            return None, seconds
-        return job(values), seconds
+            return None, seconds, turn(values)
+        return job(values), seconds, turn(values)
+
+    return make
+
+
+def _keyed_row(cursor: Any) -> RowMaker[tuple[ClaimedJob, int | None]]:
+    """claim_keyed.sql's rows as (job, turn)."""
+    job = _CLAIMED(cursor)
+    turn = _TURN(cursor)
+
+    def make(values: Any) -> tuple[ClaimedJob, int | None]:
+        return job(values), turn(values)
 
     return make
 
@@ -126,8 +140,12 @@ class Fetcher(Service):
         listen: bool,
         poll_interval: float,
         hot: HotConnection | None = None,
+        ended: Callable[[], list[int]] | None = None,
     ) -> None:
         super().__init__(outage=outage, interval=poll_interval, wake=wake)
+        # The jobs this worker has finished whose outcomes are not written
+        # yet (the completer's): a limited claim does not count them.
+        self.ended = ended if ended is not None else list
         self.pool = pool
         # Claims go over the connection the Worker shares between its
         # fetcher and completer (one of its own when none is given).
@@ -152,11 +170,17 @@ class Fetcher(Service):
         self._rescan_allowed_at = 0.0
         #: Claims that went back to the start, for the tests and the benchmark.
         self.rescans = 0
-        #: The queues of this worker with a concurrency or key_concurrency
-        #: limit, as last read (`claim_within_limits`).
+        #: The queues of this worker with a limit (concurrency, key_concurrency
+        #: or a rate), as last read (`claim_within_limits`).
         self.limited: tuple[str, ...] = ()
+        #: The queues of this worker without a limit whose queued jobs have
+        #: keys, as last read: their keys take turns (claim_keyed.sql).
+        self.keyed: tuple[str, ...] = ()
         self._limits_at = 0.0
         self._next_limited = 0
+        # Per limited or keyed queue, the turn this worker served last (the
+        # hash of a key; None: the first key next).
+        self._turns: dict[str, int | None] = {}
         #: When (time.monotonic()) a rate limit that held back the last pass
         #: has its next token; None if no rate held it back.
         self.token_due: float | None = None
@@ -165,8 +189,10 @@ class Fetcher(Service):
         # Whether the last token waited for was more than MIN_TOKEN_WAIT away.
         self._slow_tokens = False
 
-    async def claim(self, limit: int) -> list[ClaimedJob]:
+    async def claim(self, limit: int, queues: list[str] | None = None) -> list[ClaimedJob]:
         """Claim up to `limit` jobs in one statement (claim.sql; claim_one_queue.sql for one queue).
+
+        `queues` (default: all this worker's) are those to claim from.
 
         Each queue's search starts after the last job claimed from it, so a
         claim reads about `limit` index entries however many jobs were
@@ -193,8 +219,10 @@ class Fetcher(Service):
             self._rescan_wanted = False
             self._rescan_at = now + RESCAN_INTERVAL
             self.rescans += 1
-        if len(self.queues) == 1:
-            (queue,) = self.queues
+        if queues is None:
+            queues = self.queues
+        if len(queues) == 1:
+            (queue,) = queues
             after_priority, after_run_at, after_id = self._after.get(queue, _START)
             jobs = await self.hot.fetch(
                 "claim_one_queue",
@@ -209,11 +237,11 @@ class Fetcher(Service):
                 _CLAIMED,
             )
         else:
-            starts = [self._after.get(queue, _START) for queue in self.queues]
+            starts = [self._after.get(queue, _START) for queue in queues]
             jobs = await self.hot.fetch(
                 "claim",
                 {
-                    "queues": self.queues,
+                    "queues": queues,
                     "after_priorities": [start[0] for start in starts],
                     "after_run_ats": [start[1] for start in starts],
                     "after_ids": [start[2] for start in starts],
@@ -234,42 +262,59 @@ class Fetcher(Service):
         return jobs
 
     async def claim_within_limits(self, limit: int) -> list[ClaimedJob]:
-        """Claim up to `limit` jobs: `claim` for unlimited queues, claim_limited.sql for others.
+        """Claim up to `limit` jobs: `claim` for most queues, a statement each for the others.
 
-        Which queues have a limit is read at start and then at most every
-        LIMITS_INTERVAL seconds. The fast claim skips limited queues by
-        itself, so a limit set from SQL is never exceeded before it is
-        read. Each limited queue takes its own statement, which lets one
-        claimer at a time count that queue's running jobs; they are asked in
-        turn, starting one further each pass, with what slots remain. A
-        queue whose rate limit held its claim back says when its next token
-        is due, and `token_due` keeps the earliest (see `run_once`).
+        Which queues have a limit, and which have keyed jobs, is read at
+        start and then at most every LIMITS_INTERVAL seconds. The fast claim
+        skips limited queues by itself, so a limit set from SQL is never
+        exceeded before it is read. Each limited queue takes its own
+        statement (claim_limited.sql), which lets one claimer at a time
+        count that queue's running jobs (leaving out those this worker has
+        finished whose outcomes are not written yet: `ended`); each queue with keyed jobs and no
+        limit takes one too (claim_keyed.sql), in which its keys take turns
+        starting after the last this worker served. They are asked in turn,
+        starting one further each pass, with what slots remain. A queue
+        whose rate limit held its claim back says when its next token is
+        due, and `token_due` keeps the earliest (see `run_once`).
         """
         self.token_due = None
         now = time.monotonic()
         if now >= self._limits_at:
             rows = await self.hot.fetch("queue_limited", {"queues": self.queues}, tuple_row)
-            self.limited = tuple(str(row[0]) for row in rows)
+            self.limited = tuple(str(name) for name, limited in rows if limited)
+            self.keyed = tuple(str(name) for name, limited in rows if not limited)
             self._limits_at = now + LIMITS_INTERVAL
-        if not self.limited:
+        if not self.limited and not self.keyed:
             return await self.claim(limit)
-        # A job of this worker that ends from now on frees room in its
-        # queue's limit, and wakes the wait (see `wait`).
-        self.slots.freed.clear()
-        jobs = [] if len(self.limited) == len(self.queues) else await self.claim(limit)
-        start = self._next_limited % len(self.limited)
+        if self.limited:
+            # A job of this worker that ends from now on frees room in its
+            # queue's limit, and wakes the wait (see `wait`).
+            self.slots.freed.clear()
+        own = self.limited + self.keyed
+        fast = [queue for queue in self.queues if queue not in own]
+        jobs = await self.claim(limit, fast) if fast else []
+        start = self._next_limited % len(own)
         self._next_limited = start + 1
-        for queue in self.limited[start:] + self.limited[:start]:
+        for queue in own[start:] + own[:start]:
             if len(jobs) >= limit:
                 break
             self.claims += 1
-            rows = await self.hot.fetch(
-                "claim_limited",
-                {"queue": queue, "limit": limit - len(jobs), "worker_id": self.worker_id},
-                _limited_row,
-            )
+            params = {
+                "queue": queue,
+                "limit": limit - len(jobs),
+                "worker_id": self.worker_id,
+                "after_turn": self._turns.get(queue),
+            }
+            if queue in self.keyed:
+                for job, turn in await self.hot.fetch("claim_keyed", params, _keyed_row):
+                    jobs.append(job)
+                    self._turns[queue] = turn
+                continue
+            params["ended"] = self.ended()
+            rows = await self.hot.fetch("claim_limited", params, _limited_row)
             replied = time.monotonic()
-            for job, rate_wait in rows:
+            for job, rate_wait, turn in rows:
+                self._turns[queue] = turn
                 if job is not None:
                     jobs.append(job)
                 if rate_wait is not None:

@@ -358,6 +358,7 @@ class _Session:
             listen=config.listen,
             poll_interval=config.poll_interval,
             hot=HotConnection(dsn, pooled=worker.pooled, pool=pool),
+            ended=self.completer.job_ids,
         )
         # With --queues '*', the queues to claim from are found as they appear.
         self.every_queue = (

@@ -127,6 +127,28 @@ def test_key_concurrency_1_runs_one_job_per_key_across_three_workers_and_a_kill(
     assert count(conn, "SELECT count(DISTINCT key) FROM pgjobs.jobs WHERE queue = 'keyed'") == 10
 
 
+def test_keys_alone_let_a_tenant_run_beside_another_tenants_backlog(conn, producer, start_worker):
+    # No limit on the queue: its jobs' keys take turns all the same.
+    producer.enqueue_many(
+        [span.options(queue="shared", key="a").job("shared", "a", 0.02) for _ in range(500)]
+    )
+    start_worker(APP, "--concurrency", "2", *FAST, "--queues", "shared")
+    wait_until(lambda: count(conn, "SELECT count(*) FROM flow_spans") > 0, timeout=30)
+    producer.enqueue_many(
+        [span.options(queue="shared", key="b").job("shared", "b", 0.02) for _ in range(3)]
+    )
+    wait_until(
+        lambda: (
+            count(conn, "SELECT count(*) FROM flow_spans WHERE key = 'b' AND ended_at IS NOT NULL")
+            == 3
+        ),
+        timeout=30,
+    )
+    # A's backlog, five seconds of work at two slots, is far from done: B
+    # did not wait for it (oldest first, B's jobs would have run last).
+    assert count(conn, "SELECT count(*) FROM pgjobs.jobs_live WHERE key = 'a'") > 250
+
+
 def test_a_limit_set_from_sql_holds_at_once_and_can_be_raised_live(conn, producer, start_worker):
     # A queue that the code does not limit, limited from SQL while a worker
     # serves it: the next claims already keep to it.

@@ -28,7 +28,8 @@ def app(dsn):
 
 def claim_limited(conn: psycopg.Connection[Any], queue: str, limit: int) -> list[int]:
     rows = conn.execute(
-        _sql.psycopg("claim_limited"), {"queue": queue, "limit": limit, "worker_id": 1}
+        _sql.psycopg("claim_limited"),
+        {"queue": queue, "limit": limit, "worker_id": 1, "after_turn": None, "ended": []},
     ).fetchall()
     return [row[0] for row in rows]
 

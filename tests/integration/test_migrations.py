@@ -952,3 +952,46 @@ def test_0016_adds_always_dependencies_and_downgrades_once_none_waits(empty_db):
             "SELECT status::text FROM pgjobs.jobs WHERE id = %s", [second]
         ).fetchone() == ("cancelled",)
     assert _migrate.upgrade(empty_db, "0016") == ("0015", "0016")
+
+
+# -- 0017: keys take turns -----------------------------------------------------------
+
+#: The fair turns' revision, and the one before it (the lead may renumber them).
+TURNS = "0017"
+BEFORE_TURNS = "0016"
+
+
+def test_0017_adds_the_keyed_index_and_the_turns_and_downgrades(empty_db):
+    _migrate.upgrade(empty_db, BEFORE_TURNS)
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        for key in ["a", "a", "a", "b", None]:
+            conn.execute("SELECT pgjobs.enqueue('t', queue => 'q', key => %s)", [key])
+        conn.execute("INSERT INTO pgjobs.queues (name, concurrency) VALUES ('limited', 2)")
+    assert _migrate.upgrade(empty_db, TURNS) == (BEFORE_TURNS, TURNS)
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        # The new index holds queued jobs with a key, and no other; it is built
+        # with the jobs queued before the upgrade, which take their turns.
+        assert conn.execute(
+            "SELECT indexdef LIKE '%%WHERE ((status = ''queued''::pgjobs.job_status)"
+            " AND (key IS NOT NULL))' FROM pg_indexes WHERE indexname = 'jobs_live_key_fetch_idx'"
+        ).fetchone() == (True,)
+        (ids,) = conn.execute("SELECT ids FROM pgjobs.claim_keyed('q', 3, NULL)").fetchone()
+        keys = [
+            conn.execute("SELECT key FROM pgjobs.jobs_live WHERE id = %s", [i]).fetchone()[0]
+            for i in ids
+        ]
+        assert sorted(keys, key=str) == sorted(["a", "b", None], key=str)
+        # 0013's function is still there, for its workers during the upgrade.
+        assert conn.execute(
+            "SELECT ids FROM pgjobs.claim_within_limits('limited', 5)"
+        ).fetchone() == ([],)
+    _downgrade(empty_db, BEFORE_TURNS)
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        assert conn.execute("SELECT to_regclass('pgjobs.jobs_live_key_fetch_idx')").fetchone() == (
+            None,
+        )
+        assert conn.execute(
+            "SELECT count(*) FROM pg_proc WHERE proname IN ('claim_turns', 'claim_keyed')"
+            " OR (proname = 'claim_within_limits' AND pronargs <> 2)"
+        ).fetchone() == (0,)
+    assert _migrate.upgrade(empty_db, TURNS) == (BEFORE_TURNS, TURNS)

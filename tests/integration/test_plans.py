@@ -45,7 +45,16 @@ STATEMENTS = {
     },
     # A queue with a limit; the jobs are chosen by pgjobs.claim_limited()
     # (its own statements are checked by the next test).
-    "claim_limited": {"queue": "default", "limit": 50, "worker_id": 1},
+    "claim_limited": {
+        "queue": "default",
+        "limit": 50,
+        "worker_id": 1,
+        "after_turn": None,
+        "ended": [],
+    },
+    # A queue without limits whose jobs have keys: pgjobs.claim_keyed() picks
+    # the jobs (keys taking turns; migration 0017).
+    "claim_keyed": {"queue": "default", "limit": 50, "worker_id": 1, "after_turn": None},
     "complete": {
         "ids": list(range(1, 51)),
         "attempts": [1] * 50,

@@ -49,9 +49,10 @@ def claim(conn: psycopg.Connection[Any], limit: int = 10) -> tuple[list[int], se
     a tenth of a second, which gives the whole steps the rates below make.
     """
     rows = conn.execute(
-        _sql.psycopg("claim_limited"), {"queue": "rated", "limit": limit, "worker_id": 1}
+        _sql.psycopg("claim_limited"),
+        {"queue": "rated", "limit": limit, "worker_id": 1, "after_turn": None, "ended": []},
     ).fetchall()
-    waits = {None if row[-1] is None else math.ceil(row[-1] * 10) / 10 for row in rows}
+    waits = {None if row[-2] is None else math.ceil(row[-2] * 10) / 10 for row in rows}
     return [row[0] for row in rows if row[0] is not None], waits
 
 
@@ -92,7 +93,7 @@ def test_a_rate_limited_queue_takes_its_tokens_and_says_when_the_next_one_comes(
     )
     assert conn.execute(
         _sql.psycopg("queue_limited"), {"queues": ["rated", "other"]}
-    ).fetchall() == [("rated",)]
+    ).fetchall() == [("rated", True)]
     # A full bucket of the default burst (1 at 1/m): one job, and the next
     # token a minute after it.
     assert claim(conn) == (ids[:1], {60.0})
