@@ -1,6 +1,7 @@
 """pgjobs: a PostgreSQL-native background job queue for Python."""
 
 from pgjobs._app import App
+from pgjobs._breaker import CircuitBreaker
 from pgjobs._context import CallNext, JobContext, Middleware, Snooze, current_job
 from pgjobs._enqueue import JobSpec
 from pgjobs._job import Job, Priority, Status
@@ -14,6 +15,7 @@ __all__ = [
     "Call",
     "CallNext",
     "Chain",
+    "CircuitBreaker",
     "Constant",
     "Exponential",
     "Group",
