@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import re
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -321,3 +323,28 @@ def test_workers_write_the_apps_breakers_and_drop_the_ones_removed(dsn, conn):
         "SELECT task, failures, cooldown, state FROM pgjobs.task_breakers ORDER BY task"
     ).fetchall() == [("elsewhere", 1, 1.0, "closed"), ("flaky", 4, 30.0, "open")]
     app.close()
+
+
+def test_the_readme_sql_reads_and_closes_a_breaker(conn):
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    start = readme.index("<!-- snippet: breakers-sql")
+    block = re.search(
+        r"```sql\n(.*?)```", readme[start : readme.index("<!-- /snippet -->", start)], re.DOTALL
+    )
+    assert block is not None
+    conn.execute(
+        "INSERT INTO pgjobs.task_breakers (task, failures, cooldown, state, consecutive_failures,"
+        " retry_at) VALUES ('shop.call_partner', 5, 60, 'open', 5, now() + interval '1 minute')"
+    )
+    statements = [s for s in re.sub(r"--[^\n]*", "", block.group(1)).split(";") if s.strip()]
+    assert conn.execute(statements[0]).fetchall()[0][:3] == ("shop.call_partner", "open", 5)
+    for statement in statements[1:]:
+        conn.execute(statement)
+    assert breaker(conn, "shop.call_partner")["state"] == "closed"
+    # Closed, its jobs are claimed again.
+    conn.execute(
+        "INSERT INTO pgjobs.workers (id, host, pid, queues, concurrency)"
+        " OVERRIDING SYSTEM VALUE VALUES (1, 'h', 1, ARRAY['q'], 50)"
+    )
+    job = enqueue(conn, "shop.call_partner")[0]
+    assert claim(conn) == [(job, "shop.call_partner")]

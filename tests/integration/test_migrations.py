@@ -813,3 +813,45 @@ def test_0014_adds_the_blocked_status_and_dependencies_and_downgrades(empty_db):
         queued = conn.execute("SELECT pgjobs.enqueue('v')").fetchone()[0]
         conn.execute("SELECT pgjobs.cancel(%s)", [queued])
     assert _migrate.upgrade(empty_db, "0014") == ("0013", "0014")
+
+
+# -- 0016: circuit breakers ------------------------------------------------------------
+
+#: The breakers' revision, and the one before it (the lead may renumber them).
+BREAKERS = "0016"
+BEFORE_BREAKERS = "0014"
+
+_CLAIM_BODY = "SELECT pg_get_functiondef('pgjobs.claim_within_limits(text, integer)'::regprocedure)"
+
+
+def test_0016_adds_breakers_holds_them_in_the_limited_claim_and_downgrades(empty_db):
+    _migrate.upgrade(empty_db, BEFORE_BREAKERS)
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        before = conn.execute(_CLAIM_BODY).fetchone()[0]
+        conn.execute("INSERT INTO pgjobs.queues (name, concurrency) VALUES ('q', 5)")
+        held = conn.execute("SELECT pgjobs.enqueue('held', queue => 'q')").fetchone()[0]
+        free = conn.execute("SELECT pgjobs.enqueue('free', queue => 'q')").fetchone()[0]
+    assert _migrate.upgrade(empty_db, BREAKERS) == (BEFORE_BREAKERS, BREAKERS)
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO pgjobs.task_breakers (task, failures, cooldown, state)"
+            " VALUES ('held', 1, 60, 'open')"
+        )
+        with pytest.raises(psycopg.errors.CheckViolation, match="task_breakers_failures_positive"):
+            conn.execute("UPDATE pgjobs.task_breakers SET failures = 0")
+        # The limited claim leaves out the open breaker's job.
+        assert conn.execute("SELECT ids FROM pgjobs.claim_within_limits('q', 5)").fetchone() == (
+            [free],
+        )
+    _downgrade(empty_db, BEFORE_BREAKERS)
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        assert conn.execute(_CLAIM_BODY).fetchone()[0] == before
+        assert conn.execute("SELECT to_regclass('pgjobs.task_breakers')").fetchone() == (None,)
+        assert conn.execute(
+            "SELECT count(*) FROM pg_proc WHERE proname LIKE 'breakers%'"
+            " AND pronamespace = 'pgjobs'::regnamespace"
+        ).fetchone() == (0,)
+        assert conn.execute("SELECT ids FROM pgjobs.claim_within_limits('q', 5)").fetchone() == (
+            [held, free],
+        )
+    assert _migrate.upgrade(empty_db, BREAKERS) == (BEFORE_BREAKERS, BREAKERS)
