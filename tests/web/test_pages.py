@@ -156,3 +156,82 @@ def test_progress_is_shown_escaped_and_a_bar_only_for_numbers(
             assert "<b>40" not in page.text
             if text is not None:
                 assert text in page.text, path
+
+
+def test_queues_page_shows_limits_and_an_admin_changes_them_after_confirming(
+    server: Any, conn: Any
+) -> None:
+    insert_job(conn, status="queued", queue="exports")
+    insert_job(conn, status="running", queue="exports")
+    conn.execute("INSERT INTO pgjobs.queues (name, concurrency) VALUES ('exports', 5)")
+    form = {
+        "concurrency": "3",
+        "key_concurrency": "",
+        "rate_limit": "100/m",
+        "rate_burst": "",
+        "key_rate_limit": "",
+        "key_rate_burst": "",
+    }
+    with logged_in(server, VIEWER_TOKEN) as client:
+        page = client.get("/queues").text
+        # Running against the limit, and the limits; no form for a viewer.
+        assert re.search(r"data-running>1 / 5<", page)
+        assert "concurrency 5" in page
+        assert "Edit limits" not in page
+    with logged_in(server, ADMIN_TOKEN) as client:
+        page = client.get("/queues").text
+        assert 'action="/queues/exports/limits"' in page
+        csrf = _csrf(page)
+        r = client.post("/queues/exports/limits", data={**form, "csrf_token": csrf, "confirm": ""})
+        assert r.status_code == 200
+        assert "Set the limits of queue exports to concurrency 3, rate_limit 100/m?" in r.text
+        assert conn.execute(
+            "SELECT concurrency, rate_limit FROM pgjobs.queues WHERE name = 'exports'"
+        ).fetchone() == (5, None)
+        r = client.post(
+            "/queues/exports/limits", data={**form, "csrf_token": csrf, "confirm": "yes"}
+        )
+        assert r.status_code == 303
+        assert r.headers["location"].endswith("/queues?done=limits_set&n=")
+        assert "Queue limits set" in client.get(r.headers["location"]).text
+        assert conn.execute(
+            "SELECT concurrency, rate_limit, paused FROM pgjobs.queues WHERE name = 'exports'"
+        ).fetchone() == (3, "100/m", False)
+        # A bad value is refused, naming it; nothing changes.
+        bad = {**form, "concurrency": "many", "csrf_token": csrf, "confirm": "yes"}
+        r = client.post("/queues/exports/limits", data=bad)
+        assert r.status_code == 422
+        assert "concurrency must be a positive integer" in r.text
+        # Without the CSRF token, nothing either.
+        r = client.post(
+            "/queues/exports/limits", data={**form, "concurrency": "9", "confirm": "yes"}
+        )
+        assert r.status_code == 403
+    assert conn.execute(
+        "SELECT concurrency FROM pgjobs.queues WHERE name = 'exports'"
+    ).fetchone() == (3,)
+
+
+def test_pausing_an_unknown_queue_from_the_page_is_refused(server: Any, conn: Any) -> None:
+    with logged_in(server, ADMIN_TOKEN) as client:
+        csrf = _csrf(client.get("/queues").text)
+        r = client.post("/queues/typo/pause", data={"csrf_token": csrf, "confirm": "yes"})
+        assert r.status_code == 404
+        assert "no queue named" in r.text
+    assert conn.execute("SELECT count(*) FROM pgjobs.queues").fetchone() == (0,)
+
+
+def test_queues_page_shows_circuit_breakers(server: Any, conn: Any) -> None:
+    with logged_in(server, VIEWER_TOKEN) as client:
+        assert "No task has a circuit breaker" in client.get("/queues").text
+    trial = insert_job(conn, status="queued", task="fragile")
+    conn.execute(
+        "INSERT INTO pgjobs.task_breakers (task, failures, cooldown, state, consecutive_failures,"
+        " trial_job_id) VALUES ('fragile', 3, 60, 'half_open', 3, %s)",
+        [trial],
+    )
+    with logged_in(server, VIEWER_TOKEN) as client:
+        page = client.get("/queues").text
+    assert "half-open" in page
+    assert "3 / 3" in page
+    assert f'href="/jobs/{trial}"' in page
