@@ -232,6 +232,7 @@ async def job(request: Request) -> Response:
     job_id = _http.job_id(request.path_params["id"])
     async with dash.db.connection() as conn:
         detail = await _admin.get_job_async(conn, job_id)
+        flow = await _queries.workflow(conn, job_id)
     data = dash.job_json(detail, who)
     timeline: list[tuple[str, Any]] = [
         ("created", detail.job.created_at),
@@ -253,6 +254,7 @@ async def job(request: Request) -> Response:
         "jobs",
         job=data,
         timeline=timeline,
+        workflow=flow,
         pretty=lambda v: json.dumps(v, indent=2, ensure_ascii=False, default=str),
         can_retry=detail.job.status.value in ("failed", "cancelled", "queued"),
         can_cancel=detail.job.status.value in ("queued", "running"),

@@ -346,6 +346,37 @@ async def set_paused(conn: AsyncConn, queue: str, paused: bool) -> None:
     await _all(conn, "queue_set_paused", {"queue": queue, "paused": paused})
 
 
+#: How many finished jobs after a job the job page reads for its dependents.
+WORKFLOW_WINDOW = 5_000
+
+
+@dataclass(frozen=True, slots=True)
+class Workflow:
+    """A job's parents and dependents (pgjobs/web/sql/job_workflow.sql).
+
+    Attributes:
+        parents: id, task, status, queue, and `waited_for` (it has not succeeded yet).
+        dependents: id, task, status, queue.
+        searched_to: the last finished job read for dependents, when the
+            history holds more after this job than were read; None: all.
+    """
+
+    parents: list[dict[str, Any]]
+    dependents: list[dict[str, Any]]
+    searched_to: int | None
+
+
+async def workflow(conn: AsyncConn, job_id: int, window: int = WORKFLOW_WINDOW) -> Workflow:
+    """The parents and dependents of a job, with their states."""
+    rows = await _all(conn, "job_workflow", {"id": job_id, "window": window})
+    searched = [r["searched_to"] for r in rows if r["relation"] == "searched"]
+    return Workflow(
+        parents=[r for r in rows if r["relation"] == "parent"],
+        dependents=[r for r in rows if r["relation"] == "dependent"],
+        searched_to=searched[0] if searched else None,
+    )
+
+
 async def breakers(conn: AsyncConn) -> list[dict[str, Any]]:
     """Every circuit breaker and its state (pgjobs.task_breakers), by task."""
     return await _all(conn, "breakers_list")

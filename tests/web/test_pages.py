@@ -235,3 +235,41 @@ def test_queues_page_shows_circuit_breakers(server: Any, conn: Any) -> None:
     assert "half-open" in page
     assert "3 / 3" in page
     assert f'href="/jobs/{trial}"' in page
+
+
+def test_the_job_page_shows_a_workflows_parents_and_dependents(server: Any, conn: Any) -> None:
+    import pgjobs
+    from pgjobs.testing import drain
+    from tests.web.app import app, noop
+
+    first, second, callback = (
+        pgjobs.group([noop.job(1), noop.job(2)]).then(noop.job(3)).enqueue(app=app)
+    )
+    step_a, step_b = pgjobs.chain(noop.job(10), noop.job(11)).enqueue(app=app)
+
+    def rows(page: str, kind: str) -> list[int]:
+        return [int(i) for i in re.findall(rf'data-{kind}="(\d+)"', page)]
+
+    with logged_in(server, VIEWER_TOKEN) as client:
+        page = client.get(f"/jobs/{callback}").text
+        assert rows(page, "parent") == [first, second]
+        assert page.count("waited for") == 2
+        assert rows(page, "dependent") == []
+        page = client.get(f"/jobs/{first}").text
+        assert rows(page, "dependent") == [callback]
+        assert rows(page, "parent") == []
+        assert f'href="/jobs/{callback}"' in page
+        assert rows(client.get(f"/jobs/{step_b}").text, "parent") == [step_a]
+        # A job outside any workflow has no such section.
+        lone = noop.enqueue(7)
+        assert 'id="workflow"' not in client.get(f"/jobs/{lone}").text
+    drain(app)
+    with logged_in(server, VIEWER_TOKEN) as client:
+        # Finished, the dependents are found in the history, with their states.
+        page = client.get(f"/jobs/{first}").text
+        assert rows(page, "dependent") == [callback]
+        assert "state-succeeded" in page.split('id="workflow"')[1].split("<h2>Args")[0]
+        page = client.get(f"/jobs/{callback}").text
+        assert rows(page, "parent") == [first, second]
+        assert "waited for" not in page
+        assert rows(client.get(f"/jobs/{step_a}").text, "dependent") == [step_b]
