@@ -26,6 +26,7 @@ EXPECTED = {
     "job_control.py": "result: {'url': '/exports/7'}",
     "flow_control.py": "exports: at most 2 at once",
     "workflows.py": "chain: stored 'example.com'",
+    "circuit_breaker.py": "breaker: open after",
 }
 ALSO_EXPECTED = {
     "psycopg_transaction.py": "after rollback: 0 jobs for user",
@@ -40,6 +41,7 @@ ALSO_EXPECTED = {
         "reports: at most 1 per customer at once, 3 in all\ncalls: 15 started over 1.3 s or more"
     ),
     "workflows.py": "group with a failure: callback cancelled",
+    "circuit_breaker.py": "breaker: closed,",
 }
 
 
