@@ -65,11 +65,28 @@ class BreakerTrials(Service):
         super().__init__(outage=outage, interval=interval, jitter=0.2)
         self.pool = pool
         self._log = get_logger()
+        #: The tasks whose breaker held their jobs at the last pass, by task:
+        #: what `breaker.opened` and `breaker.closed` are logged against. A
+        #: new leader logs the breakers open when it starts as opened.
+        self.holding: dict[str, str] = {}
 
     async def run_once(self) -> float | None:
-        """Name the trials that are due; log each."""
+        """Name the trials that are due; log each, and each breaker that opened or closed."""
         for row in await fetch(self.pool, "breakers_trial", {}):
             self._log.info(
                 "breaker.trial", task=row["breaker"], job_id=row["trial"], queue=row["trial_queue"]
             )
+        rows = await fetch(self.pool, "breakers_not_closed", {})
+        now = {str(row["task"]): str(row["state"]) for row in rows}
+        for row in rows:
+            if row["task"] not in self.holding:
+                self._log.warning(
+                    "breaker.opened",
+                    task=row["task"],
+                    failures=row["consecutive_failures"],
+                    retry_at=row["retry_at"].isoformat() if row["retry_at"] else None,
+                )
+        for task in sorted(set(self.holding) - set(now)):
+            self._log.info("breaker.closed", task=task)
+        self.holding = now
         return None

@@ -348,3 +348,30 @@ def test_the_readme_sql_reads_and_closes_a_breaker(conn):
     )
     job = enqueue(conn, "shop.call_partner")[0]
     assert claim(conn) == [(job, "shop.call_partner")]
+
+
+def test_the_leaders_duty_logs_breakers_that_open_and_close(dsn, conn):
+    from structlog.testing import capture_logs
+
+    add_breaker(conn, failures=1)
+    duty_logs: list[list[dict[str, Any]]] = []
+
+    async def passes() -> None:
+        async with AsyncConnectionPool(dsn, open=False) as pool:
+            duty = BreakerTrials(pool)
+            for change in (
+                "SELECT 1",
+                "UPDATE pgjobs.task_breakers SET state = 'open', consecutive_failures = 1,"
+                " retry_at = now() + interval '1 minute'",
+                "SELECT 1",
+                "UPDATE pgjobs.task_breakers SET state = 'closed', consecutive_failures = 0",
+            ):
+                conn.execute(change)
+                with capture_logs() as logs:
+                    await duty.run_once()
+                duty_logs.append([e for e in logs if e["event"].startswith("breaker.")])
+
+    asyncio.run(passes())
+    events = [[(e["event"], e["task"]) for e in logs] for logs in duty_logs]
+    assert events == [[], [("breaker.opened", "flaky")], [], [("breaker.closed", "flaky")]]
+    assert duty_logs[1][0]["failures"] == 1
