@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -273,3 +275,39 @@ def test_the_job_page_shows_a_workflows_parents_and_dependents(server: Any, conn
         assert rows(page, "parent") == [first, second]
         assert "waited for" not in page
         assert rows(client.get(f"/jobs/{step_a}").text, "dependent") == [step_b]
+
+
+@pytest.mark.slow
+def test_in_chromium_an_admin_sets_a_queues_limits_through_the_form(server: Any, conn: Any) -> None:
+    """Click as a person would: open the form, type, confirm; the database has the limits."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    chromium = os.environ.get("PGJOBS_CHROMIUM", "/usr/bin/chromium")
+    if not Path(chromium).exists():
+        pytest.skip(f"no Chromium at {chromium}")
+    insert_job(conn, status="queued", queue="exports")
+    with sync_api.sync_playwright() as p:
+        args = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
+        browser = p.chromium.launch(executable_path=chromium, args=args, headless=True)
+        try:
+            page = browser.new_page()
+            page.goto(server.url + "login")
+            page.fill("input[name=token]", ADMIN_TOKEN)
+            page.click("button:has-text('Log in')")
+            page.wait_for_url(server.url)
+            page.goto(server.url + "queues")
+            row = page.locator("tr", has_text="exports")
+            row.locator("summary:has-text('Edit limits')").click()
+            row.locator("input[name=concurrency]").fill("2")
+            row.locator("input[name=rate_limit]").fill("30/m")
+            row.locator("button:has-text('Set limits')").click()
+            page.wait_for_selector("text=Set the limits of queue exports")
+            page.click("button:has-text('Yes, do it')")
+            page.wait_for_selector("text=Queue limits set")
+            text = page.locator("tr", has_text="exports").inner_text()
+        finally:
+            browser.close()
+    assert "concurrency 2" in text
+    assert "rate 30/m" in text
+    assert conn.execute(
+        "SELECT concurrency, rate_limit FROM pgjobs.queues WHERE name = 'exports'"
+    ).fetchone() == (2, "30/m")
