@@ -37,7 +37,7 @@ def state(conn):
 @pytest.mark.slow
 def test_a_failing_task_opens_its_breaker_and_one_trial_closes_it(conn, producer, start_worker):
     conn.execute("INSERT INTO breaker_switch VALUES (true)")
-    total = 8
+    total = 20
     producer.enqueue_many([flaky.job() for _ in range(total)])
     start_worker(
         APP,

@@ -7,6 +7,7 @@ and the state of flaky's breaker as it started.
 from __future__ import annotations
 
 import os
+import time
 
 import psycopg
 
@@ -49,8 +50,14 @@ def _record(task: str) -> bool:
     circuit_breaker=pgjobs.CircuitBreaker(failures=3, cooldown=3),
 )
 def flaky() -> None:
-    """Fail while the switch is on."""
+    """Fail while the switch is on, after a while (as a call that times out does).
+
+    The while matters: outcomes are written in batches, so jobs claimed
+    before the failure that opens the breaker is written still run; a
+    handler that failed at once could use up every job first.
+    """
     if _record("flaky"):
+        time.sleep(0.2)
         raise RuntimeError("the partner API is down")
 
 
