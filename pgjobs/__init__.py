@@ -1,6 +1,7 @@
 """pgjobs: a PostgreSQL-native background job queue for Python."""
 
 from pgjobs._app import App
+from pgjobs._breaker import CircuitBreaker
 from pgjobs._context import CallNext, JobContext, Middleware, Snooze, current_job
 from pgjobs._dependency import Dependency, after
 from pgjobs._enqueue import JobSpec
@@ -15,6 +16,7 @@ __all__ = [
     "Call",
     "CallNext",
     "Chain",
+    "CircuitBreaker",
     "Constant",
     "Dependency",
     "Exponential",

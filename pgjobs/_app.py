@@ -16,6 +16,7 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
 from pgjobs import (
     _admin,
+    _breaker,
     _connect,
     _cron,
     _dsn,
@@ -27,6 +28,7 @@ from pgjobs import (
     _webhooks,
     _workflow,
 )
+from pgjobs._breaker import CircuitBreaker
 from pgjobs._context import Middleware
 from pgjobs._enqueue import AsyncConn, JobSpec, SyncConn
 from pgjobs._job import Job, Priority
@@ -143,6 +145,7 @@ class App:
         transactional: bool = False,
         idle_in_transaction_timeout: float | None = None,
         max_snoozes: int = 100,
+        circuit_breaker: CircuitBreaker | None = None,
     ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
     # mypy reports a false "does not accept all possible parameters" here: the
@@ -164,6 +167,7 @@ class App:
         transactional: bool = False,
         idle_in_transaction_timeout: float | None = None,
         max_snoozes: int = 100,
+        circuit_breaker: CircuitBreaker | None = None,
     ) -> Any:
         """Register a function (sync or async) as a task.
 
@@ -196,6 +200,10 @@ class App:
                 `transactional=True`.
             max_snoozes: how many times one job may `raise pgjobs.Snooze(...)`;
                 the attempt that would snooze once more fails instead.
+            circuit_breaker: `pgjobs.CircuitBreaker(failures=5, cooldown=60)`:
+                after that many consecutive failed attempts, no worker claims
+                the task's jobs for the cooldown, then one trial job decides
+                (`pgjobs.task_breakers`; see the README, "Circuit breakers").
 
         Raises:
             ConfigurationError: a bad option, or a name registered twice.
@@ -214,11 +222,13 @@ class App:
             transactional=transactional,
             idle_in_transaction_timeout=_idle_timeout(transactional, idle_in_transaction_timeout),
             max_snoozes=max_snoozes,
+            circuit_breaker=circuit_breaker,
         )
 
         def register(func: Callable[..., Any]) -> Task[Any, Any]:
             registered = task_name(func) if name is None else name
             _routing.check_name(registered)
+            _breaker.check(registered, circuit_breaker)
             if transactional and not inspect.iscoroutinefunction(func):
                 raise ConfigurationError(
                     f"task {registered!r} is transactional=True but its handler is a sync "

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from pgjobs._options import check_queue
 from pgjobs.errors import ConfigurationError
@@ -12,6 +14,15 @@ from pgjobs.errors import ConfigurationError
 RATE_UNITS = {"s": 1, "m": 60, "h": 3600}
 #: The most jobs a rate may name per unit (the table's CHECK allows 9 digits).
 MAX_RATE = 999_999_999
+#: A queue's limits, as `app.queue` takes them and `pgjobs.queues` holds them.
+LIMITS = (
+    "concurrency",
+    "key_concurrency",
+    "rate_limit",
+    "rate_burst",
+    "key_rate_limit",
+    "key_rate_burst",
+)
 
 # Loose on purpose, so that a near miss gets a message saying what is wrong.
 _RATE = re.compile(r"\s*([+-]?\d+)\s*/\s*([A-Za-z]*)\s*")
@@ -151,3 +162,28 @@ def add(queues: dict[str, QueueSettings], declared: QueueSettings) -> QueueSetti
         )
     queues[declared.name] = declared
     return declared
+
+
+def changed(current: QueueSettings, changes: Mapping[str, object]) -> QueueSettings:
+    """`current` with some limits changed (None: no limit), checked as `app.queue` checks them.
+
+    For the HTTP API and the dashboard, which change one limit at a time: a
+    rate cleared takes its burst with it, unless the burst is given too.
+
+    Raises:
+        ConfigurationError: a name that is not a limit, or a value that
+            `app.queue` would refuse.
+    """
+    unknown = sorted(set(changes) - set(LIMITS))
+    if unknown:
+        raise ConfigurationError(
+            f"queue {current.name!r}: unknown limit(s) {', '.join(unknown)}; "
+            f"a queue's limits are {', '.join(LIMITS)}"
+        )
+    merged: dict[str, Any] = {name: getattr(current, name) for name in LIMITS}
+    merged.update(changes)
+    for rate in ("rate_limit", "key_rate_limit"):
+        burst = rate.replace("limit", "burst")
+        if rate in changes and changes[rate] is None and burst not in changes:
+            merged[burst] = None
+    return declare(current.name, **merged)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar, Unpack
 
 from pgjobs import _enqueue
+from pgjobs._breaker import CircuitBreaker
 from pgjobs._enqueue import AnyConn, AsyncConn, JobSpec, SyncConn, new_spec
 from pgjobs._options import EnqueueKwargs, EnqueueOptions
 from pgjobs._retry import RetryPolicy
@@ -126,6 +127,8 @@ class TaskConfig:
     idle_in_transaction_timeout: float = 60.0
     #: How many times a job of the task may snooze (raise pgjobs.Snooze).
     max_snoozes: int = 100
+    #: Its circuit breaker (`@app.task(circuit_breaker=...)`), None for none.
+    circuit_breaker: CircuitBreaker | None = None
 
 
 class Owner(Protocol):

@@ -67,6 +67,14 @@ WITH claimable AS MATERIALIZED (
           AND queue = q.name
           AND (priority, run_at, id) > (q.after_priority, q.after_run_at, q.after_id)
           AND run_at <= now()
+          -- Circuit breakers (migration 0016): not a job of a task whose breaker
+          -- is open or half-open, unless it is that breaker's trial. Two
+          -- InitPlans, each run at most once per statement; the second only
+          -- when some breaker is open. No breaker: one look at an empty table.
+          AND (task <> ALL (ARRAY(SELECT tb.task FROM pgjobs.task_breakers AS tb
+                                  WHERE tb.state <> 'closed'))
+               OR id = ANY (ARRAY(SELECT tb.trial_job_id FROM pgjobs.task_breakers AS tb
+                                  WHERE tb.state = 'half_open')))
         ORDER BY priority, run_at, id
         LIMIT CAST(:limit AS integer)
         FOR NO KEY UPDATE SKIP LOCKED

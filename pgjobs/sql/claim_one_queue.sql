@@ -33,6 +33,14 @@ WITH claimed AS (
                                         CAST(:after_run_at AS timestamptz),
                                         CAST(:after_id AS bigint))
           AND run_at <= now()
+          -- Circuit breakers (migration 0016): not a job of a task whose breaker
+          -- is open or half-open, unless it is that breaker's trial. Two
+          -- InitPlans, each run at most once per statement; the second only
+          -- when some breaker is open. No breaker: one look at an empty table.
+          AND (task <> ALL (ARRAY(SELECT tb.task FROM pgjobs.task_breakers AS tb
+                                  WHERE tb.state <> 'closed'))
+               OR id = ANY (ARRAY(SELECT tb.trial_job_id FROM pgjobs.task_breakers AS tb
+                                  WHERE tb.state = 'half_open')))
           AND NOT EXISTS (
               SELECT 1 FROM pgjobs.queues AS p
               WHERE p.name = CAST(:queue AS text)

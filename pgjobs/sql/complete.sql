@@ -139,12 +139,30 @@ resolved AS (
                                         OR cancel_requested_at IS NOT NULL)) AS n
     FROM finished
     HAVING count(*) > 0
+),
+tripped AS (
+    -- Circuit breakers (migration 0016): the attempts that succeeded or
+    -- failed (a retry's too; not a snooze, not a cancel), for the tasks that
+    -- have a breaker. With no breaker at all, the EXISTS (an InitPlan, one
+    -- look at an empty table) stops it before the outcomes are read.
+    SELECT pgjobs.breakers_record(array_agg(o.task), array_agg(o.id), array_agg(o.queue),
+                                  array_agg(o.ok)) AS n
+    FROM (SELECT task, id, queue, new_status = 'succeeded' AS ok
+          FROM finished
+          WHERE new_status IN ('succeeded', 'failed') AND cancel_requested_at IS NULL
+          UNION ALL
+          SELECT task, id, queue, false
+          FROM requeued
+          WHERE error IS NOT NULL AND NOT snooze) AS o
+    WHERE EXISTS (SELECT 1 FROM pgjobs.task_breakers)
+    HAVING count(*) > 0
 )
--- `woken`, `retried` and `resolved` run once, before the rows are returned
--- (InitPlans).
+-- `woken`, `retried`, `resolved` and `tripped` run once, before the rows are
+-- returned (InitPlans).
 SELECT id FROM finished
 WHERE (SELECT n FROM woken) >= 0
   AND (SELECT coalesce(n, 0) FROM retried) >= 0
   AND coalesce((SELECT n FROM resolved), 0) >= 0
+  AND coalesce((SELECT n FROM tripped), 0) >= 0
 UNION ALL
 SELECT id FROM requeued

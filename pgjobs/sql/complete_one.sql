@@ -47,7 +47,18 @@ resolved AS (
     SELECT pgjobs.resolve_dependents(array_agg(id), NULL) AS n
     FROM finished
     HAVING count(*) > 0
+),
+tripped AS (
+    -- Its task's circuit breaker (migration 0016), as complete.sql does: a
+    -- success resets the count of failures, or closes the breaker of which
+    -- it was the trial.
+    SELECT pgjobs.breakers_record(array_agg(task), array_agg(id), array_agg(queue),
+                                  array_agg(true)) AS n
+    FROM finished
+    WHERE EXISTS (SELECT 1 FROM pgjobs.task_breakers)
+    HAVING count(*) > 0
 )
 SELECT id FROM finished
 WHERE (SELECT n FROM woken) >= 0
   AND coalesce((SELECT n FROM resolved), 0) >= 0
+  AND coalesce((SELECT n FROM tripped), 0) >= 0

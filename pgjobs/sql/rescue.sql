@@ -183,5 +183,15 @@ SELECT
     -- Workflows (migration 0014): the dependents of the jobs that failed or
     -- were cancelled here are cancelled, recursively, in this transaction.
     coalesce((SELECT pgjobs.resolve_dependents(NULL, array_agg(id)) FROM failed
-              HAVING count(*) > 0), 0) AS dependents_cancelled
+              HAVING count(*) > 0), 0) AS dependents_cancelled,
+    -- Circuit breakers (migration 0016): a lost attempt is a failed one
+    -- (not one that was asked to stop), as complete.sql counts them.
+    coalesce((SELECT pgjobs.breakers_record(array_agg(r.task), array_agg(r.id),
+                                            array_agg(r.queue), array_agg(false))
+              FROM (SELECT e.task, e.id, e.queue FROM exhausted AS e
+                    WHERE e.cancel_requested_at IS NULL
+                    UNION ALL
+                    SELECT q.task, q.id, q.queue FROM requeued AS q) AS r
+              WHERE EXISTS (SELECT 1 FROM pgjobs.task_breakers)
+              HAVING count(*) > 0), 0) AS breakers
 FROM rescued

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from pgjobs import _admin, _migrate
+from pgjobs import _admin, _migrate, _queue
 from pgjobs._admin import JobSummary
 from pgjobs.errors import UnknownTaskError
 from pgjobs.web import _auth, _http, _metrics, _queries
@@ -316,9 +316,51 @@ async def _set_paused(request: Request, paused: bool) -> Response:
     name = queue_name(request.path_params["name"])
     await read_empty_body(request)
     async with dash.db.connection() as conn:
+        await require_known_queue(dash, conn, name)
         await _queries.set_paused(conn, name, paused)
     dash.action(who, "queue.pause" if paused else "queue.resume", queue=name)
     return ApiResponse({"name": name, "paused": paused})
+
+
+async def set_limits(request: Request) -> Response:
+    """PATCH /queues/{name}: change some of a queue's limits (null: no limit)."""
+    dash = _dash(request)
+    who = _admin_request(request)
+    name = queue_name(request.path_params["name"])
+    changes = await read_json_object(request)
+    if not changes:
+        raise HttpError(422, f"give at least one limit to change: {', '.join(_queue.LIMITS)}")
+    async with dash.db.connection() as conn:
+        await require_known_queue(dash, conn, name)
+        limits = _queue.changed(await _queries.queue_limits(conn, name), changes)
+        await _queries.set_limits(conn, limits)
+    dash.action(who, "queue.limits", queue=name, **{k: getattr(limits, k) for k in changes})
+    return ApiResponse({"name": name, **{k: getattr(limits, k) for k in _queue.LIMITS}})
+
+
+async def require_known_queue(dash: Dashboard, conn: Any, name: str) -> None:
+    """Refuse to change a queue that neither the App nor the database knows.
+
+    Raises:
+        HttpError: 404, naming the queue: a typo would otherwise create a
+            settings row for a queue that nothing uses.
+    """
+    declared = set(dash.app.queues) | {task.defaults.queue for task in dash.app.tasks.values()}
+    if not await _queries.queue_known(conn, name, declared):
+        raise HttpError(
+            404,
+            f"no queue named {name!r}: it has no settings, no live worker serves it and no "
+            "job waits or runs in it; check the name on the queues page",
+        )
+
+
+async def list_breakers(request: Request) -> Response:
+    """GET /breakers: every circuit breaker and its state."""
+    dash = _dash(request)
+    dash.require(request)
+    async with dash.db.connection() as conn:
+        found = await _queries.breakers(conn)
+    return ApiResponse({"breakers": [_queries.breaker_json(row) for row in found]})
 
 
 def queue_name(text: str) -> str:
@@ -388,6 +430,8 @@ def routes() -> list[BaseRoute]:
         Route("/queues", list_queues, methods=["GET"]),
         Route("/queues/{name:path}/pause", pause_queue, methods=["POST"]),
         Route("/queues/{name:path}/resume", resume_queue, methods=["POST"]),
+        Route("/queues/{name:path}", set_limits, methods=["PATCH"]),
+        Route("/breakers", list_breakers, methods=["GET"]),
         Route("/workers", list_workers, methods=["GET"]),
         Route("/schedules", list_schedules, methods=["GET"]),
         Route("/schedules/{name:path}/run", run_schedule, methods=["POST"]),

@@ -30,7 +30,9 @@ def _errors(*statuses: int) -> dict[str, Any]:
             "A viewer asked for an admin action, a browser request from another origin, "
             "or a session-cookie change without X-CSRF-Token"
         ),
-        404: "No such job, schedule or endpoint (a name with a line break matches no route)",
+        404: (
+            "No such job, schedule, queue or endpoint (a name with a line break matches no route)"
+        ),
         409: "The job's state does not allow it",
         413: "The body is too large",
         415: "A body (or Content-Type) that is not application/json",
@@ -40,6 +42,18 @@ def _errors(*statuses: int) -> dict[str, Any]:
     common = (400, 401, 403, 503)
     return {str(s): _json(_ref("Error"), text[s]) for s in sorted({*common, *statuses})}
 
+
+_COUNT_LIMIT = {"type": ["integer", "null"], "minimum": 1}
+_RATE = {"type": ["string", "null"], "pattern": "^[1-9][0-9]{0,8}/[smh]$"}
+#: A queue's limits (pgjobs/_queue.py, LIMITS), as the API shows and takes them.
+_LIMIT_PROPERTIES: dict[str, Any] = {
+    "concurrency": _COUNT_LIMIT,
+    "key_concurrency": _COUNT_LIMIT,
+    "rate_limit": _RATE,
+    "rate_burst": _COUNT_LIMIT,
+    "key_rate_limit": _RATE,
+    "key_rate_burst": _COUNT_LIMIT,
+}
 
 _JOB_ID = {
     "name": "id",
@@ -196,6 +210,33 @@ _SCHEMAS: dict[str, Any] = {
             "succeeded": _ref("Count"),
             "failed": _ref("Count"),
             "cancelled": _ref("Count"),
+            **_LIMIT_PROPERTIES,
+        },
+    },
+    "QueueLimits": {
+        "type": "object",
+        "description": (
+            "Some of a queue's limits, as app.queue takes them; null removes one. A rate "
+            "removed takes its burst with it unless the burst is given too."
+        ),
+        "minProperties": 1,
+        "additionalProperties": False,
+        "properties": _LIMIT_PROPERTIES,
+    },
+    "Breaker": {
+        "type": "object",
+        "required": ["task", "state", "failures", "cooldown", "consecutive_failures"],
+        "properties": {
+            "task": {"type": "string"},
+            "state": {"type": "string", "enum": ["closed", "open", "half_open"]},
+            "failures": {"type": "integer", "minimum": 1},
+            "cooldown": {"type": "number", "exclusiveMinimum": 0},
+            "consecutive_failures": {"type": "integer", "minimum": 0},
+            "opened_at": {"type": ["string", "null"], "format": "date-time"},
+            "retry_at": {"type": ["string", "null"], "format": "date-time"},
+            "retry_in_seconds": {"type": ["number", "null"]},
+            "trial_job_id": {"type": ["integer", "null"]},
+            "updated_at": {"type": "string", "format": "date-time"},
         },
     },
     "Leader": {
@@ -410,6 +451,48 @@ def spec(server_url: str = "") -> dict[str, Any]:
                         **_errors(404, 413, 415),
                     },
                 },
+            },
+            "/api/v1/queues/{name}": {
+                "parameters": [_QUEUE],
+                "patch": {
+                    "summary": (
+                        "Change a queue's concurrency, key_concurrency or rate limits (admin); "
+                        "the next claims keep to them"
+                    ),
+                    "security": admin,
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("QueueLimits")}},
+                    },
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "required": ["name"],
+                                "properties": {"name": {"type": "string"}, **_LIMIT_PROPERTIES},
+                            },
+                            "The queue's limits now",
+                        ),
+                        **_errors(404, 413, 415, 422),
+                    },
+                },
+            },
+            "/api/v1/breakers": {
+                "get": {
+                    "summary": "Every task's circuit breaker and its state",
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "breakers": {"type": "array", "items": _ref("Breaker")}
+                                },
+                            },
+                            "Breakers",
+                        ),
+                        **_errors(),
+                    },
+                }
             },
             "/api/v1/workers": {
                 "get": {

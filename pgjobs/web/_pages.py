@@ -11,7 +11,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from pgjobs import _admin
+from pgjobs import _admin, _queue
+from pgjobs._queue import LIMITS
 from pgjobs._routing import is_pattern
 from pgjobs.errors import JobNotFoundError
 from pgjobs.web import _api, _auth, _http, _queries
@@ -29,6 +30,7 @@ _DONE = {
     "bulk_cancelled": "Jobs cancelled, or asked to stop while they run: {n}.",
     "paused": "Queue paused: workers stop claiming from it.",
     "resumed": "Queue resumed.",
+    "limits_set": "Queue limits set: the next claims keep to them.",
     "ran": "Schedule enqueued as job {n}.",
     "logged_out": "Logged out.",
     "not_found": "No job with that id.",
@@ -230,6 +232,7 @@ async def job(request: Request) -> Response:
     job_id = _http.job_id(request.path_params["id"])
     async with dash.db.connection() as conn:
         detail = await _admin.get_job_async(conn, job_id)
+        flow = await _queries.workflow(conn, job_id)
     data = dash.job_json(detail, who)
     timeline: list[tuple[str, Any]] = [
         ("created", detail.job.created_at),
@@ -251,6 +254,7 @@ async def job(request: Request) -> Response:
         "jobs",
         job=data,
         timeline=timeline,
+        workflow=flow,
         pretty=lambda v: json.dumps(v, indent=2, ensure_ascii=False, default=str),
         can_retry=detail.job.status.value in ("failed", "cancelled", "queued"),
         can_cancel=detail.job.status.value in ("queued", "running"),
@@ -324,26 +328,69 @@ async def bulk(request: Request) -> Response:
 
 
 async def queues(request: Request) -> Response:
-    """Queues with pause and resume."""
+    """Queues with pause and resume, their limits (admins edit them), and circuit breakers."""
     dash = _dash(request)
     who = dash.require(request)
     async with dash.db.connection() as conn:
         found = await _queries.queues(conn)
-    return render(request, "queues.html", who, "queues", queues=found)
+        breakers = await _queries.breakers(conn)
+    return render(
+        request, "queues.html", who, "queues", queues=found, breakers=breakers, limits=LIMITS
+    )
 
 
 async def queue_action(request: Request) -> Response:
-    """POST /queues/{name}/{pause|resume}."""
+    """POST /queues/{name}/{pause|resume|limits}."""
     dash = _dash(request)
-    who, _ = await _form(request)
+    who, form = await _form(request)
     name = _api.queue_name(request.path_params["name"])
     action = request.path_params["action"]
+    if action == "limits":
+        return await _queue_limits(request, who, form, name)
     if action not in ("pause", "resume"):
-        raise HttpError(404, "unknown queue action; use pause or resume")
+        raise HttpError(404, "unknown queue action; use pause, resume or limits")
     async with dash.db.connection() as conn:
+        await _api.require_known_queue(dash, conn, name)
         await _queries.set_paused(conn, name, action == "pause")
     dash.action(who, f"queue.{action}", queue=name)
     return _redirect(request, "queues", "paused" if action == "pause" else "resumed")
+
+
+async def _queue_limits(request: Request, who: Principal, form: FormData, name: str) -> Response:
+    """The queues page's limits form: every limit at once, an empty field for no limit."""
+    dash = _dash(request)
+    changes: dict[str, object] = {}
+    for field in LIMITS:
+        text = _http.text_field(form.get(field), field, max_length=32)
+        changes[field] = _limit_value(field, text)
+    async with dash.db.connection() as conn:
+        await _api.require_known_queue(dash, conn, name)
+        limits = _queue.changed(await _queries.queue_limits(conn, name), changes)
+        if not _confirmed(form):
+            said = ", ".join(
+                f"{field} {getattr(limits, field)}"
+                for field in LIMITS
+                if getattr(limits, field) is not None
+            )
+            question = f"Set the limits of queue {name} to " + (said or "none") + "?"
+            return _confirm_page(request, who, form, question, request.url.path)
+        await _queries.set_limits(conn, limits)
+    dash.action(who, "queue.limits", queue=name, **{f: getattr(limits, f) for f in LIMITS})
+    return _redirect(request, "queues", "limits_set")
+
+
+def _limit_value(field: str, text: str | None) -> object:
+    """A limit from a form field: None for an empty one, an integer for a count."""
+    if text is None or not text.strip():
+        return None
+    text = text.strip()
+    if field.endswith("rate_limit"):
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        # app.queue's checks word the refusal (a positive integer).
+        return text
 
 
 async def workers(request: Request) -> Response:

@@ -24,6 +24,7 @@ from pgjobs._names import (
     LEADER_LOCK_OBJID,
     pid_from_application_name,
 )
+from pgjobs._queue import LIMITS, QueueSettings
 from pgjobs.errors import InvalidTransitionError, JobNotFoundError
 from pgjobs.web._db import AsyncConn
 
@@ -130,9 +131,12 @@ class QueueRow:
     succeeded: Count = field(default_factory=lambda: Count(0))
     failed: Count = field(default_factory=lambda: Count(0))
     cancelled: Count = field(default_factory=lambda: Count(0))
+    #: Its limits (pgjobs.queues; README, "Flow control"): None for none.
+    limits: QueueSettings | None = None
 
     def as_json(self) -> dict[str, Any]:
         """The API's form."""
+        limits = self.limits or QueueSettings(self.name)
         return {
             "name": self.name,
             "paused": self.paused,
@@ -143,6 +147,7 @@ class QueueRow:
             "succeeded": self.succeeded.as_json(),
             "failed": self.failed.as_json(),
             "cancelled": self.cancelled.as_json(),
+            **{name: getattr(limits, name) for name in LIMITS},
         }
 
 
@@ -156,7 +161,9 @@ async def queues(conn: AsyncConn) -> list[QueueRow]:
         return rows[name]
 
     for r in await _all(conn, "queue_settings"):
-        row(r["name"]).paused = bool(r["paused"])
+        q = row(r["name"])
+        q.paused = bool(r["paused"])
+        q.limits = _settings(r)
     for r in await _all(conn, "queue_active"):
         q = row(r["queue"])
         q.available, q.scheduled, q.running = (
@@ -305,9 +312,90 @@ async def task_names(conn: AsyncConn) -> list[str]:
 # -- queues and schedules --------------------------------------------------
 
 
+def _settings(r: dict[str, Any]) -> QueueSettings:
+    return QueueSettings(r["name"], *(r[name] for name in LIMITS))
+
+
+async def queue_known(conn: AsyncConn, queue: str, declared: set[str]) -> bool:
+    """Whether `queue` is declared by the App (`declared`) or known to the database."""
+    if queue in declared:
+        return True
+    row = await _one(conn, "queue_known", {"queue": queue})
+    return bool(row and row["known"])
+
+
+async def queue_limits(conn: AsyncConn, queue: str) -> QueueSettings:
+    """A queue's limits as pgjobs.queues holds them (none for a queue without a row)."""
+    for r in await _all(conn, "queue_settings"):
+        if r["name"] == queue:
+            return _settings(r)
+    return QueueSettings(queue)
+
+
+async def set_limits(conn: AsyncConn, limits: QueueSettings) -> None:
+    """Write a queue's limits (checked already: pgjobs/_queue.py), keeping its paused flag."""
+    await _all(
+        conn,
+        "queue_set_limits",
+        {"queue": limits.name, **{name: getattr(limits, name) for name in LIMITS}},
+    )
+
+
 async def set_paused(conn: AsyncConn, queue: str, paused: bool) -> None:
     """Pause or resume a queue (creating its settings row if needed)."""
     await _all(conn, "queue_set_paused", {"queue": queue, "paused": paused})
+
+
+#: How many finished jobs after a job the job page reads for its dependents.
+WORKFLOW_WINDOW = 5_000
+
+
+@dataclass(frozen=True, slots=True)
+class Workflow:
+    """A job's parents and dependents (pgjobs/web/sql/job_workflow.sql).
+
+    Attributes:
+        parents: id, task, status, queue, and `waited_for` (it has not succeeded yet).
+        dependents: id, task, status, queue.
+        searched_to: the last finished job read for dependents, when the
+            history holds more after this job than were read; None: all.
+    """
+
+    parents: list[dict[str, Any]]
+    dependents: list[dict[str, Any]]
+    searched_to: int | None
+
+
+async def workflow(conn: AsyncConn, job_id: int, window: int = WORKFLOW_WINDOW) -> Workflow:
+    """The parents and dependents of a job, with their states."""
+    rows = await _all(conn, "job_workflow", {"id": job_id, "window": window})
+    searched = [r["searched_to"] for r in rows if r["relation"] == "searched"]
+    return Workflow(
+        parents=[r for r in rows if r["relation"] == "parent"],
+        dependents=[r for r in rows if r["relation"] == "dependent"],
+        searched_to=searched[0] if searched else None,
+    )
+
+
+async def breakers(conn: AsyncConn) -> list[dict[str, Any]]:
+    """Every circuit breaker and its state (pgjobs.task_breakers), by task."""
+    return await _all(conn, "breakers_list")
+
+
+def breaker_json(row: dict[str, Any]) -> dict[str, Any]:
+    """One circuit breaker in the API's form."""
+    return {
+        "task": row["task"],
+        "state": row["state"],
+        "failures": row["failures"],
+        "cooldown": row["cooldown"],
+        "consecutive_failures": row["consecutive_failures"],
+        "opened_at": row["opened_at"],
+        "retry_at": row["retry_at"],
+        "retry_in_seconds": row["retry_in"],
+        "trial_job_id": row["trial_job_id"],
+        "updated_at": row["updated_at"],
+    }
 
 
 async def schedules(conn: AsyncConn) -> list[dict[str, Any]] | None:

@@ -309,13 +309,14 @@ def leader_for(
     outage: Outage,
     worker_id: int | None = None,
 ) -> Leader:
-    """The Leader of a worker, with its duties: cron firing, rescuer, pruner, unserved queues.
+    """The Leader of a worker, with its duties: cron, rescuer, pruner, unserved queues, breakers.
 
     The lock is held on `config.leader_dsn` if set, else on `dsn`; a poll-only
     worker (config.listen False) without a leader_dsn runs lockless, because
     its `dsn` may go through a transaction-pooling PgBouncer, where a session
     lock would be taken on a server connection that other clients then share.
     """
+    from pgjobs.worker._breakers import BreakerTrials
     from pgjobs.worker._pruner import Pruner
     from pgjobs.worker._rescuer import Rescuer
     from pgjobs.worker._scheduler import Scheduler
@@ -353,6 +354,8 @@ def leader_for(
         UnservedQueues(
             source, config.stale_after, interval=config.unserved_interval, outage=outage
         ),
+        # As often as the rescuer: a trial starts within about that of its cooldown's end.
+        BreakerTrials(source, interval=config.rescue_interval, outage=outage),
     ]
     if config.vacuum_interval is not None:
         duties.append(

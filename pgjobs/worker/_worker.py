@@ -20,6 +20,7 @@ from pgjobs._app import App
 from pgjobs._log import get_logger
 from pgjobs._task import Task
 from pgjobs.errors import DatabaseUnavailableError
+from pgjobs.worker._breakers import sync_breakers
 from pgjobs.worker._completer import Completer
 from pgjobs.worker._config import WorkerConfig
 from pgjobs.worker._db import CONNECTION_ERRORS, Outage, fetch
@@ -190,6 +191,7 @@ class Worker:
             if self.config.webhooks:
                 await sync_webhooks(self._pool, self.app)
             await sync_queue_limits(self._pool, self.app)
+            await sync_breakers(self._pool, self.app)
             self._session = _Session(self, self._pool, worker_id, dsn)
             return await self._session.run()
         finally:

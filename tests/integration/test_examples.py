@@ -26,6 +26,7 @@ EXPECTED = {
     "job_control.py": "result: {'url': '/exports/7'}",
     "flow_control.py": "exports: at most 2 at once",
     "workflows.py": "chain: stored 'example.com'",
+    "circuit_breaker.py": "breaker: open after",
 }
 ALSO_EXPECTED = {
     "psycopg_transaction.py": "after rollback: 0 jobs for user",
@@ -42,6 +43,7 @@ ALSO_EXPECTED = {
     "workflows.py": (
         "group with a failure: callback cancelled, clean-up ran after 2 images (1 resized)"
     ),
+    "circuit_breaker.py": "breaker: closed,",
 }
 
 

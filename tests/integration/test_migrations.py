@@ -995,3 +995,64 @@ def test_0017_adds_the_keyed_index_and_the_turns_and_downgrades(empty_db):
             " OR (proname = 'claim_within_limits' AND pronargs <> 2)"
         ).fetchone() == (0,)
     assert _migrate.upgrade(empty_db, TURNS) == (BEFORE_TURNS, TURNS)
+
+
+# -- 0018: circuit breakers ------------------------------------------------------------
+
+#: The breakers' revision, and the one before it (the lead may renumber them).
+BREAKERS = "0018"
+BEFORE_BREAKERS = "0017"
+
+_CLAIM_BODY = (
+    "SELECT pg_get_functiondef('pgjobs.claim_within_limits(text, integer)'::regprocedure),"
+    " pg_get_functiondef("
+    "'pgjobs.claim_within_limits(text, integer, integer, bigint, bigint[])'::regprocedure),"
+    " pg_get_functiondef("
+    "'pgjobs.claim_turns(text, integer, integer, integer, bigint, bigint[])'::regprocedure)"
+)
+
+
+def test_0018_adds_breakers_holds_them_in_the_limited_claim_and_downgrades(empty_db):
+    _migrate.upgrade(empty_db, BEFORE_BREAKERS)
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        before = conn.execute(_CLAIM_BODY).fetchone()
+        conn.execute("INSERT INTO pgjobs.queues (name, concurrency) VALUES ('q', 5)")
+        held = conn.execute("SELECT pgjobs.enqueue('held', queue => 'q')").fetchone()[0]
+        free = conn.execute("SELECT pgjobs.enqueue('free', queue => 'q')").fetchone()[0]
+        keyed = [
+            conn.execute(
+                "SELECT pgjobs.enqueue(%s, queue => 'k', key => %s)", [task, key]
+            ).fetchone()[0]
+            for task, key in [("held", "a"), ("free", "a"), ("held", "b")]
+        ]
+    assert _migrate.upgrade(empty_db, BREAKERS) == (BEFORE_BREAKERS, BREAKERS)
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO pgjobs.task_breakers (task, failures, cooldown, state)"
+            " VALUES ('held', 1, 60, 'open')"
+        )
+        with pytest.raises(psycopg.errors.CheckViolation, match="task_breakers_failures_positive"):
+            conn.execute("UPDATE pgjobs.task_breakers SET failures = 0")
+        # The limited claims (both forms) and the keys' turns leave out the
+        # open breaker's jobs.
+        assert conn.execute("SELECT ids FROM pgjobs.claim_within_limits('q', 5)").fetchone() == (
+            [free],
+        )
+        assert conn.execute(
+            "SELECT ids FROM pgjobs.claim_within_limits('q', 5, NULL, NULL, '{}')"
+        ).fetchone() == ([free],)
+        assert conn.execute("SELECT ids FROM pgjobs.claim_keyed('k', 5, NULL)").fetchone() == (
+            [keyed[1]],
+        )
+    _downgrade(empty_db, BEFORE_BREAKERS)
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        assert conn.execute(_CLAIM_BODY).fetchone() == before
+        assert conn.execute("SELECT to_regclass('pgjobs.task_breakers')").fetchone() == (None,)
+        assert conn.execute(
+            "SELECT count(*) FROM pg_proc WHERE proname LIKE 'breakers%'"
+            " AND pronamespace = 'pgjobs'::regnamespace"
+        ).fetchone() == (0,)
+        assert conn.execute("SELECT ids FROM pgjobs.claim_within_limits('q', 5)").fetchone() == (
+            [held, free],
+        )
+    assert _migrate.upgrade(empty_db, BREAKERS) == (BEFORE_BREAKERS, BREAKERS)

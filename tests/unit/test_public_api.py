@@ -12,6 +12,7 @@ def test_top_level_names_are_pinned():
         "Call",
         "CallNext",
         "Chain",
+        "CircuitBreaker",
         "Constant",
         "Dependency",
         "Exponential",

@@ -6,7 +6,7 @@ import pytest
 
 import pgjobs
 from pgjobs._options import MAX_KEY, EnqueueOptions
-from pgjobs._queue import QueueSettings, default_burst, parse_rate
+from pgjobs._queue import QueueSettings, changed, default_burst, parse_rate
 from pgjobs.errors import ConfigurationError
 
 
@@ -114,3 +114,18 @@ def test_a_key_rate_is_checked_as_the_queue_rate_is():
     with pytest.raises(ConfigurationError, match="key_rate_burst must be a positive integer"):
         app.queue("other", key_rate_limit="1/s", key_rate_burst=0)
     assert sorted(app.queues) == ["api"]
+
+
+def test_changed_merges_some_limits_and_checks_the_result():
+    current = QueueSettings("q", concurrency=5, rate_limit="10/s", rate_burst=4)
+    assert changed(current, {"key_concurrency": 1}) == QueueSettings(
+        "q", 5, 1, "10/s", 4, None, None
+    )
+    # A rate removed takes its burst, unless the burst is given (then refused).
+    assert changed(current, {"rate_limit": None}) == QueueSettings("q", concurrency=5)
+    with pytest.raises(ConfigurationError, match="without a rate_limit"):
+        changed(current, {"rate_limit": None, "rate_burst": 4})
+    with pytest.raises(ConfigurationError, match="unknown limit"):
+        changed(current, {"paused": True})
+    with pytest.raises(ConfigurationError, match="concurrency must be a positive integer"):
+        changed(current, {"concurrency": 0})

@@ -447,6 +447,7 @@ def test_bulk_retry_failed_of_a_task_and_cancel_queued_of_a_queue(http: Any, con
 
 
 def test_pause_and_resume_a_queue(http: Any, conn: Conn) -> None:
+    insert_job(conn, status="queued", queue="mail")
     assert http.post("/api/v1/queues/mail/pause", headers=ADMIN).json() == {
         "name": "mail",
         "paused": True,
@@ -507,6 +508,8 @@ def test_openapi_lists_every_route(http: Any) -> None:
         "/api/v1/queues",
         "/api/v1/queues/{name}/pause",
         "/api/v1/queues/{name}/resume",
+        "/api/v1/queues/{name}",
+        "/api/v1/breakers",
         "/api/v1/workers",
         "/api/v1/schedules",
         "/api/v1/schedules/{name}/run",
@@ -566,3 +569,111 @@ def test_a_running_jobs_progress_and_snoozes_show_in_the_api(http: Any, conn: Co
     assert body["snoozes"] == 2
     assert body["cancel_requested_at"] is None
     assert body["cancelled_by"] is None
+
+
+def test_pausing_or_resuming_a_queue_nobody_knows_is_refused(http: Any, conn: Conn) -> None:
+    for action in ("pause", "resume"):
+        r = http.post(f"/api/v1/queues/mial/{action}", headers=ADMIN)
+        assert r.status_code == 404, r.text
+        assert "no queue named 'mial'" in r.json()["error"]["message"]
+    assert conn.execute("SELECT count(*) FROM pgjobs.queues").fetchone() == (0,)
+    # Known: a queue a task of the App declares (tests/web/app.py: "default"), or
+    # one a live worker serves, before any job is in it.
+    assert http.post("/api/v1/queues/default/pause", headers=ADMIN).status_code == 200
+    conn.execute(
+        "INSERT INTO pgjobs.workers (host, pid, queues, concurrency)"
+        " VALUES ('h', 1, ARRAY['served'], 1)"
+    )
+    assert http.post("/api/v1/queues/served/pause", headers=ADMIN).status_code == 200
+
+
+def test_patch_changes_a_queues_limits_and_lists_them(http: Any, conn: Conn) -> None:
+    insert_job(conn, status="queued", queue="exports")
+    r = http.patch(
+        "/api/v1/queues/exports", json={"concurrency": 5, "rate_limit": "100/m"}, headers=ADMIN
+    )
+    assert r.status_code == 200, r.text
+    assert r.json() == {
+        "name": "exports",
+        "concurrency": 5,
+        "key_concurrency": None,
+        "rate_limit": "100/m",
+        "rate_burst": None,
+        "key_rate_limit": None,
+        "key_rate_burst": None,
+    }
+    # Only what is given changes; null removes a limit (a rate's burst goes with it).
+    http.patch("/api/v1/queues/exports", json={"rate_burst": 20}, headers=ADMIN)
+    r = http.patch("/api/v1/queues/exports", json={"rate_limit": None}, headers=ADMIN)
+    assert (r.json()["concurrency"], r.json()["rate_limit"], r.json()["rate_burst"]) == (
+        5,
+        None,
+        None,
+    )
+    assert conn.execute(
+        "SELECT concurrency, rate_limit, rate_burst, paused FROM pgjobs.queues"
+        " WHERE name = 'exports'"
+    ).fetchone() == (5, None, None, False)
+    listed = {q["name"]: q for q in http.get("/api/v1/queues", headers=VIEWER).json()["queues"]}
+    assert (listed["exports"]["concurrency"], listed["exports"]["available"]) == (5, 1)
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "needle"),
+    [
+        ({"concurrency": 0}, 422, "concurrency must be a positive integer"),
+        ({"concurrency": "5"}, 422, "concurrency must be a positive integer"),
+        ({"key_concurrency": -1}, 422, "key_concurrency must be a positive integer"),
+        ({"rate_limit": "100/min"}, 422, "unknown unit 'min'"),
+        ({"rate_burst": 5}, 422, "without a rate_limit"),
+        ({"paused": True}, 422, "unknown limit(s) paused"),
+        ({}, 422, "give at least one limit"),
+    ],
+)
+def test_patch_bad_limits_are_422_and_change_nothing(
+    http: Any, conn: Conn, body: dict[str, Any], status: int, needle: str
+) -> None:
+    insert_job(conn, status="queued", queue="exports")
+    r = http.patch("/api/v1/queues/exports", json=body, headers=ADMIN)
+    assert r.status_code == status, r.text
+    assert needle in r.json()["error"]["message"]
+    assert conn.execute("SELECT count(*) FROM pgjobs.queues").fetchone() == (0,)
+
+
+def test_patch_limits_needs_an_admin_json_and_a_known_queue(http: Any, conn: Conn) -> None:
+    insert_job(conn, status="queued", queue="exports")
+    assert (
+        http.patch("/api/v1/queues/exports", json={"concurrency": 1}, headers=VIEWER).status_code
+        == 403
+    )
+    r = http.patch(
+        "/api/v1/queues/exports",
+        content=b'{"concurrency": 1}',
+        headers={**ADMIN, "Content-Type": "text/plain"},
+    )
+    assert r.status_code == 415
+    r = http.patch("/api/v1/queues/nope", json={"concurrency": 1}, headers=ADMIN)
+    assert r.status_code == 404
+    # A lone surrogate never reaches the database: 400, not 500.
+    r = http.patch(
+        "/api/v1/queues/exports",
+        content=b'{"rate_limit": "\\ud800/s"}',
+        headers={**ADMIN, "Content-Type": "application/json"},
+    )
+    assert r.status_code == 400, r.text
+    assert conn.execute("SELECT count(*) FROM pgjobs.queues").fetchone() == (0,)
+
+
+def test_breakers_are_listed(http: Any, conn: Conn) -> None:
+    assert http.get("/api/v1/breakers", headers=VIEWER).json() == {"breakers": []}
+    conn.execute(
+        "INSERT INTO pgjobs.task_breakers (task, failures, cooldown, state, consecutive_failures,"
+        " opened_at, retry_at) VALUES ('fragile', 3, 60, 'open', 3, now(), now() + interval '1m')"
+    )
+    [breaker] = http.get("/api/v1/breakers", headers=VIEWER).json()["breakers"]
+    assert (breaker["task"], breaker["state"], breaker["consecutive_failures"]) == (
+        "fragile",
+        "open",
+        3,
+    )
+    assert 0 < breaker["retry_in_seconds"] <= 60

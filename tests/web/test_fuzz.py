@@ -73,7 +73,7 @@ def test_no_request_gets_a_server_error(server: Any, conn: Any) -> None:
     schema = schemathesis.openapi.from_url(server.url + "api/v1/openapi.json")
     results: list[str] = []
     operations = [operation.ok() for operation in schema.get_all_operations()]
-    assert len(operations) == 16
+    assert len(operations) == 18
     for op in operations:
         try:
             _fuzzer(op, server.url.rstrip("/"), checks, results)()
@@ -151,6 +151,8 @@ def test_hostile_text_keys_and_content_types_get_no_server_error(server: Any, co
         ("GET", "/api/v1/jobs/{segment}"),
         ("POST", "/api/v1/queues/{segment}/pause"),
         ("POST", "/api/v1/queues/{segment}/resume"),
+        ("PATCH", "/api/v1/queues/{segment}"),
+        ("PATCH", "/api/v1/queues/emails"),
         ("POST", "/api/v1/schedules/{segment}/run"),
         ("GET", "/api/v1/jobs?queue={segment}&task={segment}"),
         ("GET", "/api/v1/jobs?fingerprint={segment}&cursor={segment}"),
@@ -184,6 +186,18 @@ def test_hostile_text_keys_and_content_types_get_no_server_error(server: Any, co
             part="x",
         )
         @hypothesis.example(template=templates[7], content_type=None, content=b"", part="%ED%A0%80")
+        @hypothesis.example(
+            template=templates[10],
+            content_type="application/json",
+            content=rb'{"rate_limit": "\ud800/s", "concurrency": 1}',
+            part="x",
+        )
+        @hypothesis.example(
+            template=templates[10],
+            content_type="application/json",
+            content=rb'{"concurrency": 1e400, "key_rate_limit": "1/d"}',
+            part="x",
+        )
         def run(
             template: tuple[str, str], content_type: str | None, content: bytes, part: str
         ) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -156,3 +158,156 @@ def test_progress_is_shown_escaped_and_a_bar_only_for_numbers(
             assert "<b>40" not in page.text
             if text is not None:
                 assert text in page.text, path
+
+
+def test_queues_page_shows_limits_and_an_admin_changes_them_after_confirming(
+    server: Any, conn: Any
+) -> None:
+    insert_job(conn, status="queued", queue="exports")
+    insert_job(conn, status="running", queue="exports")
+    conn.execute("INSERT INTO pgjobs.queues (name, concurrency) VALUES ('exports', 5)")
+    form = {
+        "concurrency": "3",
+        "key_concurrency": "",
+        "rate_limit": "100/m",
+        "rate_burst": "",
+        "key_rate_limit": "",
+        "key_rate_burst": "",
+    }
+    with logged_in(server, VIEWER_TOKEN) as client:
+        page = client.get("/queues").text
+        # Running against the limit, and the limits; no form for a viewer.
+        assert re.search(r"data-running>1 / 5<", page)
+        assert "concurrency 5" in page
+        assert "Edit limits" not in page
+    with logged_in(server, ADMIN_TOKEN) as client:
+        page = client.get("/queues").text
+        assert 'action="/queues/exports/limits"' in page
+        csrf = _csrf(page)
+        r = client.post("/queues/exports/limits", data={**form, "csrf_token": csrf, "confirm": ""})
+        assert r.status_code == 200
+        assert "Set the limits of queue exports to concurrency 3, rate_limit 100/m?" in r.text
+        assert conn.execute(
+            "SELECT concurrency, rate_limit FROM pgjobs.queues WHERE name = 'exports'"
+        ).fetchone() == (5, None)
+        r = client.post(
+            "/queues/exports/limits", data={**form, "csrf_token": csrf, "confirm": "yes"}
+        )
+        assert r.status_code == 303
+        assert r.headers["location"].endswith("/queues?done=limits_set&n=")
+        assert "Queue limits set" in client.get(r.headers["location"]).text
+        assert conn.execute(
+            "SELECT concurrency, rate_limit, paused FROM pgjobs.queues WHERE name = 'exports'"
+        ).fetchone() == (3, "100/m", False)
+        # A bad value is refused, naming it; nothing changes.
+        bad = {**form, "concurrency": "many", "csrf_token": csrf, "confirm": "yes"}
+        r = client.post("/queues/exports/limits", data=bad)
+        assert r.status_code == 422
+        assert "concurrency must be a positive integer" in r.text
+        # Without the CSRF token, nothing either.
+        r = client.post(
+            "/queues/exports/limits", data={**form, "concurrency": "9", "confirm": "yes"}
+        )
+        assert r.status_code == 403
+    assert conn.execute(
+        "SELECT concurrency FROM pgjobs.queues WHERE name = 'exports'"
+    ).fetchone() == (3,)
+
+
+def test_pausing_an_unknown_queue_from_the_page_is_refused(server: Any, conn: Any) -> None:
+    with logged_in(server, ADMIN_TOKEN) as client:
+        csrf = _csrf(client.get("/queues").text)
+        r = client.post("/queues/typo/pause", data={"csrf_token": csrf, "confirm": "yes"})
+        assert r.status_code == 404
+        assert "no queue named" in r.text
+    assert conn.execute("SELECT count(*) FROM pgjobs.queues").fetchone() == (0,)
+
+
+def test_queues_page_shows_circuit_breakers(server: Any, conn: Any) -> None:
+    with logged_in(server, VIEWER_TOKEN) as client:
+        assert "No task has a circuit breaker" in client.get("/queues").text
+    trial = insert_job(conn, status="queued", task="fragile")
+    conn.execute(
+        "INSERT INTO pgjobs.task_breakers (task, failures, cooldown, state, consecutive_failures,"
+        " trial_job_id) VALUES ('fragile', 3, 60, 'half_open', 3, %s)",
+        [trial],
+    )
+    with logged_in(server, VIEWER_TOKEN) as client:
+        page = client.get("/queues").text
+    assert "half-open" in page
+    assert "3 / 3" in page
+    assert f'href="/jobs/{trial}"' in page
+
+
+def test_the_job_page_shows_a_workflows_parents_and_dependents(server: Any, conn: Any) -> None:
+    import pgjobs
+    from pgjobs.testing import drain
+    from tests.web.app import app, noop
+
+    first, second, callback = (
+        pgjobs.group([noop.job(1), noop.job(2)]).then(noop.job(3)).enqueue(app=app)
+    )
+    step_a, step_b = pgjobs.chain(noop.job(10), noop.job(11)).enqueue(app=app)
+
+    def rows(page: str, kind: str) -> list[int]:
+        return [int(i) for i in re.findall(rf'data-{kind}="(\d+)"', page)]
+
+    with logged_in(server, VIEWER_TOKEN) as client:
+        page = client.get(f"/jobs/{callback}").text
+        assert rows(page, "parent") == [first, second]
+        assert page.count("waited for") == 2
+        assert rows(page, "dependent") == []
+        page = client.get(f"/jobs/{first}").text
+        assert rows(page, "dependent") == [callback]
+        assert rows(page, "parent") == []
+        assert f'href="/jobs/{callback}"' in page
+        assert rows(client.get(f"/jobs/{step_b}").text, "parent") == [step_a]
+        # A job outside any workflow has no such section.
+        lone = noop.enqueue(7)
+        assert 'id="workflow"' not in client.get(f"/jobs/{lone}").text
+    drain(app)
+    with logged_in(server, VIEWER_TOKEN) as client:
+        # Finished, the dependents are found in the history, with their states.
+        page = client.get(f"/jobs/{first}").text
+        assert rows(page, "dependent") == [callback]
+        assert "state-succeeded" in page.split('id="workflow"')[1].split("<h2>Args")[0]
+        page = client.get(f"/jobs/{callback}").text
+        assert rows(page, "parent") == [first, second]
+        assert "waited for" not in page
+        assert rows(client.get(f"/jobs/{step_a}").text, "dependent") == [step_b]
+
+
+@pytest.mark.slow
+def test_in_chromium_an_admin_sets_a_queues_limits_through_the_form(server: Any, conn: Any) -> None:
+    """Click as a person would: open the form, type, confirm; the database has the limits."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    chromium = os.environ.get("PGJOBS_CHROMIUM", "/usr/bin/chromium")
+    if not Path(chromium).exists():
+        pytest.skip(f"no Chromium at {chromium}")
+    insert_job(conn, status="queued", queue="exports")
+    with sync_api.sync_playwright() as p:
+        args = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
+        browser = p.chromium.launch(executable_path=chromium, args=args, headless=True)
+        try:
+            page = browser.new_page()
+            page.goto(server.url + "login")
+            page.fill("input[name=token]", ADMIN_TOKEN)
+            page.click("button:has-text('Log in')")
+            page.wait_for_url(server.url)
+            page.goto(server.url + "queues")
+            row = page.locator("tr", has_text="exports")
+            row.locator("summary:has-text('Edit limits')").click()
+            row.locator("input[name=concurrency]").fill("2")
+            row.locator("input[name=rate_limit]").fill("30/m")
+            row.locator("button:has-text('Set limits')").click()
+            page.wait_for_selector("text=Set the limits of queue exports")
+            page.click("button:has-text('Yes, do it')")
+            page.wait_for_selector("text=Queue limits set")
+            text = page.locator("tr", has_text="exports").inner_text()
+        finally:
+            browser.close()
+    assert "concurrency 2" in text
+    assert "rate 30/m" in text
+    assert conn.execute(
+        "SELECT concurrency, rate_limit FROM pgjobs.queues WHERE name = 'exports'"
+    ).fetchone() == (2, "30/m")
