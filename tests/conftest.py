@@ -91,7 +91,7 @@ def dsn(database: str, monkeypatch: pytest.MonkeyPatch) -> str:
         conn.execute(
             "TRUNCATE pgjobs.jobs_live, pgjobs.job_history, pgjobs.workers, pgjobs.queues,"
             " pgjobs.result_waiters, pgjobs.queue_key_rates, pgjobs.job_dependencies,"
-            " pgjobs.schedules, pgjobs.webhooks RESTART IDENTITY"
+            " pgjobs.schedules, pgjobs.webhooks, pgjobs.finished_per_minute RESTART IDENTITY"
         )
         # A test may have dropped history partitions; today's are always there.
         conn.execute("SELECT pgjobs.create_history_partitions()")

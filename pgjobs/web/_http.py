@@ -14,6 +14,7 @@ from typing import Any
 
 from pgjobs import _admin
 from pgjobs.errors import ConfigurationError
+from pgjobs.web import _chart
 
 #: The largest request body accepted, in bytes.
 MAX_BODY_BYTES = 256 * 1024
@@ -50,6 +51,22 @@ def bad_request(message: str, **extra: Any) -> HttpError:
 
 
 # -- scalar fields ---------------------------------------------------------
+
+
+def chart_query(params: Mapping[str, str]) -> tuple[_chart.Range, str | None, str | None]:
+    """The chart's range, queue and task from a query string (`range=24h&queue=mail`).
+
+    Raises:
+        HttpError: 400, an unknown range or a bad name.
+    """
+    name = params.get("range") or _chart.DEFAULT_RANGE
+    if name not in _chart.RANGES:
+        raise bad_request(
+            f"unknown range {name[:20]!r}; use one of {', '.join(_chart.RANGES)}",
+        )
+    queue = text_field(params.get("queue"), "queue", max_length=128)
+    task = text_field(params.get("task"), "task")
+    return _chart.RANGES[name], queue, task
 
 
 def text_field(value: object, name: str, *, max_length: int = 255) -> str | None:

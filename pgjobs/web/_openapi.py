@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pgjobs._admin import STATES
+from pgjobs.web._chart import RANGES
 from pgjobs.web._http import MAX_PAGE
 
 _TS = {"type": "string", "format": "date-time"}
@@ -355,7 +356,16 @@ def spec(server_url: str = "") -> dict[str, Any]:
             },
             "/api/v1/stats": {
                 "get": {
-                    "summary": "Queues, workers, the leader, and the last hour's throughput",
+                    "summary": "Queues, workers, the leader, and jobs finished over time",
+                    "parameters": [
+                        {
+                            "name": "range",
+                            "in": "query",
+                            "schema": {"type": "string", "enum": list(RANGES)},
+                        },
+                        {"name": "queue", "in": "query", "schema": {"type": "string"}},
+                        {"name": "task", "in": "query", "schema": {"type": "string"}},
+                    ],
                     "responses": {
                         "200": _json(
                             {
@@ -365,6 +375,8 @@ def spec(server_url: str = "") -> dict[str, Any]:
                                     "queues": {"type": "array", "items": _ref("Queue")},
                                     "workers": {"type": "object"},
                                     "leader": _ref("Leader"),
+                                    "range": {"type": "string", "enum": list(RANGES)},
+                                    "bucket_seconds": {"type": "integer"},
                                     "throughput": {"type": "array", "items": {"type": "object"}},
                                 },
                             },

@@ -14,7 +14,7 @@ from starlette.routing import BaseRoute, Route
 from pgjobs import _admin
 from pgjobs._routing import is_pattern
 from pgjobs.errors import JobNotFoundError
-from pgjobs.web import _api, _auth, _http, _queries
+from pgjobs.web import _api, _auth, _chart, _http, _queries
 from pgjobs.web._auth import Principal
 from pgjobs.web._dashboard import Dashboard, path_for, read_body, utc
 from pgjobs.web._http import HttpError
@@ -125,12 +125,13 @@ def _confirm_page(
 
 
 async def overview(request: Request) -> Response:
-    """Queues, throughput, workers and the leader."""
+    """Queues, finished jobs over time (`?range=1h|24h|7d&queue=&task=`), workers, the leader."""
     dash = _dash(request)
     who = dash.require(request)
+    rng, chart_queue, chart_task = _http.chart_query(request.query_params)
     async with dash.db.connection() as conn:
         queues = await _queries.queues(conn)
-        minutes = await _queries.throughput(conn)
+        buckets = await _queries.throughput(conn, rng, queue=chart_queue, task=chart_task)
         workers = await _queries.workers(conn)
         leader = await _queries.leader(conn, workers)
     live = [w for w in workers if w["heartbeat_age"] <= dash.stale_after]
@@ -140,41 +141,14 @@ async def overview(request: Request) -> Response:
         who,
         "overview",
         queues=queues,
-        chart=_chart(minutes),
+        chart=_chart.geometry(buckets, rng),
+        chart_queue=chart_queue,
+        chart_task=chart_task,
+        ranges=_chart.RANGES,
         workers=live,
         registered=len(workers),
         leader=leader,
     )
-
-
-def _chart(minutes: list[_queries.Minute]) -> dict[str, Any]:
-    """Bar geometry for the per-minute SVG chart (succeeded stacked on failed)."""
-    height = 120
-    top = max([m.succeeded + m.failed for m in minutes] + [1])
-    bars = []
-    for i, m in enumerate(minutes):
-        failed_h = m.failed / top * height
-        ok_h = m.succeeded / top * height
-        bars.append(
-            {
-                "x": i * 10,
-                "failed_y": height - failed_h,
-                "failed_h": failed_h,
-                "ok_y": height - failed_h - ok_h,
-                "ok_h": ok_h,
-                "label": f"{utc(m.at) or m.at:%H:%M} UTC: "
-                f"{m.succeeded} succeeded, {m.failed} failed",
-            }
-        )
-    return {
-        "bars": bars,
-        "height": height,
-        "width": len(minutes) * 10,
-        "top": top,
-        "succeeded": sum(m.succeeded for m in minutes),
-        "failed": sum(m.failed for m in minutes),
-        "start": minutes[0].at if minutes else None,
-    }
 
 
 # -- jobs ------------------------------------------------------------------

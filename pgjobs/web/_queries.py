@@ -9,7 +9,6 @@ flagged as such.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +24,7 @@ from pgjobs._names import (
     pid_from_application_name,
 )
 from pgjobs.errors import InvalidTransitionError, JobNotFoundError
+from pgjobs.web import _chart
 from pgjobs.web._db import AsyncConn
 
 #: Below this size on disk, counting pgjobs.jobs exactly is cheap enough for
@@ -184,19 +184,23 @@ async def queues(conn: AsyncConn) -> list[QueueRow]:
     return sorted(rows.values(), key=lambda q: q.name)
 
 
-@dataclass(frozen=True, slots=True)
-class Minute:
-    """Jobs finished in one minute."""
-
-    at: dt.datetime
-    succeeded: int
-    failed: int
-
-
-async def throughput(conn: AsyncConn, minutes: int = 60) -> list[Minute]:
-    """Succeeded and failed jobs per minute, oldest first, one entry per minute (zeros too)."""
-    rows = await _all(conn, "throughput", {"minutes": minutes})
-    return [Minute(r["minute"], int(r["succeeded"]), int(r["failed"])) for r in rows]
+async def throughput(
+    conn: AsyncConn,
+    rng: _chart.Range | None = None,
+    *,
+    queue: str | None = None,
+    task: str | None = None,
+) -> list[_chart.Bucket]:
+    """Succeeded, failed and cancelled jobs per bar of `rng` (the last hour by
+    default), oldest first, one entry per bar (zeros too), from the per-minute
+    counts (migration 0019): the cost follows the range, not the traffic."""
+    rng = rng or _chart.RANGES[_chart.DEFAULT_RANGE]
+    params = {"step": rng.step, "buckets": rng.buckets, "queue": queue, "task": task}
+    rows = await _all(conn, "throughput", params)
+    return [
+        _chart.Bucket(r["at"], int(r["succeeded"]), int(r["failed"]), int(r["cancelled"]))
+        for r in rows
+    ]
 
 
 @dataclass(frozen=True, slots=True)

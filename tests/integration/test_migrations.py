@@ -813,3 +813,49 @@ def test_0014_adds_the_blocked_status_and_dependencies_and_downgrades(empty_db):
         queued = conn.execute("SELECT pgjobs.enqueue('v')").fetchone()[0]
         conn.execute("SELECT pgjobs.cancel(%s)", [queued])
     assert _migrate.upgrade(empty_db, "0014") == ("0013", "0014")
+
+
+# -- 0019: finished jobs counted per minute (the dashboard's chart) --------------
+
+MINUTES = "0019"
+
+
+def test_0019_counts_finished_jobs_per_minute_from_the_history_and_a_trigger_and_downgrades(
+    empty_db,
+):
+    _migrate.upgrade(empty_db, "0014")
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO pgjobs.jobs (task, queue, status, finished_at)"
+            " SELECT 'old', 'q', 'succeeded', now() - interval '40 days' FROM generate_series(1, 2)"
+        )
+        conn.execute(
+            "INSERT INTO pgjobs.jobs (task, queue, status, finished_at)"
+            " SELECT 't', 'q', 'failed', date_trunc('minute', now()) - interval '1 hour'"
+            " FROM generate_series(1, 3)"
+        )
+    assert _migrate.upgrade(empty_db, MINUTES) == ("0014", MINUTES)
+    counted = (
+        "SELECT task, status::text, jobs FROM pgjobs.finished_per_minute ORDER BY minute, task"
+    )
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        # The last 31 days of the history are counted by the migration.
+        assert conn.execute(counted).fetchall() == [("t", "failed", 3)]
+        # Then each statement that finishes jobs adds to its minute's count.
+        job = conn.execute("SELECT pgjobs.enqueue('t', queue => 'q')").fetchone()[0]
+        conn.execute("SELECT pgjobs.cancel(%s)", [job])
+        conn.execute(
+            "INSERT INTO pgjobs.jobs (task, queue, status, finished_at)"
+            " SELECT 't', 'q', 'failed', date_trunc('minute', now()) - interval '1 hour'"
+        )
+        assert conn.execute(counted).fetchall() == [("t", "failed", 4), ("t", "cancelled", 1)]
+    _downgrade(empty_db, "0014")
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        assert conn.execute("SELECT to_regclass('pgjobs.finished_per_minute')").fetchone() == (
+            None,
+        )
+        assert conn.execute(
+            "SELECT tgname FROM pg_trigger WHERE tgrelid = 'pgjobs.job_history'::regclass"
+            " AND NOT tgisinternal"
+        ).fetchall() == [("webhooks_on_finish",)]
+    assert _migrate.upgrade(empty_db, MINUTES) == ("0014", MINUTES)

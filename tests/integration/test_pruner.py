@@ -177,3 +177,15 @@ def test_a_partition_interval_that_does_not_divide_a_day_is_refused(
 ) -> None:
     with pytest.raises(psycopg.errors.InvalidParameterValue, match="must divide a day evenly"):
         conn.execute("SELECT pgjobs.create_history_partitions(make_interval(secs => %s))", [step])
+
+
+def test_per_minute_counts_of_finished_jobs_go_after_a_month(dsn: str, conn: Conn) -> None:
+    """The dashboard chart's counts (migration 0019): kept 31 days, then deleted."""
+    insert(conn, "succeeded", 30, "32 days")
+    insert(conn, "succeeded", 20, "30 days")
+    insert(conn, "failed", 5, "2 hours")
+    counted = "SELECT status::text, sum(jobs) FROM pgjobs.finished_per_minute GROUP BY 1 ORDER BY 1"
+    assert conn.execute(counted).fetchall() == [("failed", 5), ("succeeded", 50)]
+    (counts,) = prune(dsn, retention={"succeeded": None, "failed": None})
+    assert counts["minute_counts"] == 1
+    assert conn.execute(counted).fetchall() == [("failed", 5), ("succeeded", 20)]

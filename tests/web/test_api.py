@@ -476,6 +476,40 @@ def test_stats_count_and_chart_recent_outcomes(http: Any, conn: Conn) -> None:
     assert stats["leader"]["known"] is True
 
 
+def test_stats_chart_ranges_and_filters_read_the_per_minute_counts(http: Any, conn: Conn) -> None:
+    """Counts kept by the trigger of migration 0019, by range, filtered by queue and task."""
+    conn.execute(
+        "INSERT INTO pgjobs.jobs (task, queue, status, finished_at)"
+        " SELECT t, q, s::pgjobs.job_status, now() - a::interval"
+        " FROM (VALUES ('mail', 'send', 'succeeded', '1 second', 3),"
+        "              ('mail', 'send', 'failed', '3 hours', 2),"
+        "              ('report', 'build', 'cancelled', '3 days', 4),"
+        "              ('report', 'build', 'succeeded', '8 days', 9))"
+        "   AS v (q, t, s, a, n), generate_series(1, n)"
+    )
+
+    def totals(**params: str) -> tuple[int, int, int, int, int]:
+        body = http.get("/api/v1/stats", params=params, headers=VIEWER).json()
+        rows = body["throughput"]
+        return (
+            len(rows),
+            body["bucket_seconds"],
+            sum(r["succeeded"] for r in rows),
+            sum(r["failed"] for r in rows),
+            sum(r["cancelled"] for r in rows),
+        )
+
+    assert totals() == (60, 60, 3, 0, 0)
+    assert totals(range="24h") == (96, 900, 3, 2, 0)
+    assert totals(range="7d") == (168, 3600, 3, 2, 4)
+    assert totals(range="7d", queue="report") == (168, 3600, 0, 0, 4)
+    assert totals(range="7d", task="send") == (168, 3600, 3, 2, 0)
+    assert totals(range="7d", queue="report", task="send") == (168, 3600, 0, 0, 0)
+    r = http.get("/api/v1/stats", params={"range": "30d"}, headers=VIEWER)
+    assert r.status_code == 400
+    assert "use one of 1h, 24h, 7d" in r.json()["error"]["message"]
+
+
 def test_schedules_list_and_run_now(http: Any, conn: Conn) -> None:
     conn.execute(
         "INSERT INTO pgjobs.schedules (name, expression, task, args, queue)"

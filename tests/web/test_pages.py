@@ -103,6 +103,7 @@ def test_viewer_sees_disabled_actions_and_is_refused(server: Any, conn: Any) -> 
         ("/jobs?status=bogus", 400),
         ("/jobs?cursor=%%%", 400),
         ("/jobs?q=999999", 303),
+        ("/?range=2h", 400),
         ("/no-such-page", 404),
     ],
 )
@@ -132,6 +133,35 @@ def test_every_page_renders_with_data(server: Any, conn: Any) -> None:
             r = client.get(path)
             assert r.status_code == 200, path
             assert needle in r.text, path
+
+
+def test_overview_chart_has_axes_a_range_a_filter_and_its_values_in_a_table(
+    server: Any, conn: Any
+) -> None:
+    conn.execute(
+        "INSERT INTO pgjobs.jobs (task, queue, status, finished_at)"
+        " SELECT 'send', 'mail', 'succeeded', now() - interval '2 hours'"
+        " FROM generate_series(1, 1234)"
+    )
+    insert_job(conn, status="failed", queue="mail", task="send", finished_at="now()")
+    insert_job(conn, status="failed", queue="other", task="x", finished_at="now()")
+    with logged_in(server, VIEWER_TOKEN) as client:
+        hour = client.get("/").text
+        assert "Finished jobs, last hour" in hour
+        assert re.search(r'id="failed-total">2<', hour)
+        assert 'id="chart-values"' in hour
+        assert "<th>From (UTC)</th>" in hour
+        assert hour.count('class="ok"/>') == 60  # one bar per minute
+        day = client.get("/?range=24h&queue=mail").text
+        assert "Finished jobs, last 24 hours · queue mail" in day
+        assert re.search(r'id="succeeded-total">1,234<', day)
+        assert re.search(r'id="failed-total">1<', day)
+        assert '<text x="52" y="12" text-anchor="end">2,000</text>' in day  # the y axis' top
+        assert day.count('class="ok"/>') == 96
+        assert re.search(r'<td class="n">1,234</td><td class="n">0</td>', day)
+        week = client.get("/?range=7d&task=x").text
+        assert re.search(r'id="succeeded-total">0<', week)
+        assert re.search(r'id="failed-total">1<', week)
 
 
 @pytest.mark.parametrize(

@@ -81,3 +81,47 @@ def test_bind_parsing_and_exposure() -> None:
     check_exposure("0.0.0.0", has_tokens=False, insecure=True)
     with pytest.raises(ConfigurationError, match="--insecure"):
         check_exposure("0.0.0.0", has_tokens=False, insecure=False)
+
+
+def test_chart_scales_are_round_and_failures_have_their_own() -> None:
+    import datetime as dt
+
+    from pgjobs.web import _chart
+
+    assert [_chart.nice_top(v) for v in (0, 1, 2, 3, 7, 10, 11, 150, 2_000_001)] == [
+        1, 1, 2, 5, 10, 10, 20, 200, 5_000_000,
+    ]  # fmt: skip
+    rng = _chart.RANGES["1h"]
+    start = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.UTC)
+    buckets = [
+        _chart.Bucket(start + dt.timedelta(minutes=i), 100_000, 1 if i == 30 else 0)
+        for i in range(60)
+    ]
+    g = _chart.geometry(buckets, rng)
+    # One failure among 6,000,000 successes is a full-height bar on the failures' own axis.
+    assert g["bad_top"] == 1
+    assert g["bars"][30]["bad_h"] == _chart.BAD_HEIGHT
+    assert g["bars"][29]["bad_h"] == 0
+    assert g["ok_top"] == 100_000
+    assert [t["text"] for t in g["ticks"]] == [
+        "12:00", "12:10", "12:20", "12:30", "12:40", "12:50",
+    ]  # fmt: skip
+    assert (g["succeeded"], g["failed"]) == (6_000_000, 1)
+    assert g["rows"][30]["failed"] == 1
+    week = _chart.geometry(buckets[:1], _chart.RANGES["7d"])
+    assert week["ticks"][0]["text"] == "Thu 12:00"
+    assert _chart.RANGES["24h"].step_label == "15 min"
+
+
+def test_chart_ranges_and_bad_ones() -> None:
+    from pgjobs.web import _chart
+    from pgjobs.web._http import HttpError
+
+    assert _http.chart_query({}) == (_chart.RANGES["1h"], None, None)
+    assert _http.chart_query({"range": "7d", "queue": "mail", "task": " "}) == (
+        _chart.RANGES["7d"],
+        "mail",
+        None,
+    )
+    with pytest.raises(HttpError, match="unknown range '2h'; use one of 1h, 24h, 7d"):
+        _http.chart_query({"range": "2h"})

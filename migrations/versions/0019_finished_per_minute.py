@@ -1,0 +1,83 @@
+"""Finished jobs counted per minute, so the dashboard's chart costs the same at any throughput.
+
+- `pgjobs.finished_per_minute (minute, queue, task, status, jobs)`: how many
+  jobs of a queue and task ended in a finished status within a minute (UTC).
+  One row per minute, queue, task and status that saw a job finish: its size
+  follows the number of distinct queues and tasks, never the number of jobs.
+- A statement-level AFTER INSERT trigger on `pgjobs.job_history` with a
+  transition table (as the webhooks' trigger of migration 0011): every
+  statement that finishes jobs adds its counts, grouped, in one upsert, in
+  the transaction that records the outcomes. A completion batch of 200 jobs
+  of one task writes one row, not 200. The upsert takes its rows in key
+  order, so two completers that finish jobs of the same tasks at once queue
+  behind each other's row lock until commit, and never deadlock.
+- The counts of the last 31 days of the history are filled in here; the
+  worker's pruner deletes counts older than that.
+- A job taken back out of the history (a retried failed job) keeps its
+  count: the table counts finishes, not jobs that are finished now.
+
+Revision ID: 0019
+Revises: 0014
+Create Date: 2026-12-06
+"""
+
+from alembic import op
+
+# The revision, in one place (renumbering this migration changes these two).
+revision = "0019"
+down_revision = "0014"
+branch_labels = None
+depends_on = None
+
+UPGRADE = r"""
+CREATE TABLE pgjobs.finished_per_minute (
+    minute timestamptz NOT NULL,
+    queue text NOT NULL,
+    task text NOT NULL,
+    status pgjobs.job_status NOT NULL,
+    jobs bigint NOT NULL,
+    PRIMARY KEY (minute, queue, task, status)
+) WITH (fillfactor = 70);  -- room for HOT updates: the current minute's rows change often
+
+COMMENT ON TABLE pgjobs.finished_per_minute IS
+    'Jobs that ended in a finished status, per UTC minute, queue, task and status; kept by a trigger on pgjobs.job_history.';
+
+CREATE FUNCTION pgjobs.count_finished() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO pgjobs.finished_per_minute AS c (minute, queue, task, status, jobs)
+    SELECT date_trunc('minute', f.finished_at, 'UTC'), f.queue, f.task, f.status, count(*)
+    FROM finished AS f
+    WHERE f.finished_at IS NOT NULL
+    GROUP BY 1, 2, 3, 4
+    ORDER BY 1, 2, 3, 4  -- row locks in key order: concurrent completions never deadlock
+    ON CONFLICT (minute, queue, task, status) DO UPDATE SET jobs = c.jobs + excluded.jobs;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER count_finished
+    AFTER INSERT ON pgjobs.job_history
+    REFERENCING NEW TABLE AS finished
+    FOR EACH STATEMENT EXECUTE FUNCTION pgjobs.count_finished();
+
+INSERT INTO pgjobs.finished_per_minute (minute, queue, task, status, jobs)
+SELECT date_trunc('minute', finished_at, 'UTC'), queue, task, status, count(*)
+FROM pgjobs.job_history
+WHERE finished_at >= now() - interval '31 days'
+GROUP BY 1, 2, 3, 4;
+"""
+
+DOWNGRADE = r"""
+DROP TRIGGER count_finished ON pgjobs.job_history;
+DROP FUNCTION pgjobs.count_finished();
+DROP TABLE pgjobs.finished_per_minute;
+"""
+
+
+def upgrade() -> None:
+    op.execute(UPGRADE)
+
+
+def downgrade() -> None:
+    op.execute(DOWNGRADE)
