@@ -44,7 +44,10 @@ def summary_json(job: JobSummary) -> dict[str, Any]:
         "max_attempts": job.max_attempts,
         "run_at": job.run_at,
         "created_at": job.created_at,
+        "started_at": job.started_at,
         "last_error_type": job.last_error_type,
+        "last_error_message": job.last_error_message,
+        "last_error_at": job.last_error_at,
         "progress": job.progress,
     }
 
@@ -56,6 +59,8 @@ async def list_page(dash: Dashboard, query: _http.JobQuery) -> tuple[list[JobSum
             jobs = await _queries.jobs_by_fingerprint(
                 conn, query.fingerprint, limit=query.limit, before_id=query.before_id
             )
+        elif query.searched:
+            jobs = await _queries.jobs_search(conn, query.search_params())
         elif query.status in _admin.DERIVED_STATES:
             jobs = await _queries.jobs_in_derived_state(conn, query.filter)
         else:

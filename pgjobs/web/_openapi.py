@@ -6,7 +6,7 @@ from typing import Any
 
 from pgjobs._admin import STATES
 from pgjobs.web._chart import RANGES
-from pgjobs.web._http import MAX_PAGE
+from pgjobs.web._http import MAX_PAGE, ORDERS
 
 _TS = {"type": "string", "format": "date-time"}
 _TS_NULL = {"type": ["string", "null"], "format": "date-time"}
@@ -89,7 +89,10 @@ _SCHEMAS: dict[str, Any] = {
             "max_attempts": {"type": "integer"},
             "run_at": _TS,
             "created_at": _TS,
+            "started_at": {"type": ["string", "null"], "format": "date-time"},
             "last_error_type": {"type": ["string", "null"]},
+            "last_error_message": {"type": ["string", "null"]},
+            "last_error_at": {"type": ["string", "null"]},
             "progress": {
                 "type": ["object", "null"],
                 "description": "The latest current_job().progress(): done, total, message, at",
@@ -181,7 +184,7 @@ _SCHEMAS: dict[str, Any] = {
         "required": ["value", "kind"],
         "properties": {
             "value": {"type": "integer"},
-            "kind": {"type": "string", "enum": ["exact", "at_least", "estimate"]},
+            "kind": {"type": "string", "enum": ["exact", "at_least", "estimate", "below"]},
         },
     },
     "Queue": {
@@ -259,6 +262,23 @@ def spec(server_url: str = "") -> dict[str, Any]:
                         {"name": "queue", "in": "query", "schema": {"type": "string"}},
                         {"name": "task", "in": "query", "schema": {"type": "string"}},
                         {"name": "fingerprint", "in": "query", "schema": {"type": "string"}},
+                        {
+                            "name": "order",
+                            "in": "query",
+                            "schema": {"type": "string", "enum": list(ORDERS)},
+                        },
+                        {
+                            "name": "args",
+                            "in": "query",
+                            "description": "A JSON object the jobs' args contain (jsonb @>)",
+                            "schema": {"type": "string"},
+                        },
+                        {
+                            "name": "error",
+                            "in": "query",
+                            "description": "Text in any recorded error (any case)",
+                            "schema": {"type": "string"},
+                        },
                         {
                             "name": "limit",
                             "in": "query",

@@ -13,7 +13,7 @@ from starlette.routing import BaseRoute, Route
 
 from pgjobs import _admin
 from pgjobs._routing import is_pattern
-from pgjobs.errors import JobNotFoundError
+from pgjobs.errors import InvalidTransitionError, JobNotFoundError
 from pgjobs.web import _api, _auth, _chart, _http, _queries
 from pgjobs.web._auth import Principal
 from pgjobs.web._dashboard import Dashboard, path_for, read_body, utc
@@ -26,6 +26,9 @@ _DONE = {
     "cancelled": "Job cancelled.",
     "deleted": "Job deleted.",
     "bulk_retried": "Failed jobs retried: {n}.",
+    "selected_retried": "Jobs put back in line: {n}.",
+    "selected_cancelled": "Jobs cancelled, or asked to stop while they run: {n}.",
+    "selected_deleted": "Jobs deleted: {n}.",
     "bulk_cancelled": "Jobs cancelled, or asked to stop while they run: {n}.",
     "paused": "Queue paused: workers stop claiming from it.",
     "resumed": "Queue resumed.",
@@ -109,7 +112,8 @@ def _confirmed(form: FormData) -> bool:
 def _confirm_page(
     request: Request, who: Principal, form: FormData, question: str, action: str
 ) -> Response:
-    hidden = {k: v for k, v in form.items() if k not in (_auth.CSRF_FIELD, "confirm")}
+    # Pairs, not a dict: a list of ticked jobs sends `ids` many times.
+    hidden = [(k, v) for k, v in form.multi_items() if k not in (_auth.CSRF_FIELD, "confirm")]
     return render(
         request,
         "confirm.html",
@@ -173,7 +177,9 @@ async def jobs(request: Request) -> Response:
     query = _http.job_query(params)
     page, following = await _api.list_page(dash, query)
     async with dash.db.connection() as conn:
-        count = await _queries.count_jobs(conn, query.filter) if query.fingerprint is None else None
+        counted = query.fingerprint is None and query.args is None and query.error is None
+        count = await _queries.count_jobs(conn, query.filter) if counted else None
+        tabs = await _queries.state_counts(conn, queue=query.queue, task=query.task)
         queue_names = [q.name for q in await _queries.queues(conn)]
         # A pattern ("reports.*") is no job's name: the jobs it serves are listed by theirs.
         registered = {name for name in dash.app.tasks if not is_pattern(name)}
@@ -188,6 +194,17 @@ async def jobs(request: Request) -> Response:
         jobs=page,
         count=count,
         states=_admin.STATES,
+        tabs=[
+            {
+                "label": name or "all",
+                "count": tabs.get(name),
+                "active": (query.status or "") == name,
+                "url": str(base.include_query_params(**_with_status(query.links(), name))),
+            }
+            for name in ("", *_TABS)
+        ],
+        orders=_http.ORDERS,
+        now=dt.datetime.now(dt.UTC),
         queue_names=queue_names,
         task_names=task_names,
         next_url=str(base.include_query_params(**query.links(), cursor=following))
@@ -195,6 +212,24 @@ async def jobs(request: Request) -> Response:
         else None,
         first_url=str(base.include_query_params(**query.links())) if query.before_id else None,
     )
+
+
+def _with_status(links: dict[str, str], status: str) -> dict[str, str]:
+    out = {k: v for k, v in links.items() if k != "status"}
+    return {**out, "status": status} if status else out
+
+
+#: The jobs list's tabs, in the order a job goes through them.
+_TABS = (
+    "queued",
+    "scheduled",
+    "retrying",
+    "blocked",
+    "running",
+    "succeeded",
+    "failed",
+    "cancelled",
+)
 
 
 async def job(request: Request) -> Response:
@@ -292,6 +327,112 @@ async def bulk(request: Request) -> Response:
     dash.action(who, name, queue=queue, task=task, jobs=result.total)
     done = "bulk_retried" if action == "retry-failed" else "bulk_cancelled"
     return _redirect(request, "jobs", done, result.total)
+
+
+#: The most jobs one "selected" action takes (a page is at most this long).
+MAX_SELECTED = 500
+
+
+async def selected(request: Request) -> Response:
+    """POST /jobs/selected/{retry|cancel|delete}: the ticked jobs, or all that match a filter.
+
+    With `scope=matching`, the action applies to every job that the list's
+    status, queue and task filters match (a search in args or errors is
+    refused: the bulk statements take only those three). Otherwise to the
+    `ids` ticked, each on its own; a job whose state does not allow the
+    action (a running job to delete, a succeeded one to cancel) is skipped.
+    """
+    dash = _dash(request)
+    who, form = await _form(request)
+    action = request.path_params["action"]
+    if action not in ("retry", "cancel", "delete"):
+        raise HttpError(404, "unknown action; use retry, cancel or delete")
+    if form.get("scope") == "matching":
+        return await _act_on_matching(request, who, form, action)
+    ids = [_http.job_id(str(v)) for v in form.getlist("ids")]
+    if not ids:
+        raise _http.bad_request("tick at least one job, or choose all matching this filter")
+    if len(ids) > MAX_SELECTED:
+        raise _http.bad_request(f"at most {MAX_SELECTED} jobs at once; use all matching")
+    if not _confirmed(form):
+        question = f"{action.capitalize()} {len(ids)} selected job{'s' if len(ids) > 1 else ''}?"
+        return _confirm_page(request, who, form, question, request.url.path)
+    done = 0
+    async with dash.db.connection() as conn:
+        for job_id in ids:
+            try:
+                if action == "retry":
+                    await _admin.retry_job_async(conn, job_id)
+                elif action == "cancel":
+                    await _admin.cancel_job_async(conn, job_id, by=f"dashboard:{who.name}")
+                else:
+                    await _queries.delete_job(conn, job_id)
+            except (JobNotFoundError, InvalidTransitionError):
+                continue
+            done += 1
+    dash.action(who, f"jobs.{action}_selected", job_ids=ids, done=done)
+    return _redirect(request, "jobs", f"selected_{_PAST[action]}", done)
+
+
+_PAST = {"retry": "retried", "cancel": "cancelled", "delete": "deleted"}
+
+
+async def _act_on_matching(
+    request: Request, who: Principal, form: FormData, action: str
+) -> Response:
+    dash = _dash(request)
+    query = _http.job_query({k: str(v) for k, v in form.items() if k in _FILTER_FIELDS})
+    if query.args is not None or query.error is not None or query.fingerprint is not None:
+        raise _http.bad_request(
+            "all matching takes the status, queue and task filters only; "
+            "tick the jobs of a search instead"
+        )
+    status, queue, task = query.status, query.queue, query.task
+    if action == "retry" and status not in _admin.RETRYABLE:
+        raise _http.bad_request("retry all matching needs the failed or cancelled tab")
+    if action == "delete" and status not in ("succeeded", "failed", "cancelled"):
+        raise _http.bad_request(
+            "delete all matching needs a finished tab: succeeded, failed or cancelled"
+        )
+    if action == "cancel" and status is not None:
+        raise _http.bad_request(
+            "cancel all matching takes every active job (queued, blocked or running) "
+            "of the queue and task: use the All tab"
+        )
+    if action == "cancel" and queue is None and task is None:
+        raise _http.bad_request("cancel all matching needs a queue or a task filter")
+    scope = " ".join(
+        part
+        for part in (
+            f"{status}" if status else "active" if action == "cancel" else "",
+            "job of",
+            f"queue {queue}" if queue else "every queue",
+            f"and task {task}" if task else "",
+        )
+        if part
+    )
+    if not _confirmed(form):
+        question = f"{action.capitalize()} every {scope}?"
+        if action == "cancel":
+            question += " Running ones are asked to stop."
+        return _confirm_page(request, who, form, question, request.url.path)
+    async with dash.db.connection() as conn:
+        # status is one of RETRYABLE, or a finished one, as checked above.
+        if action == "retry":
+            retried = await _admin.retry_jobs_async(
+                conn, status=str(status), queue=queue, task=task
+            )
+            done = retried.total
+        elif action == "cancel":
+            by = f"dashboard:{who.name}"
+            done = (await _admin.cancel_jobs_async(conn, queue=queue, task=task, by=by)).total
+        else:
+            done = await _queries.delete_finished(conn, status=str(status), queue=queue, task=task)
+    dash.action(who, f"jobs.{action}_matching", status=status, queue=queue, task=task, jobs=done)
+    return _redirect(request, "jobs", f"selected_{_PAST[action]}", done)
+
+
+_FILTER_FIELDS = ("status", "queue", "task", "args", "error", "fingerprint")
 
 
 # -- queues, workers, schedules --------------------------------------------
@@ -423,6 +564,7 @@ def routes() -> list[BaseRoute]:
         Route("/", overview, name="overview"),
         Route("/jobs", jobs, name="jobs"),
         Route("/jobs/bulk/{action}", bulk, methods=["POST"], name="bulk"),
+        Route("/jobs/selected/{action}", selected, methods=["POST"], name="selected"),
         Route("/jobs/{id}", job, name="job"),
         Route("/jobs/{id}/{action}", job_action, methods=["POST"], name="job_action"),
         Route("/queues", queues, name="queues"),

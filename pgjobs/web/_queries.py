@@ -4,7 +4,9 @@ Nothing here counts the whole jobs table on a large database. Active jobs
 (queued, running) are counted exactly through the partial indexes, whose size
 follows the backlog. Finished jobs are counted exactly only while the table is
 small (SMALL_TABLE_BYTES); beyond that the planner's estimate is shown,
-flagged as such.
+flagged as such. An estimate below ESTIMATE_FLOOR is shown as "<1,000": the
+planner's statistics cannot tell a few jobs from none (a queue that never had
+a job can be estimated at 7).
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ SMALL_TABLE_BYTES = 16 * 1024 * 1024
 #: The most jobs a bounded count counts before it says "N+".
 COUNT_CAP = 10_000
 
+#: Below this, a planner estimate says only "fewer than this".
+ESTIMATE_FLOOR = 1_000
+
 
 async def _all(
     conn: AsyncConn, name: str, params: dict[str, Any] | None = None
@@ -60,7 +65,14 @@ class Count:
     """A number of jobs: exact, at least `value` (capped), or a planner estimate."""
 
     value: int
-    kind: str = "exact"  # "exact", "at_least" or "estimate"
+    kind: str = "exact"  # "exact", "at_least", "estimate" or "below" (fewer than value)
+
+    @classmethod
+    def estimated(cls, value: int) -> Count:
+        """A planner estimate: "≈value", or "<ESTIMATE_FLOOR" when it is smaller than that."""
+        if value < ESTIMATE_FLOOR:
+            return cls(ESTIMATE_FLOOR, "below")
+        return cls(value, "estimate")
 
     def as_json(self) -> dict[str, Any]:
         """The API's form."""
@@ -72,6 +84,8 @@ class Count:
             return f"{text}+"
         if self.kind == "estimate":
             return f"≈{text}"
+        if self.kind == "below":
+            return f"<{text}"
         return text
 
 
@@ -111,7 +125,7 @@ async def count_jobs(conn: AsyncConn, where: _admin.JobFilter) -> Count:
             return Count(COUNT_CAP, "at_least")
         return Count(value)
     value = await estimate(conn, status=where.status, queue=where.queue, task=where.task)
-    return Count(value, "estimate")
+    return Count.estimated(value)
 
 
 # -- overview --------------------------------------------------------------
@@ -180,7 +194,7 @@ async def queues(conn: AsyncConn) -> list[QueueRow]:
         for q in rows.values():
             for status in ("succeeded", "failed", "cancelled"):
                 value = await estimate(conn, status=status, queue=q.name, task=None)
-                setattr(q, status, Count(value, "estimate"))
+                setattr(q, status, Count.estimated(value))
     return sorted(rows.values(), key=lambda q: q.name)
 
 
@@ -283,6 +297,28 @@ async def jobs_in_derived_state(
     return [_admin.JobSummary.from_row(r) for r in rows]
 
 
+async def state_counts(conn: AsyncConn, *, queue: str | None, task: str | None) -> dict[str, Count]:
+    """How many jobs are in each state (the jobs list's tabs), of a queue and task if given.
+
+    Live states are counted exactly; finished ones as `count_jobs` counts them.
+    """
+    row = await _one(conn, "state_counts_live", {"queue": queue, "task": task}) or {}
+    counts = {name: Count(int(row.get(name) or 0)) for name in _LIVE_STATES}
+    for status in ("succeeded", "failed", "cancelled"):
+        where = _admin.JobFilter(status=status, queue=queue, task=task)
+        counts[status] = await count_jobs(conn, where)
+    return counts
+
+
+_LIVE_STATES = ("queued", "scheduled", "retrying", "running", "blocked")
+
+
+async def jobs_search(conn: AsyncConn, params: dict[str, Any]) -> list[_admin.JobSummary]:
+    """A page of jobs searched in args or errors, or sorted oldest first or by priority."""
+    rows = await _all(conn, "jobs_search", params)
+    return [_admin.JobSummary.from_row(r) for r in rows]
+
+
 async def delete_job(conn: AsyncConn, job_id: int) -> None:
     """Delete a job that is not running.
 
@@ -299,6 +335,14 @@ async def delete_job(conn: AsyncConn, job_id: int) -> None:
         f"job {job_id} is running, and its worker would still record its outcome; "
         "delete it once it has finished"
     )
+
+
+async def delete_finished(
+    conn: AsyncConn, *, status: str, queue: str | None, task: str | None
+) -> int:
+    """Delete every finished job of `status` (of a queue and task if given); returns how many."""
+    row = await _one(conn, "jobs_delete_finished", {"status": status, "queue": queue, "task": task})
+    return int(row["deleted"]) if row else 0
 
 
 async def task_names(conn: AsyncConn) -> list[str]:

@@ -551,15 +551,24 @@ def test_large_tables_show_estimates_not_counts(http: Any, conn: Conn, monkeypat
     from pgjobs.web import _queries
 
     monkeypatch.setattr(_queries, "SMALL_TABLE_BYTES", -1)  # as if the table were huge
-    for _ in range(3):
-        insert_job(conn, status="succeeded", queue="big")
+    conn.execute(
+        "INSERT INTO pgjobs.jobs (task, queue, status, finished_at)"
+        " SELECT 't', 'big', 'succeeded', now() FROM generate_series(1, 3000)"
+    )
+    conn.execute("INSERT INTO pgjobs.queues (name) VALUES ('none-finished')")
     conn.execute("ANALYZE pgjobs.jobs_live, pgjobs.job_history")
     queues = http.get("/api/v1/queues", headers=VIEWER).json()["queues"]
-    big = next(q for q in queues if q["name"] == "big")  # found through pg_stats, not a scan
+    by_name = {q["name"]: q for q in queues}
+    big = by_name["big"]  # found through pg_stats, not a scan
     assert big["succeeded"]["kind"] == "estimate"
-    assert big["succeeded"]["value"] >= 1
+    assert big["succeeded"]["value"] >= 1000
+    # A small estimate is only "fewer than 1,000": never a made-up "≈7" for a queue with none.
+    assert by_name["none-finished"]["succeeded"] == {"value": 1000, "kind": "below"}
+    page = http.get("/", headers={**VIEWER, "Accept": "text/html"}).text
+    assert "&lt;1,000" in page
+    assert "≈7" not in page
     page = http.get("/jobs", headers={**VIEWER, "Accept": "text/html"}).text
-    assert "(planner estimate)" in page
+    assert "planner estimate" in page
 
 
 def test_a_database_without_the_schema_is_503_everywhere(serve: Any, server_dsn: str) -> None:
@@ -600,3 +609,45 @@ def test_a_running_jobs_progress_and_snoozes_show_in_the_api(http: Any, conn: Co
     assert body["snoozes"] == 2
     assert body["cancel_requested_at"] is None
     assert body["cancelled_by"] is None
+
+
+def test_jobs_search_in_args_and_errors_and_sort_with_pages(http: Any, conn: Conn) -> None:
+    errors = '[{"attempt": 1, "type": "ValueError", "message": "SMTP said No", "at": "%s"}]'
+    a = insert_job(conn, args='{"user": 7, "tags": ["x"]}', priority=3)
+    b = insert_job(conn, args='{"user": 7}', priority=1)
+    c = insert_job(conn, args='{"user": 8}', status="failed", errors=errors % "2026-01-01T00:00:00")
+    d = insert_job(conn, args='{"user": 7}', priority=1, status="succeeded")
+
+    def ids(**params: str) -> list[int]:
+        r = http.get("/api/v1/jobs", params=params, headers=VIEWER)
+        assert r.status_code == 200, r.text
+        return [j["id"] for j in r.json()["jobs"]]
+
+    assert ids(args='{"user": 7}') == [d, b, a]
+    assert ids(args='{"tags": ["x"]}') == [a]
+    assert ids(args='{"user": 7}', status="queued") == [b, a]
+    assert ids(error="smtp said") == [c]
+    assert ids(order="oldest") == [a, b, c, d]
+    assert ids(order="priority") == [b, d, c, a]  # priority 1 first, then 2, then 3; ties by id
+    # Keyset pages in each order.
+    for order, expected in (("oldest", [a, b, c, d]), ("priority", [b, d, c, a])):
+        seen, cursor = [], None
+        while True:
+            params = {"order": order, "limit": "1", **({"cursor": cursor} if cursor else {})}
+            body = http.get("/api/v1/jobs", params=params, headers=VIEWER).json()
+            seen += [j["id"] for j in body["jobs"]]
+            cursor = body["next_cursor"]
+            if not cursor:
+                break
+        assert seen == expected, order
+    failed = http.get("/api/v1/jobs", params={"error": "smtp"}, headers=VIEWER).json()["jobs"][0]
+    assert failed["last_error_message"] == "SMTP said No"
+    assert failed["last_error_at"] == "2026-01-01T00:00:00"
+    for params, needle in (
+        ({"args": "[1]"}, "non-empty JSON object"),
+        ({"args": "{not json"}, "must be a JSON object"),
+        ({"order": "sideways"}, "use one of newest, oldest, priority"),
+    ):
+        r = http.get("/api/v1/jobs", params=params, headers=VIEWER)
+        assert r.status_code == 400
+        assert needle in r.json()["error"]["message"]

@@ -186,3 +186,114 @@ def test_progress_is_shown_escaped_and_a_bar_only_for_numbers(
             assert "<b>40" not in page.text
             if text is not None:
                 assert text in page.text, path
+
+
+def test_jobs_tabs_count_each_state_and_rows_say_what_happened(server: Any, conn: Any) -> None:
+    err = '[{"attempt": 1, "type": "SMTPError", "message": "mailbox <full>", "at": "%s"}]'
+    insert_job(conn, status="queued", queue="mail")
+    insert_job(conn, status="queued", queue="mail", run_at="2099-01-01T00:00:00Z")
+    retrying = insert_job(
+        conn,
+        status="queued",
+        queue="mail",
+        attempts=1,
+        run_at="2099-01-02T03:04:05Z",
+        errors=err % "2026-01-01T10:00:00+00:00",
+    )
+    running = insert_job(
+        conn, status="running", queue="mail", started_at="2020-01-01T00:00:00Z", attempts=1
+    )
+    insert_job(conn, status="failed", queue="mail", errors=err % "2026-01-01T11:00:00+00:00")
+    for _ in range(1200):
+        insert_job(conn, status="succeeded", queue="other")
+    with logged_in(server, VIEWER_TOKEN) as client:
+        page = client.get("/jobs?queue=mail").text
+        tabs = dict(re.findall(r'data-state="(\w+)">\w+ <span class="count">([^<]+)</span>', page))
+        assert tabs == {
+            "queued": "3",
+            "scheduled": "1",
+            "retrying": "1",
+            "blocked": "0",
+            "running": "1",
+            "succeeded": "0",
+            "failed": "1",
+            "cancelled": "0",
+        }
+        assert "1,200" in client.get("/jobs").text  # thousands separators
+        page = client.get("/jobs?status=retrying").text
+        assert "next attempt <time" in page
+        assert "2099-01-02 03:04:05" in page
+        assert "<b>SMTPError</b>: mailbox &lt;full&gt;" in page
+        assert "2026-01-01 10:00:00" in page
+        page = client.get("/jobs?status=running").text
+        assert re.search(r'class="small muted elapsed">for \d+d \d+h<', page)
+        assert f">{running}</a>" in page
+        assert f">{retrying}</a>" not in page
+        page = client.get("/jobs?status=failed").text
+        assert "2026-01-01 11:00:00" in page
+        # Viewers get no checkboxes.
+        assert 'name="ids"' not in page
+
+
+def test_ticked_jobs_and_all_matching_are_retried_cancelled_and_deleted(
+    server: Any, conn: Any
+) -> None:
+    failed = [insert_job(conn, status="failed", task="t", queue="q") for _ in range(3)]
+    other = insert_job(conn, status="failed", task="t", queue="elsewhere")
+    running = insert_job(conn, status="running", task="t", queue="q")
+
+    def status(job: int) -> str | None:
+        row = conn.execute("SELECT status::text FROM pgjobs.jobs WHERE id = %s", (job,)).fetchone()
+        return row[0] if row else None
+
+    with logged_in(server, ADMIN_TOKEN) as client:
+        page = client.get("/jobs?status=failed&queue=q").text
+        assert page.count('name="ids"') == 3
+        csrf = _csrf(page)
+        # Ticked: asks first, then retries those two only.
+        form: dict[str, Any] = {"csrf_token": csrf, "ids": [str(failed[0]), str(failed[1])]}
+        r = client.post("/jobs/selected/retry", data=form)
+        assert r.status_code == 200
+        assert "Retry 2 selected jobs?" in r.text
+        assert r.text.count('name="ids"') == 2  # both ids carried by the confirmation
+        r = client.post("/jobs/selected/retry", data={**form, "confirm": "yes"})
+        assert r.status_code == 303
+        assert "done=selected_retried&n=2" in r.headers["location"]
+        assert [status(j) for j in failed] == ["queued", "queued", "failed"]
+        # A running job is skipped by delete, not an error.
+        form = {"csrf_token": csrf, "confirm": "yes", "ids": str(running)}
+        r = client.post("/jobs/selected/delete", data=form)
+        assert "n=0" in r.headers["location"]
+        assert status(running) == "running"
+        # All matching the failed tab of queue q: the third, not the other queue's.
+        matching = {"csrf_token": csrf, "scope": "matching", "status": "failed", "queue": "q"}
+        r = client.post("/jobs/selected/delete", data=matching)
+        assert "Delete every failed job of queue q?" in r.text
+        r = client.post("/jobs/selected/delete", data={**matching, "confirm": "yes"})
+        assert "n=1" in r.headers["location"]
+        assert status(failed[2]) is None
+        assert status(other) == "failed"
+        # Cancel all matching: every active job of the queue; refused on a finished tab.
+        r = client.post("/jobs/selected/cancel", data={**matching, "confirm": "yes"})
+        assert r.status_code == 400
+        assert "use the All tab" in r.text
+        cancel = {"csrf_token": csrf, "scope": "matching", "queue": "q", "confirm": "yes"}
+        r = client.post("/jobs/selected/cancel", data=cancel)
+        assert r.status_code == 303
+        assert [status(j) for j in failed[:2]] == ["cancelled", "cancelled"]
+        assert conn.execute(
+            "SELECT cancel_requested_at IS NOT NULL FROM pgjobs.jobs WHERE id = %s", (running,)
+        ).fetchone() == (True,)
+        # A search cannot be acted on as a whole.
+        r = client.post(
+            "/jobs/selected/retry",
+            data={**matching, "status": "cancelled", "args": '{"a": 1}', "confirm": "yes"},
+        )
+        assert r.status_code == 400
+        assert "status, queue and task filters only" in r.text
+    with logged_in(server, VIEWER_TOKEN) as client:
+        csrf = _csrf(client.get("/jobs").text)
+        r = client.post(
+            "/jobs/selected/retry", data={"csrf_token": csrf, "ids": str(other), "confirm": "yes"}
+        )
+        assert r.status_code == 403

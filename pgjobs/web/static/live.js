@@ -3,7 +3,7 @@
 // Live refresh re-fetches the current page every N seconds (body data-refresh)
 // and swaps the <main id="live"> region, so the server renders every state.
 // It pauses while the tab is hidden, while a form field has focus, while
-// the user has text selected, and when the "live" toggle is off.
+// the user has text selected or jobs ticked, and when the "live" toggle is off.
 (function () {
   "use strict";
   var seconds = Number(document.body.getAttribute("data-refresh") || 0);
@@ -23,6 +23,8 @@
     if (active && /^(INPUT|SELECT|TEXTAREA)$/.test(active.tagName)) return true;
     var sel = window.getSelection && window.getSelection();
     if (sel && String(sel).length > 0) return true;
+    // Ticked jobs in the jobs list: a refresh would untick them.
+    if (document.querySelector("input[name=ids]:checked")) return true;
     return document.querySelector("details[open][data-user]") !== null;
   }
 
