@@ -14,7 +14,7 @@ from starlette.routing import BaseRoute, Route
 from pgjobs import _admin
 from pgjobs._routing import is_pattern
 from pgjobs.errors import InvalidTransitionError, JobNotFoundError
-from pgjobs.web import _api, _auth, _chart, _http, _queries
+from pgjobs.web import _api, _auth, _chart, _http, _queries, _traceback
 from pgjobs.web._auth import Principal
 from pgjobs.web._dashboard import Dashboard, path_for, read_body, utc
 from pgjobs.web._http import HttpError
@@ -23,6 +23,7 @@ from pgjobs.web._http import HttpError
 #: a crafted link cannot make the page say anything else.
 _DONE = {
     "retried": "Job put back in line.",
+    "copied": "Enqueued as a copy: this is the new job {n}.",
     "cancelled": "Job cancelled.",
     "deleted": "Job deleted.",
     "bulk_retried": "Failed jobs retried: {n}.",
@@ -260,11 +261,76 @@ async def job(request: Request) -> Response:
         "jobs",
         job=data,
         timeline=timeline,
+        attempts=_attempts(detail),
+        traceback_blocks=_traceback.blocks,
         pretty=lambda v: json.dumps(v, indent=2, ensure_ascii=False, default=str),
         can_retry=detail.job.status.value in ("failed", "cancelled", "queued"),
         can_cancel=detail.job.status.value in ("queued", "running"),
         can_delete=detail.job.status.value != "running",
     )
+
+
+def _attempts(detail: _admin.JobDetail) -> list[dict[str, Any]]:
+    """Each attempt of a job: its outcome, worker, start and duration, oldest first.
+
+    Failed attempts come from the job's errors (worker and start are recorded
+    there since migration 0019's release; older entries lack them); the last
+    attempt, when it succeeded, was cancelled or is running, from the job's row.
+    """
+    job = detail.job
+    out = []
+    for error in job.errors:
+        started, ended = utc(error.get("started_at")), utc(error.get("at"))
+        out.append(
+            {
+                "attempt": error.get("attempt"),
+                "outcome": error.get("type") or "error",
+                "failed": True,
+                "worker_id": error.get("worker_id"),
+                "started_at": started,
+                "seconds": (ended - started).total_seconds() if started and ended else None,
+            }
+        )
+    status = job.status.value
+    if status in ("succeeded", "cancelled", "running") and job.started_at is not None:
+        ended = job.finished_at or dt.datetime.now(dt.UTC)
+        out.append(
+            {
+                "attempt": job.attempts,
+                "outcome": status,
+                "failed": False,
+                "worker_id": job.worker_id,
+                "started_at": job.started_at,
+                "seconds": (ended - job.started_at).total_seconds(),
+            }
+        )
+    return out
+
+
+async def job_copy(request: Request) -> Response:
+    """POST /jobs/{id}/copy: enqueue a new job like this one, with the args edited (admin)."""
+    dash = _dash(request)
+    who, form = await _form(request)
+    job_id = _http.job_id(request.path_params["id"])
+    text = form.get("args")
+    if not isinstance(text, str) or not text.strip():
+        raise _http.bad_request("args must be a JSON object; send {} for none")
+    args = _http.parse_json_object(text.encode("utf-8"))
+    async with dash.db.connection() as conn:
+        original = (await _admin.get_job_async(conn, job_id)).job
+        spec = dash.app.job(
+            original.task,
+            args,
+            queue=original.queue,
+            priority=original.priority,
+            max_attempts=original.max_attempts,
+            meta={"copied_from": job_id, "submitted_by": who.name, "via": "pgjobs-dashboard"},
+        )
+        new_id = await _admin.enqueue_async(conn, spec)
+    if new_id is None:
+        raise HttpError(409, "an active job already holds this job's fingerprint")
+    dash.action(who, "job.copy", job_id=job_id, new_job_id=new_id)
+    return _redirect(request, "job", "copied", new_id, id=str(new_id))
 
 
 async def job_action(request: Request) -> Response:
@@ -566,6 +632,7 @@ def routes() -> list[BaseRoute]:
         Route("/jobs/bulk/{action}", bulk, methods=["POST"], name="bulk"),
         Route("/jobs/selected/{action}", selected, methods=["POST"], name="selected"),
         Route("/jobs/{id}", job, name="job"),
+        Route("/jobs/{id}/copy", job_copy, methods=["POST"], name="job_copy"),
         Route("/jobs/{id}/{action}", job_action, methods=["POST"], name="job_action"),
         Route("/queues", queues, name="queues"),
         Route("/queues/{name:path}/{action}", queue_action, methods=["POST"], name="queue_action"),

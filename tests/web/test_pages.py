@@ -297,3 +297,73 @@ def test_ticked_jobs_and_all_matching_are_retried_cancelled_and_deleted(
             "/jobs/selected/retry", data={"csrf_token": csrf, "ids": str(other), "confirm": "yes"}
         )
         assert r.status_code == 403
+
+
+def test_job_page_shows_attempts_collapses_library_frames_and_enqueues_an_edited_copy(
+    server: Any, conn: Any
+) -> None:
+    import json
+
+    trace = (
+        "Traceback (most recent call last):\n"
+        '  File "/venv/lib/python3.11/site-packages/pgjobs/worker/_executor.py", line 1, in run\n'
+        "    x()\n"
+        '  File "/srv/app/jobs.py", line 3, in send\n'
+        "    boom()\n"
+        "RuntimeError: boom\n"
+    )
+    errors = [
+        {
+            "attempt": 1,
+            "type": "RuntimeError",
+            "message": "boom",
+            "traceback": trace,
+            "worker_id": 41,
+            "started_at": "2026-01-01T10:00:00+00:00",
+            "at": "2026-01-01T10:00:02.5+00:00",
+        }
+    ]
+    job = insert_job(
+        conn,
+        status="succeeded",
+        attempts=2,
+        worker_id=42,
+        started_at="2026-01-01T10:01:00Z",
+        finished_at="2026-01-01T10:03:00Z",
+        errors=json.dumps(errors),
+        args='{"key": "a"}',
+        queue="mail",
+        priority=1,
+    )
+    with logged_in(server, ADMIN_TOKEN) as client:
+        page = client.get(f"/jobs/{job}").text
+        rows = re.findall(r"<tr><td class=\"n\">(\d)</td>.*?</tr>", page)
+        assert rows == ["1", "2"]
+        assert re.search(
+            r'>41</td><td><time[^>]*>2026-01-01 10:00:00</time></td><td class="n">2.50s<', page
+        )
+        assert re.search(
+            r'>42</td><td><time[^>]*>2026-01-01 10:01:00</time></td><td class="n">2m 0s<', page
+        )
+        assert '<details class="frames"><summary>1 library frame</summary>' in page
+        assert "  File &#34;/srv/app/jobs.py&#34;, line 3, in send" in page
+        csrf = _csrf(page)
+        r = client.post(f"/jobs/{job}/copy", data={"csrf_token": csrf, "args": '{"to": "b@x"'})
+        assert r.status_code == 400
+        # Args that do not fit the task's signature are refused, as at enqueue.
+        r = client.post(f"/jobs/{job}/copy", data={"csrf_token": csrf, "args": '{"to": "b"}'})
+        assert r.status_code == 422
+        r = client.post(f"/jobs/{job}/copy", data={"csrf_token": csrf, "args": '{"key": "b"}'})
+        assert r.status_code == 303
+        copy = int(re.search(r"/jobs/(\d+)\?done=copied", r.headers["location"]).group(1))
+    row = conn.execute(
+        "SELECT task, queue, priority, args, meta->>'copied_from', status::text"
+        " FROM pgjobs.jobs WHERE id = %s",
+        (copy,),
+    ).fetchone()
+    assert row == ("fragile", "mail", 1, {"key": "b"}, str(job), "queued")
+    with logged_in(server, VIEWER_TOKEN) as client:
+        page = client.get(f"/jobs/{job}").text
+        assert "Edit args and enqueue a copy" not in page
+        r = client.post(f"/jobs/{job}/copy", data={"csrf_token": _csrf(page), "args": "{}"})
+        assert r.status_code == 403

@@ -125,3 +125,33 @@ def test_chart_ranges_and_bad_ones() -> None:
     )
     with pytest.raises(HttpError, match="unknown range '2h'; use one of 1h, 24h, 7d"):
         _http.chart_query({"range": "2h"})
+
+
+def test_tracebacks_are_cut_into_application_and_library_frames() -> None:
+    from pgjobs.web import _traceback
+
+    text = (
+        "Traceback (most recent call last):\n"
+        '  File "/srv/app/.venv/lib/python3.11/site-packages/pgjobs/worker/_executor.py",'
+        " line 10, in run\n"
+        "    await handler()\n"
+        '  File "/usr/lib/python3.11/asyncio/tasks.py", line 5, in wait_for\n'
+        "    return await fut\n"
+        '  File "/srv/app/jobs.py", line 3, in send\n'
+        "    smtp.send(to)\n"
+        "    ^^^^^^^^^^^^^\n"
+        '  File "/srv/app/.venv/lib/python3.11/site-packages/smtplib2/client.py", line 9, in send\n'
+        "    raise SMTPError(code)\n"
+        "smtplib2.SMTPError: 550\n"
+    )
+    found = _traceback.blocks(text)
+    assert "".join(b.text for b in found) == text
+    assert [(b.library, b.frames) for b in found] == [
+        (False, 0),  # the header
+        (True, 2),  # the worker and asyncio
+        (False, 1),  # the application's frame, with its caret line
+        (True, 1),  # the library it called
+        (False, 0),  # the error
+    ]
+    assert found[2].text.startswith('  File "/srv/app/jobs.py"')
+    assert _traceback.blocks("") == []
