@@ -16,6 +16,16 @@
 - A job taken back out of the history (a retried failed job) keeps its
   count: the table counts finishes, not jobs that are finished now.
 
+And, for the schedules page:
+
+- `pgjobs.schedules.paused`: a paused schedule fires no tick (cron_due.sql
+  skips it) until resumed; a worker that registers the schedules of its code
+  leaves the flag as it is.
+- A partial index on each jobs table, by schedule name and id, of the jobs a
+  schedule enqueued (meta `cron.schedule` for a tick, `schedule` for "run
+  now"), so a schedule's recent runs are found without a walk of the
+  history. Jobs of no schedule are not in it.
+
 Revision ID: 0019
 Revises: 0014
 Create Date: 2026-12-06
@@ -66,9 +76,23 @@ SELECT date_trunc('minute', finished_at, 'UTC'), queue, task, status, count(*)
 FROM pgjobs.job_history
 WHERE finished_at >= now() - interval '31 days'
 GROUP BY 1, 2, 3, 4;
+
+ALTER TABLE pgjobs.schedules ADD COLUMN paused boolean NOT NULL DEFAULT false;
+COMMENT ON COLUMN pgjobs.schedules.paused IS
+    'A paused schedule fires no tick until resumed (the dashboard''s Pause button).';
+
+CREATE INDEX jobs_live_schedule_idx ON pgjobs.jobs_live
+    ((coalesce(meta -> 'cron' ->> 'schedule', meta ->> 'schedule')), id)
+    WHERE meta ? 'cron' OR meta ? 'schedule';
+CREATE INDEX job_history_schedule_idx ON pgjobs.job_history
+    ((coalesce(meta -> 'cron' ->> 'schedule', meta ->> 'schedule')), id)
+    WHERE meta ? 'cron' OR meta ? 'schedule';
 """
 
 DOWNGRADE = r"""
+DROP INDEX pgjobs.job_history_schedule_idx;
+DROP INDEX pgjobs.jobs_live_schedule_idx;
+ALTER TABLE pgjobs.schedules DROP COLUMN paused;
 DROP TRIGGER count_finished ON pgjobs.job_history;
 DROP FUNCTION pgjobs.count_finished();
 DROP TABLE pgjobs.finished_per_minute;

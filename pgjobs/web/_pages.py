@@ -34,6 +34,8 @@ _DONE = {
     "paused": "Queue paused: workers stop claiming from it.",
     "resumed": "Queue resumed.",
     "ran": "Schedule enqueued as job {n}.",
+    "schedule_paused": "Schedule paused: it fires no tick until resumed.",
+    "schedule_resumed": "Schedule resumed: it fires from its next tick on.",
     "logged_out": "Logged out.",
     "not_found": "No job with that id.",
 }
@@ -545,6 +547,28 @@ async def schedules(request: Request) -> Response:
     return render(request, "schedules.html", who, "schedules", schedules=found)
 
 
+async def schedule_pause(request: Request) -> Response:
+    """POST /schedules/{name}/pause: the schedule fires no tick until resumed."""
+    return await _schedule_paused(request, "pause")
+
+
+async def schedule_resume(request: Request) -> Response:
+    """POST /schedules/{name}/resume: the schedule fires again, from its next tick on."""
+    return await _schedule_paused(request, "resume")
+
+
+async def _schedule_paused(request: Request, action: str) -> Response:
+    dash = _dash(request)
+    who, _ = await _form(request)
+    name = _http.text_field(request.path_params["name"], "schedule name", max_length=200) or ""
+    async with dash.db.connection() as conn:
+        await _queries.set_schedule_paused(conn, name, action == "pause")
+    dash.action(who, f"schedule.{action}", schedule=name)
+    return _redirect(
+        request, "schedules", "schedule_paused" if action == "pause" else "schedule_resumed"
+    )
+
+
 async def schedule_run(request: Request) -> Response:
     """POST /schedules/{name}/run."""
     dash = _dash(request)
@@ -639,6 +663,15 @@ def routes() -> list[BaseRoute]:
         Route("/workers", workers, name="workers"),
         Route("/schedules", schedules, name="schedules"),
         Route("/schedules/{name:path}/run", schedule_run, methods=["POST"], name="schedule_run"),
+        Route(
+            "/schedules/{name:path}/pause", schedule_pause, methods=["POST"], name="schedule_pause"
+        ),
+        Route(
+            "/schedules/{name:path}/resume",
+            schedule_resume,
+            methods=["POST"],
+            name="schedule_resume",
+        ),
         Route("/login", login, methods=["GET", "POST"], name="login"),
         Route("/logout", logout, methods=["POST"], name="logout"),
     ]

@@ -363,7 +363,28 @@ async def schedules(conn: AsyncConn) -> list[dict[str, Any]] | None:
     row = await _one(conn, "schedules_present")
     if not row or not row["present"]:
         return None
-    return list(await _all(conn, "schedules"))
+    found = list(await _all(conn, "schedules"))
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for r in await _all(conn, "schedule_runs", {"runs": SCHEDULE_RUNS}):
+        runs.setdefault(r["name"], []).append(r)
+    for schedule in found:
+        schedule["runs"] = runs.get(schedule["name"], [])
+    return found
+
+
+#: How many of each schedule's recent jobs the schedules page shows.
+SCHEDULE_RUNS = 5
+
+
+async def set_schedule_paused(conn: AsyncConn, name: str, paused: bool) -> None:
+    """Pause or resume a schedule (resumed: it fires from now on, missing no tick twice).
+
+    Raises:
+        JobNotFoundError: no schedule has this name.
+    """
+    row = await _one(conn, "schedule_set_paused", {"name": name, "paused": paused})
+    if row is None:
+        raise JobNotFoundError(f"no schedule named {name!r}; see the schedules page")
 
 
 async def run_schedule_now(conn: AsyncConn, name: str, who: str) -> int | None:

@@ -367,3 +367,35 @@ def test_job_page_shows_attempts_collapses_library_frames_and_enqueues_an_edited
         assert "Edit args and enqueue a copy" not in page
         r = client.post(f"/jobs/{job}/copy", data={"csrf_token": _csrf(page), "args": "{}"})
         assert r.status_code == 403
+
+
+def test_schedules_pause_resume_and_show_their_recent_runs(server: Any, conn: Any) -> None:
+    conn.execute(
+        "INSERT INTO pgjobs.schedules (name, expression, task, args, queue)"
+        " VALUES ('a/../nightly', '0 3 * * *', 'noop', '{}', 'cron')"
+    )
+    tick = insert_job(
+        conn, task="noop", status="succeeded", meta='{"cron": {"schedule": "a/../nightly"}}'
+    )
+    insert_job(conn, task="noop", status="succeeded", meta='{"cron": {"schedule": "other"}}')
+    with logged_in(server, ADMIN_TOKEN) as client:
+        page = client.get("/schedules").text
+        runs = re.search(r'<td class="runs">(.*?)</td>', page, re.S)
+        assert runs is not None
+        assert re.findall(r'href="/jobs/(\d+)"', runs.group(1)) == [str(tick)]
+        csrf = _csrf(page)
+        r = client.post("/schedules/a%2F..%2Fnightly/pause", data={"csrf_token": csrf})
+        assert r.status_code == 303
+        assert conn.execute("SELECT paused FROM pgjobs.schedules").fetchone() == (True,)
+        page = client.get(r.headers["location"]).text
+        assert "Schedule paused" in page
+        assert 'action="/schedules/a%2F..%2Fnightly/resume"' in page
+        conn.execute("UPDATE pgjobs.schedules SET active_since = now() - interval '1 day'")
+        r = client.post("/schedules/a%2F..%2Fnightly/resume", data={"csrf_token": csrf})
+        assert r.status_code == 303
+        # Resumed from now on: the ticks missed while paused never fire.
+        assert conn.execute(
+            "SELECT paused, active_since > now() - interval '1 minute' FROM pgjobs.schedules"
+        ).fetchone() == (False, True)
+        r = client.post("/schedules/nope/pause", data={"csrf_token": csrf})
+        assert r.status_code == 404
