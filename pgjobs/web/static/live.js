@@ -76,6 +76,30 @@
     }
   }, true);
 
+  // The theme toggle: light or dark, remembered in this browser (theme.js
+  // applies it on the next page before it is drawn).
+  var theme = document.getElementById("theme-toggle");
+  function current() {
+    var set = document.documentElement.getAttribute("data-theme");
+    if (set) return set;
+    return window.matchMedia && window.matchMedia("(prefers-color-scheme: dark)").matches ? "dark" : "light";
+  }
+  function paintTheme() {
+    if (!theme) return;
+    var now = current();
+    theme.textContent = now === "dark" ? "light mode" : "dark mode";
+    theme.setAttribute("aria-pressed", now === "dark" ? "true" : "false");
+  }
+  if (theme) {
+    theme.addEventListener("click", function () {
+      var next = current() === "dark" ? "light" : "dark";
+      document.documentElement.setAttribute("data-theme", next);
+      try { localStorage.setItem("pgjobs.theme", next); } catch (e) { /* not remembered */ }
+      paintTheme();
+    });
+  }
+  paintTheme();
+
   // "Go back" links: the previous page when there is one, else their href.
   // (Here, not in a javascript: URL, which the Content-Security-Policy forbids.)
   document.addEventListener("click", function (event) {
