@@ -193,6 +193,18 @@ def main(argv: list[str] | None = None) -> int:
             ("page  /jobs?status=queued&queue=q1", get("/jobs", html, status="queued", queue="q1")),
             ("page  /jobs?cursor=(page 2)", get("/jobs", html, cursor=cursor or "")),
             ("page  /jobs?q=<fingerprint>", get("/jobs", html, q="fp-500000")),
+            ("page  /jobs?order=oldest", get("/jobs", html, order="oldest")),
+            (
+                "page  /jobs?order=priority&status=queued",
+                get("/jobs", html, order="priority", status="queued"),
+            ),
+            ("page  /jobs?args={user_id}", get("/jobs", html, args=f'{{"user_id": {top - 5}}}')),
+            (
+                "page  /jobs?status=failed&error=boom",
+                get("/jobs", html, status="failed", error="boom 9"),
+            ),
+            ("page  /?range=24h", get("/", html, range="24h")),
+            ("page  /?range=7d&queue=q1", get("/", html, range="7d", queue="q1")),
             ("page  /jobs/<id>", get(f"/jobs/{mid}", html)),
             ("page  /jobs/<failed id>", get(f"/jobs/{failed_ids[-1]}", html)),
             ("page  /queues", get("/queues", html)),
