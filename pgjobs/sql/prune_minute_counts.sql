@@ -1,9 +1,14 @@
--- Delete the per-minute counts of finished jobs (pgjobs.finished_per_minute,
--- kept by a trigger on pgjobs.job_history) older than :keep_days days. Only
--- whole minutes long past go, so no completion is writing to them.
-WITH gone AS (
+-- Delete the counts of finished jobs (pgjobs.finished_per_minute and
+-- pgjobs.finished_per_hour, kept by a trigger on pgjobs.job_history) older
+-- than :minute_days and :hour_days days. Only periods long past go, so no
+-- completion is writing to them.
+WITH minutes AS (
     DELETE FROM pgjobs.finished_per_minute
-    WHERE minute < now() - make_interval(days => CAST(:keep_days AS integer))
+    WHERE minute < now() - make_interval(days => CAST(:minute_days AS integer))
+    RETURNING 1
+), hours AS (
+    DELETE FROM pgjobs.finished_per_hour
+    WHERE hour < now() - make_interval(days => CAST(:hour_days AS integer))
     RETURNING 1
 )
-SELECT count(*) AS removed FROM gone
+SELECT (SELECT count(*) FROM minutes) AS minutes, (SELECT count(*) FROM hours) AS hours

@@ -27,7 +27,7 @@ RANGES = {
     r.name: r
     for r in (
         Range("1h", "last hour", 60, 60),
-        Range("24h", "last 24 hours", 96, 900),
+        Range("24h", "last 24 hours", 24, 3600),
         Range("7d", "last 7 days", 168, 3600),
     )
 }

@@ -839,7 +839,7 @@ def test_0019_counts_finished_jobs_per_minute_from_the_history_and_a_trigger_and
         "SELECT task, status::text, jobs FROM pgjobs.finished_per_minute ORDER BY minute, task"
     )
     with psycopg.connect(empty_db, autocommit=True) as conn:
-        # The last 31 days of the history are counted by the migration.
+        # The history is counted by the migration (minutes for 2 days, hours for 31).
         assert conn.execute(counted).fetchall() == [("t", "failed", 3)]
         # Then each statement that finishes jobs adds to its minute's count.
         job = conn.execute("SELECT pgjobs.enqueue('t', queue => 'q')").fetchone()[0]
@@ -849,6 +849,9 @@ def test_0019_counts_finished_jobs_per_minute_from_the_history_and_a_trigger_and
             " SELECT 't', 'q', 'failed', date_trunc('minute', now()) - interval '1 hour'"
         )
         assert conn.execute(counted).fetchall() == [("t", "failed", 4), ("t", "cancelled", 1)]
+        assert conn.execute(
+            "SELECT status::text, jobs FROM pgjobs.finished_per_hour ORDER BY hour, status"
+        ).fetchall() in ([("failed", 4), ("cancelled", 1)], [("cancelled", 1), ("failed", 4)])
     _downgrade(empty_db, "0014")
     with psycopg.connect(empty_db, autocommit=True) as conn:
         assert conn.execute("SELECT to_regclass('pgjobs.finished_per_minute')").fetchone() == (

@@ -179,13 +179,22 @@ def test_a_partition_interval_that_does_not_divide_a_day_is_refused(
         conn.execute("SELECT pgjobs.create_history_partitions(make_interval(secs => %s))", [step])
 
 
-def test_per_minute_counts_of_finished_jobs_go_after_a_month(dsn: str, conn: Conn) -> None:
-    """The dashboard chart's counts (migration 0019): kept 31 days, then deleted."""
+def test_counts_of_finished_jobs_go_after_2_days_per_minute_and_31_per_hour(
+    dsn: str, conn: Conn
+) -> None:
+    """The dashboard chart's counts (migration 0019)."""
     insert(conn, "succeeded", 30, "32 days")
-    insert(conn, "succeeded", 20, "30 days")
+    insert(conn, "succeeded", 20, "3 days")
     insert(conn, "failed", 5, "2 hours")
-    counted = "SELECT status::text, sum(jobs) FROM pgjobs.finished_per_minute GROUP BY 1 ORDER BY 1"
-    assert conn.execute(counted).fetchall() == [("failed", 5), ("succeeded", 50)]
+
+    def counted(table: str) -> list[tuple[str, int]]:
+        return conn.execute(
+            f"SELECT status::text, sum(jobs) FROM pgjobs.{table} GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+
+    assert counted("finished_per_minute") == [("failed", 5), ("succeeded", 50)]
+    assert counted("finished_per_hour") == [("failed", 5), ("succeeded", 50)]
     (counts,) = prune(dsn, retention={"succeeded": None, "failed": None})
-    assert counts["minute_counts"] == 1
-    assert conn.execute(counted).fetchall() == [("failed", 5), ("succeeded", 20)]
+    assert (counts["minute_counts"], counts["hour_counts"]) == (2, 1)
+    assert counted("finished_per_minute") == [("failed", 5)]
+    assert counted("finished_per_hour") == [("failed", 5), ("succeeded", 20)]

@@ -110,7 +110,7 @@ def test_chart_scales_are_round_and_failures_have_their_own() -> None:
     assert g["rows"][30]["failed"] == 1
     week = _chart.geometry(buckets[:1], _chart.RANGES["7d"])
     assert week["ticks"][0]["text"] == "Thu 12:00"
-    assert _chart.RANGES["24h"].step_label == "15 min"
+    assert _chart.RANGES["24h"].step_label == "1 h"
 
 
 def test_chart_ranges_and_bad_ones() -> None:
