@@ -69,17 +69,23 @@ COMMENT ON TABLE pgjobs.finished_per_hour IS
 CREATE FUNCTION pgjobs.count_finished() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO pgjobs.finished_per_minute AS c (minute, queue, task, status, jobs)
-    SELECT date_trunc('minute', f.finished_at, 'UTC'), f.queue, f.task, f.status, count(*)
-    FROM finished AS f
-    WHERE f.finished_at IS NOT NULL
-    GROUP BY 1, 2, 3, 4
-    ORDER BY 1, 2, 3, 4  -- row locks in key order: concurrent completions never deadlock
-    ON CONFLICT (minute, queue, task, status) DO UPDATE SET jobs = c.jobs + excluded.jobs;
+    -- One statement: the transition table is read and grouped once, for both.
+    WITH grouped AS MATERIALIZED (
+        SELECT date_trunc('minute', f.finished_at, 'UTC') AS minute, f.queue, f.task, f.status,
+               count(*) AS jobs
+        FROM finished AS f
+        WHERE f.finished_at IS NOT NULL
+        GROUP BY 1, 2, 3, 4
+    ), minutes AS (
+        INSERT INTO pgjobs.finished_per_minute AS c (minute, queue, task, status, jobs)
+        SELECT minute, queue, task, status, jobs
+        FROM grouped
+        ORDER BY 1, 2, 3, 4  -- row locks in key order: concurrent completions never deadlock
+        ON CONFLICT (minute, queue, task, status) DO UPDATE SET jobs = c.jobs + excluded.jobs
+    )
     INSERT INTO pgjobs.finished_per_hour AS c (hour, queue, task, status, jobs)
-    SELECT date_trunc('hour', f.finished_at, 'UTC'), f.queue, f.task, f.status, count(*)
-    FROM finished AS f
-    WHERE f.finished_at IS NOT NULL
+    SELECT date_trunc('hour', minute, 'UTC'), queue, task, status, sum(jobs)
+    FROM grouped
     GROUP BY 1, 2, 3, 4
     ORDER BY 1, 2, 3, 4
     ON CONFLICT (hour, queue, task, status) DO UPDATE SET jobs = c.jobs + excluded.jobs;
