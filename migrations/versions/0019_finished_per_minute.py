@@ -113,6 +113,11 @@ ALTER TABLE pgjobs.schedules ADD COLUMN paused boolean NOT NULL DEFAULT false;
 COMMENT ON COLUMN pgjobs.schedules.paused IS
     'A paused schedule fires no tick until resumed (the dashboard''s Pause button).';
 
+-- Statistics now: without them the planner guesses that a third of the rows
+-- match the chart's range and reads them all (116 ms instead of 0.4 ms at a
+-- million counted rows), until autovacuum gets to it.
+ANALYZE pgjobs.finished_per_minute, pgjobs.finished_per_hour;
+
 CREATE INDEX jobs_live_schedule_idx ON pgjobs.jobs_live
     ((coalesce(meta -> 'cron' ->> 'schedule', meta ->> 'schedule')), id)
     WHERE meta ? 'cron' OR meta ? 'schedule';
