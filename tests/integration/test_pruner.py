@@ -71,6 +71,8 @@ def test_whole_partitions_past_retention_go_and_nothing_else(dsn: str, conn: Con
     before = partitions(conn)
     dead_before = conn.execute(
         "SELECT coalesce(sum(n_dead_tup), 0) FROM pg_stat_user_tables WHERE schemaname = 'pgjobs'"
+        # The chart's counts (migration 0019) are small, and pruned row by row.
+        " AND relname NOT LIKE 'finished\\_per\\_%'"
     ).fetchone()
 
     (counts,) = prune(dsn)
@@ -79,9 +81,12 @@ def test_whole_partitions_past_retention_go_and_nothing_else(dsn: str, conn: Con
     assert by_status(conn) == {"succeeded": 200, "failed": 700, "queued": 100, "running": 50}
     gone = set(before) - set(partitions(conn))
     assert sorted(status for status, _ in gone) == ["cancelled", "failed", "succeeded"]
-    # Nothing was deleted row by row: no dead rows were left behind.
+    # Nothing was deleted row by row: no dead rows were left behind (but in the
+    # chart's counts).
     dead_after = conn.execute(
         "SELECT coalesce(sum(n_dead_tup), 0) FROM pg_stat_user_tables WHERE schemaname = 'pgjobs'"
+        # The chart's counts (migration 0019) are small, and pruned row by row.
+        " AND relname NOT LIKE 'finished\\_per\\_%'"
     ).fetchone()
     assert dead_after == dead_before
     # A query over the dropped range is not an error: it finds nothing.
