@@ -17,6 +17,9 @@
   worker's pruner deletes minutes older than 2 days and hours older than 31.
 - A job taken back out of the history (a retried failed job) keeps its
   count: the table counts finishes, not jobs that are finished now.
+- `SET pgjobs.finished_counts = 'off'` (per transaction, or
+  `ALTER DATABASE ... SET` for all) skips the counting, for a database whose
+  jobs nobody charts.
 
 And, for the schedules page:
 
@@ -69,6 +72,11 @@ COMMENT ON TABLE pgjobs.finished_per_hour IS
 CREATE FUNCTION pgjobs.count_finished() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
+    -- `pgjobs.finished_counts = 'off'` (for a transaction, a role or the
+    -- database) skips the counting: a database nobody charts need not pay it.
+    IF current_setting('pgjobs.finished_counts', true) = 'off' THEN
+        RETURN NULL;
+    END IF;
     -- One statement: the transition table is read and grouped once, for both.
     WITH grouped AS MATERIALIZED (
         SELECT date_trunc('minute', f.finished_at, 'UTC') AS minute, f.queue, f.task, f.status,

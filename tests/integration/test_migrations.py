@@ -849,6 +849,14 @@ def test_0019_counts_finished_jobs_per_minute_from_the_history_and_a_trigger_and
             " SELECT 't', 'q', 'failed', date_trunc('minute', now()) - interval '1 hour'"
         )
         assert conn.execute(counted).fetchall() == [("t", "failed", 4), ("t", "cancelled", 1)]
+        # Switched off, nothing is counted.
+        conn.execute("SET pgjobs.finished_counts = 'off'")
+        conn.execute(
+            "INSERT INTO pgjobs.jobs (task, queue, status, finished_at)"
+            " SELECT 't', 'q', 'failed', date_trunc('minute', now()) - interval '1 hour'"
+        )
+        assert conn.execute(counted).fetchall() == [("t", "failed", 4), ("t", "cancelled", 1)]
+        conn.execute("RESET pgjobs.finished_counts")
         assert conn.execute(
             "SELECT status::text, jobs FROM pgjobs.finished_per_hour ORDER BY hour, status"
         ).fetchall() in ([("failed", 4), ("cancelled", 1)], [("cancelled", 1), ("failed", 4)])
