@@ -262,11 +262,17 @@ class JobSummary:
     last_error_type: str | None
     #: The latest current_job().progress() report (done, total, message, at), if any.
     progress: dict[str, Any] | None = None
+    #: When the current (or last) attempt started.
+    started_at: dt.datetime | None = None
+    #: The last error's message (its first 300 characters) and time, on failed
+    #: and retrying jobs.
+    last_error_message: str | None = None
+    last_error_at: str | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> JobSummary:
-        """Build from a row of admin_list_jobs.sql."""
-        return cls(**{name: row[name] for name in cls.__dataclass_fields__})
+        """Build from a row of admin_list_jobs.sql (a column it lacks keeps its default)."""
+        return cls(**{name: row[name] for name in cls.__dataclass_fields__ if name in row})
 
 
 @dataclass(frozen=True, slots=True)

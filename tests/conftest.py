@@ -91,7 +91,8 @@ def dsn(database: str, monkeypatch: pytest.MonkeyPatch) -> str:
         conn.execute(
             "TRUNCATE pgjobs.jobs_live, pgjobs.job_history, pgjobs.workers, pgjobs.queues,"
             " pgjobs.result_waiters, pgjobs.queue_key_rates, pgjobs.job_dependencies,"
-            " pgjobs.schedules, pgjobs.webhooks, pgjobs.task_breakers RESTART IDENTITY"
+            " pgjobs.schedules, pgjobs.webhooks, pgjobs.task_breakers, pgjobs.finished_per_minute,"
+            " pgjobs.finished_per_hour RESTART IDENTITY"
         )
         # A test may have dropped history partitions; today's are always there.
         conn.execute("SELECT pgjobs.create_history_partitions()")

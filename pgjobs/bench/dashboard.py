@@ -7,6 +7,14 @@ server, fills pgjobs.jobs with --rows jobs spread over 30 days (mostly
 succeeded, some failed with tracebacks, a backlog of queued and scheduled
 ones), serves the dashboard in-process on loopback, and reports the median and
 95th percentile of each request over --repeat runs after a warm-up.
+
+    python -m pgjobs.bench.dashboard --dsn ... --chart-hour 200000,2000000
+
+times the overview chart's query instead, in each of its ranges, once per
+number of jobs finished in the last hour: for each it makes a database of its
+own (`pgjobs_web_bench_chart`, dropped after), writes that many jobs into the
+history in batches of 1,000 as completers would, and reports the median and
+95th percentile of the query over --repeat runs.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 
 from pgjobs import App, _migrate
-from pgjobs.web import create_app
+from pgjobs.web import _chart, create_app
 from pgjobs.web._db import query
 from pgjobs.web._serve import serve_in_thread
 
@@ -50,7 +58,10 @@ def prepare(server_dsn: str, name: str, rows: int, reuse: bool) -> str:
             conn.execute(query("bench_partitions"))
             conn.execute(query("bench_fill"), {"rows": rows})
             print(f"filled {rows:,} jobs in {time.perf_counter() - started:.1f}s", file=sys.stderr)
-            conn.execute("VACUUM ANALYZE pgjobs.jobs_live, pgjobs.job_history")
+            conn.execute(
+                "VACUUM ANALYZE pgjobs.jobs_live, pgjobs.job_history,"
+                " pgjobs.finished_per_minute, pgjobs.finished_per_hour"
+            )
         conn.execute(query("bench_workers"))
     return dsn
 
@@ -68,6 +79,63 @@ def measure(call: Callable[[], httpx.Response], repeat: int) -> tuple[float, flo
     return statistics.median(times), times[min(len(times) - 1, int(len(times) * 0.95))], status
 
 
+def chart_cost(server_dsn: str, sizes: list[int], repeat: int) -> int:
+    """Time the overview chart's query at each number of jobs finished in the last hour."""
+    name = "pgjobs_web_bench_chart"
+    dsn = make_conninfo(server_dsn, dbname=name)
+    print(f"{'finished in the last hour':>26} {'range':>6} {'median ms':>10} {'p95 ms':>8} rows")
+    medians: dict[str, list[float]] = {}
+    for size in sizes:
+        with psycopg.connect(server_dsn, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            _migrate.upgrade(dsn)
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                conn.execute(query("bench_partitions"))
+                started = time.perf_counter()
+                for first in range(0, size, 1000):
+                    conn.execute(
+                        query("bench_finished_hour"),
+                        {"first": first, "last": min(first + 1000, size), "rows": size},
+                    )
+                took = time.perf_counter() - started
+                print(f"wrote {size:,} jobs in {took:.1f}s", file=sys.stderr)
+                conn.execute("VACUUM ANALYZE")
+                for rng in _chart.RANGES.values():
+                    params = {"step": rng.step, "buckets": rng.buckets, "queue": None, "task": None}
+                    counted = 0
+
+                    def run(params: dict[str, Any] = params) -> None:
+                        nonlocal counted
+                        rows = conn.execute(query("throughput"), params, prepare=False).fetchall()
+                        counted = sum(int(r[1]) + int(r[2]) for r in rows)
+
+                    median, p95 = _time(run, repeat)
+                    medians.setdefault(rng.name, []).append(median)
+                    print(f"{size:>26,} {rng.name:>6} {median:10.2f} {p95:8.2f} {counted:,} jobs")
+        finally:
+            with psycopg.connect(server_dsn, autocommit=True) as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    for rng_name, found in medians.items():
+        print(
+            f"range {rng_name}: median at {sizes[-1]:,} / median at {sizes[0]:,}"
+            f" = {found[-1] / found[0]:.2f}x"
+        )
+    return 0
+
+
+def _time(call: Callable[[], Any], repeat: int) -> tuple[float, float]:
+    call()
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - started) * 1000)
+    times.sort()
+    return statistics.median(times), times[min(len(times) - 1, int(len(times) * 0.95))]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print one line per page or call."""
     parser = argparse.ArgumentParser(prog="python -m pgjobs.bench.dashboard", description=__doc__)
@@ -76,7 +144,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--reuse", action="store_true", help="keep an already filled database")
+    parser.add_argument(
+        "--chart-hour",
+        metavar="N,N",
+        help="time only the overview chart's query, at each number of jobs finished in the hour",
+    )
     args = parser.parse_args(argv)
+    if args.chart_hour:
+        try:
+            sizes = [int(n.replace("_", "")) for n in args.chart_hour.split(",")]
+        except ValueError:
+            parser.error(f"--chart-hour takes numbers separated by commas, got {args.chart_hour!r}")
+        if any(n < 1 for n in sizes):
+            parser.error("--chart-hour takes positive numbers")
+        return chart_cost(args.dsn, sizes, args.repeat)
 
     dsn = prepare(args.dsn, args.database, args.rows, args.reuse)
     app = App(dsn)
@@ -118,6 +199,18 @@ def main(argv: list[str] | None = None) -> int:
             ("page  /jobs?status=queued&queue=q1", get("/jobs", html, status="queued", queue="q1")),
             ("page  /jobs?cursor=(page 2)", get("/jobs", html, cursor=cursor or "")),
             ("page  /jobs?q=<fingerprint>", get("/jobs", html, q="fp-500000")),
+            ("page  /jobs?order=oldest", get("/jobs", html, order="oldest")),
+            (
+                "page  /jobs?order=priority&status=queued",
+                get("/jobs", html, order="priority", status="queued"),
+            ),
+            ("page  /jobs?args={user_id}", get("/jobs", html, args=f'{{"user_id": {top - 5}}}')),
+            (
+                "page  /jobs?status=failed&error=boom",
+                get("/jobs", html, status="failed", error="boom 9"),
+            ),
+            ("page  /?range=24h", get("/", html, range="24h")),
+            ("page  /?range=7d&queue=q1", get("/", html, range="7d", queue="q1")),
             ("page  /jobs/<id>", get(f"/jobs/{mid}", html)),
             ("page  /jobs/<failed id>", get(f"/jobs/{failed_ids[-1]}", html)),
             ("page  /queues", get("/queues", html)),

@@ -72,7 +72,10 @@ kept AS (
            CASE WHEN cancel_requested_at IS NULL THEN new_status ELSE 'cancelled' END,
            run_at, attempts, max_attempts, fingerprint, worker_id, started_at, created_at, now(),
            CASE WHEN new_error IS NULL THEN errors
-                ELSE errors || jsonb_build_array(new_error || jsonb_build_object('at', now())) END,
+                -- Who ran the attempt and from when: the dashboard shows each attempt's
+                -- worker and duration.
+                ELSE errors || jsonb_build_array(new_error || jsonb_build_object(
+                    'at', now(), 'worker_id', worker_id, 'started_at', started_at)) END,
            CASE WHEN cancel_requested_at IS NULL THEN new_result END, meta, cancel_requested_at,
            cancelled_by, snoozes, progress,
            -- A checkpoint is for the next attempt: a success needs none.
@@ -92,7 +95,8 @@ requeued AS (
         attempts = CASE WHEN u.snooze THEN j.attempts - 1 ELSE j.attempts END,
         snoozes = CASE WHEN u.snooze THEN j.snoozes + 1 ELSE j.snoozes END,
         errors = CASE WHEN u.error IS NULL THEN j.errors
-                      ELSE j.errors || jsonb_build_array(u.error || jsonb_build_object('at', now())) END,
+                      ELSE j.errors || jsonb_build_array(u.error || jsonb_build_object(
+                          'at', now(), 'worker_id', j.worker_id, 'started_at', j.started_at)) END,
         result = u.result
     FROM u
     WHERE j.id = u.id

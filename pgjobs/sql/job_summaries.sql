@@ -18,7 +18,13 @@ SELECT id,
        run_at,
        created_at,
        progress,
+       started_at,
        CASE WHEN status = 'failed' OR state = 'retrying'
-            THEN errors -> -1 ->> 'type' END AS last_error_type
+            THEN errors -> -1 ->> 'type' END AS last_error_type,
+       -- The message cut to 300 characters: a list shows a line, the job page the rest.
+       CASE WHEN status = 'failed' OR state = 'retrying'
+            THEN left(errors -> -1 ->> 'message', 300) END AS last_error_message,
+       CASE WHEN status = 'failed' OR state = 'retrying'
+            THEN errors -> -1 ->> 'at' END AS last_error_at
 FROM page
 ORDER BY id DESC

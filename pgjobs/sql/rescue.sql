@@ -103,6 +103,8 @@ lost AS (
     SELECT j.id, jsonb_build_array(jsonb_build_object(
             'attempt', j.attempts,
             'at', now(),
+            'worker_id', j.worker_id,
+            'started_at', j.started_at,
             'type', 'pgjobs.WorkerLost',
             'message', CASE
                 WHEN j.worker_id IN (SELECT id FROM dead WHERE by_lock)

@@ -44,7 +44,10 @@ def summary_json(job: JobSummary) -> dict[str, Any]:
         "max_attempts": job.max_attempts,
         "run_at": job.run_at,
         "created_at": job.created_at,
+        "started_at": job.started_at,
         "last_error_type": job.last_error_type,
+        "last_error_message": job.last_error_message,
+        "last_error_at": job.last_error_at,
         "progress": job.progress,
     }
 
@@ -56,6 +59,8 @@ async def list_page(dash: Dashboard, query: _http.JobQuery) -> tuple[list[JobSum
             jobs = await _queries.jobs_by_fingerprint(
                 conn, query.fingerprint, limit=query.limit, before_id=query.before_id
             )
+        elif query.searched:
+            jobs = await _queries.jobs_search(conn, query.search_params())
         elif query.status in _admin.DERIVED_STATES:
             jobs = await _queries.jobs_in_derived_state(conn, query.filter)
         else:
@@ -270,22 +275,33 @@ def _check_browser_intent(request: Request, who: Principal) -> None:
 
 
 async def stats(request: Request) -> Response:
-    """GET /stats: queues, workers, the leader and the last hour's throughput."""
+    """GET /stats: queues, workers, the leader and finished jobs over time
+    (`?range=1h|24h|7d&queue=&task=`, the last hour by default)."""
     dash = _dash(request)
     dash.require(request)
+    rng, queue, task = _http.chart_query(request.query_params)
     async with dash.db.connection() as conn:
         queues = await _queries.queues(conn)
         workers = await _queries.workers(conn)
         leader = await _queries.leader(conn, workers)
-        minutes = await _queries.throughput(conn)
+        buckets = await _queries.throughput(conn, rng, queue=queue, task=task)
     live = sum(1 for w in workers if w["heartbeat_age"] <= dash.stale_after)
     return ApiResponse(
         {
             "queues": [q.as_json() for q in queues],
             "workers": {"live": live, "registered": len(workers)},
             "leader": leader.as_json(),
+            "range": rng.name,
+            "bucket_seconds": rng.step,
+            # "minute" names the start of each bar, whatever its width.
             "throughput": [
-                {"minute": m.at, "succeeded": m.succeeded, "failed": m.failed} for m in minutes
+                {
+                    "minute": b.at,
+                    "succeeded": b.succeeded,
+                    "failed": b.failed,
+                    "cancelled": b.cancelled,
+                }
+                for b in buckets
             ],
         }
     )

@@ -126,6 +126,7 @@ class Dashboard:
         templates_dir = Path(str(importlib.resources.files("pgjobs.web") / "templates"))
         self.templates = Jinja2Templates(directory=templates_dir)
         self.templates.env.filters["utc"] = utc
+        self.templates.env.filters["num"] = "{:,}".format
         self.templates.env.filters["segment"] = _auth.path_segment
         self.templates.env.globals["url_for"] = _template_path_for
 

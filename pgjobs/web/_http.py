@@ -14,6 +14,7 @@ from typing import Any
 
 from pgjobs import _admin
 from pgjobs.errors import ConfigurationError
+from pgjobs.web import _chart
 
 #: The largest request body accepted, in bytes.
 MAX_BODY_BYTES = 256 * 1024
@@ -50,6 +51,22 @@ def bad_request(message: str, **extra: Any) -> HttpError:
 
 
 # -- scalar fields ---------------------------------------------------------
+
+
+def chart_query(params: Mapping[str, str]) -> tuple[_chart.Range, str | None, str | None]:
+    """The chart's range, queue and task from a query string (`range=24h&queue=mail`).
+
+    Raises:
+        HttpError: 400, an unknown range or a bad name.
+    """
+    name = params.get("range") or _chart.DEFAULT_RANGE
+    if name not in _chart.RANGES:
+        raise bad_request(
+            f"unknown range {name[:20]!r}; use one of {', '.join(_chart.RANGES)}",
+        )
+    queue = text_field(params.get("queue"), "queue", max_length=128)
+    task = text_field(params.get("task"), "task")
+    return _chart.RANGES[name], queue, task
 
 
 def text_field(value: object, name: str, *, max_length: int = 255) -> str | None:
@@ -241,6 +258,29 @@ class JobQuery:
     fingerprint: str | None = None
     limit: int = 50
     before_id: int | None = None
+    #: "newest" (the default), "oldest" or "priority".
+    order: str = "newest"
+    #: Only jobs whose args contain this JSON object (jsonb @>), as JSON text.
+    args: str | None = None
+    #: Only jobs with an error whose recorded text contains this (any case).
+    error: str | None = None
+
+    @property
+    def searched(self) -> bool:
+        """Whether the page needs the search query (jobs_search.sql), not a plain list."""
+        return self.order != "newest" or self.args is not None or self.error is not None
+
+    def search_params(self) -> dict[str, Any]:
+        """Parameters for jobs_search.sql."""
+        params = self.filter.params()
+        params.pop("before_id")
+        return {
+            **params,
+            "cursor": self.before_id,
+            "order": self.order,
+            "args": self.args,
+            "error": self.error,
+        }
 
     @property
     def filter(self) -> _admin.JobFilter:
@@ -260,6 +300,9 @@ class JobQuery:
             "queue": self.queue,
             "task": self.task,
             "fingerprint": self.fingerprint,
+            "order": None if self.order == "newest" else self.order,
+            "args": self.args,
+            "error": self.error,
         }
         return {k: v for k, v in out.items() if v}
 
@@ -283,7 +326,42 @@ def job_query(params: Mapping[str, str]) -> JobQuery:
         fingerprint=text_field(params.get("fingerprint"), "fingerprint", max_length=1000),
         limit=page_size(params.get("limit")),
         before_id=decode_cursor(text_field(params.get("cursor"), "cursor", max_length=200)),
+        order=_order(params.get("order")),
+        args=_args_filter(params.get("args")),
+        error=text_field(params.get("error"), "error", max_length=500),
     )
+
+
+#: How the jobs list may be sorted.
+ORDERS = ("newest", "oldest", "priority")
+
+
+def _order(value: str | None) -> str:
+    order = text_field(value, "order", max_length=16) or "newest"
+    if order not in ORDERS:
+        raise bad_request(f"unknown order {order!r}; use one of {', '.join(ORDERS)}")
+    return order
+
+
+def _args_filter(value: str | None) -> str | None:
+    """A JSON object for args containment, as canonical JSON text."""
+    text = text_field(value, "args", max_length=2000)
+    if text is None:
+        return None
+    try:
+        found = json.loads(text)
+    except ValueError:
+        raise bad_request(
+            'args must be a JSON object, such as {"user_id": 42}; it finds jobs whose args '
+            "contain it"
+        ) from None
+    if not isinstance(found, dict) or not found:
+        raise bad_request(
+            'args must be a non-empty JSON object, such as {"user_id": 42}; '
+            f"got {type(found).__name__}"
+        )
+    _check_strings(found)
+    return json.dumps(found, ensure_ascii=False)
 
 
 # -- JSON bodies -----------------------------------------------------------

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from pgjobs._admin import STATES
-from pgjobs.web._http import MAX_PAGE
+from pgjobs.web._chart import RANGES
+from pgjobs.web._http import MAX_PAGE, ORDERS
 
 _TS = {"type": "string", "format": "date-time"}
 _TS_NULL = {"type": ["string", "null"], "format": "date-time"}
@@ -102,7 +103,10 @@ _SCHEMAS: dict[str, Any] = {
             "max_attempts": {"type": "integer"},
             "run_at": _TS,
             "created_at": _TS,
+            "started_at": {"type": ["string", "null"], "format": "date-time"},
             "last_error_type": {"type": ["string", "null"]},
+            "last_error_message": {"type": ["string", "null"]},
+            "last_error_at": {"type": ["string", "null"]},
             "progress": {
                 "type": ["object", "null"],
                 "description": "The latest current_job().progress(): done, total, message, at",
@@ -194,7 +198,7 @@ _SCHEMAS: dict[str, Any] = {
         "required": ["value", "kind"],
         "properties": {
             "value": {"type": "integer"},
-            "kind": {"type": "string", "enum": ["exact", "at_least", "estimate"]},
+            "kind": {"type": "string", "enum": ["exact", "at_least", "estimate", "below"]},
         },
     },
     "Queue": {
@@ -300,6 +304,23 @@ def spec(server_url: str = "") -> dict[str, Any]:
                         {"name": "task", "in": "query", "schema": {"type": "string"}},
                         {"name": "fingerprint", "in": "query", "schema": {"type": "string"}},
                         {
+                            "name": "order",
+                            "in": "query",
+                            "schema": {"type": "string", "enum": list(ORDERS)},
+                        },
+                        {
+                            "name": "args",
+                            "in": "query",
+                            "description": "A JSON object the jobs' args contain (jsonb @>)",
+                            "schema": {"type": "string"},
+                        },
+                        {
+                            "name": "error",
+                            "in": "query",
+                            "description": "Text in any recorded error (any case)",
+                            "schema": {"type": "string"},
+                        },
+                        {
                             "name": "limit",
                             "in": "query",
                             "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE},
@@ -396,7 +417,16 @@ def spec(server_url: str = "") -> dict[str, Any]:
             },
             "/api/v1/stats": {
                 "get": {
-                    "summary": "Queues, workers, the leader, and the last hour's throughput",
+                    "summary": "Queues, workers, the leader, and jobs finished over time",
+                    "parameters": [
+                        {
+                            "name": "range",
+                            "in": "query",
+                            "schema": {"type": "string", "enum": list(RANGES)},
+                        },
+                        {"name": "queue", "in": "query", "schema": {"type": "string"}},
+                        {"name": "task", "in": "query", "schema": {"type": "string"}},
+                    ],
                     "responses": {
                         "200": _json(
                             {
@@ -406,6 +436,8 @@ def spec(server_url: str = "") -> dict[str, Any]:
                                     "queues": {"type": "array", "items": _ref("Queue")},
                                     "workers": {"type": "object"},
                                     "leader": _ref("Leader"),
+                                    "range": {"type": "string", "enum": list(RANGES)},
+                                    "bucket_seconds": {"type": "integer"},
                                     "throughput": {"type": "array", "items": {"type": "object"}},
                                 },
                             },

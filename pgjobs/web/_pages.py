@@ -14,8 +14,8 @@ from starlette.routing import BaseRoute, Route
 from pgjobs import _admin, _queue
 from pgjobs._queue import LIMITS
 from pgjobs._routing import is_pattern
-from pgjobs.errors import JobNotFoundError
-from pgjobs.web import _api, _auth, _http, _queries
+from pgjobs.errors import InvalidTransitionError, JobNotFoundError
+from pgjobs.web import _api, _auth, _chart, _http, _queries, _traceback
 from pgjobs.web._auth import Principal
 from pgjobs.web._dashboard import Dashboard, path_for, read_body, utc
 from pgjobs.web._http import HttpError
@@ -24,14 +24,20 @@ from pgjobs.web._http import HttpError
 #: a crafted link cannot make the page say anything else.
 _DONE = {
     "retried": "Job put back in line.",
+    "copied": "Enqueued as a copy: this is the new job {n}.",
     "cancelled": "Job cancelled.",
     "deleted": "Job deleted.",
     "bulk_retried": "Failed jobs retried: {n}.",
+    "selected_retried": "Jobs put back in line: {n}.",
+    "selected_cancelled": "Jobs cancelled, or asked to stop while they run: {n}.",
+    "selected_deleted": "Jobs deleted: {n}.",
     "bulk_cancelled": "Jobs cancelled, or asked to stop while they run: {n}.",
     "paused": "Queue paused: workers stop claiming from it.",
     "resumed": "Queue resumed.",
     "limits_set": "Queue limits set: the next claims keep to them.",
     "ran": "Schedule enqueued as job {n}.",
+    "schedule_paused": "Schedule paused: it fires no tick until resumed.",
+    "schedule_resumed": "Schedule resumed: it fires from its next tick on.",
     "logged_out": "Logged out.",
     "not_found": "No job with that id.",
 }
@@ -111,7 +117,8 @@ def _confirmed(form: FormData) -> bool:
 def _confirm_page(
     request: Request, who: Principal, form: FormData, question: str, action: str
 ) -> Response:
-    hidden = {k: v for k, v in form.items() if k not in (_auth.CSRF_FIELD, "confirm")}
+    # Pairs, not a dict: a list of ticked jobs sends `ids` many times.
+    hidden = [(k, v) for k, v in form.multi_items() if k not in (_auth.CSRF_FIELD, "confirm")]
     return render(
         request,
         "confirm.html",
@@ -127,12 +134,13 @@ def _confirm_page(
 
 
 async def overview(request: Request) -> Response:
-    """Queues, throughput, workers and the leader."""
+    """Queues, finished jobs over time (`?range=1h|24h|7d&queue=&task=`), workers, the leader."""
     dash = _dash(request)
     who = dash.require(request)
+    rng, chart_queue, chart_task = _http.chart_query(request.query_params)
     async with dash.db.connection() as conn:
         queues = await _queries.queues(conn)
-        minutes = await _queries.throughput(conn)
+        buckets = await _queries.throughput(conn, rng, queue=chart_queue, task=chart_task)
         workers = await _queries.workers(conn)
         leader = await _queries.leader(conn, workers)
     live = [w for w in workers if w["heartbeat_age"] <= dash.stale_after]
@@ -142,41 +150,14 @@ async def overview(request: Request) -> Response:
         who,
         "overview",
         queues=queues,
-        chart=_chart(minutes),
+        chart=_chart.geometry(buckets, rng),
+        chart_queue=chart_queue,
+        chart_task=chart_task,
+        ranges=_chart.RANGES,
         workers=live,
         registered=len(workers),
         leader=leader,
     )
-
-
-def _chart(minutes: list[_queries.Minute]) -> dict[str, Any]:
-    """Bar geometry for the per-minute SVG chart (succeeded stacked on failed)."""
-    height = 120
-    top = max([m.succeeded + m.failed for m in minutes] + [1])
-    bars = []
-    for i, m in enumerate(minutes):
-        failed_h = m.failed / top * height
-        ok_h = m.succeeded / top * height
-        bars.append(
-            {
-                "x": i * 10,
-                "failed_y": height - failed_h,
-                "failed_h": failed_h,
-                "ok_y": height - failed_h - ok_h,
-                "ok_h": ok_h,
-                "label": f"{utc(m.at) or m.at:%H:%M} UTC: "
-                f"{m.succeeded} succeeded, {m.failed} failed",
-            }
-        )
-    return {
-        "bars": bars,
-        "height": height,
-        "width": len(minutes) * 10,
-        "top": top,
-        "succeeded": sum(m.succeeded for m in minutes),
-        "failed": sum(m.failed for m in minutes),
-        "start": minutes[0].at if minutes else None,
-    }
 
 
 # -- jobs ------------------------------------------------------------------
@@ -201,7 +182,9 @@ async def jobs(request: Request) -> Response:
     query = _http.job_query(params)
     page, following = await _api.list_page(dash, query)
     async with dash.db.connection() as conn:
-        count = await _queries.count_jobs(conn, query.filter) if query.fingerprint is None else None
+        counted = query.fingerprint is None and query.args is None and query.error is None
+        count = await _queries.count_jobs(conn, query.filter) if counted else None
+        tabs = await _queries.state_counts(conn, queue=query.queue, task=query.task)
         queue_names = [q.name for q in await _queries.queues(conn)]
         # A pattern ("reports.*") is no job's name: the jobs it serves are listed by theirs.
         registered = {name for name in dash.app.tasks if not is_pattern(name)}
@@ -216,6 +199,17 @@ async def jobs(request: Request) -> Response:
         jobs=page,
         count=count,
         states=_admin.STATES,
+        tabs=[
+            {
+                "label": name or "all",
+                "count": tabs.get(name),
+                "active": (query.status or "") == name,
+                "url": str(base.include_query_params(**_with_status(query.links(), name))),
+            }
+            for name in ("", *_TABS)
+        ],
+        orders=_http.ORDERS,
+        now=dt.datetime.now(dt.UTC),
         queue_names=queue_names,
         task_names=task_names,
         next_url=str(base.include_query_params(**query.links(), cursor=following))
@@ -223,6 +217,24 @@ async def jobs(request: Request) -> Response:
         else None,
         first_url=str(base.include_query_params(**query.links())) if query.before_id else None,
     )
+
+
+def _with_status(links: dict[str, str], status: str) -> dict[str, str]:
+    out = {k: v for k, v in links.items() if k != "status"}
+    return {**out, "status": status} if status else out
+
+
+#: The jobs list's tabs, in the order a job goes through them.
+_TABS = (
+    "queued",
+    "scheduled",
+    "retrying",
+    "blocked",
+    "running",
+    "succeeded",
+    "failed",
+    "cancelled",
+)
 
 
 async def job(request: Request) -> Response:
@@ -255,11 +267,76 @@ async def job(request: Request) -> Response:
         job=data,
         timeline=timeline,
         workflow=flow,
+        attempts=_attempts(detail),
+        traceback_blocks=_traceback.blocks,
         pretty=lambda v: json.dumps(v, indent=2, ensure_ascii=False, default=str),
         can_retry=detail.job.status.value in ("failed", "cancelled", "queued"),
         can_cancel=detail.job.status.value in ("queued", "running"),
         can_delete=detail.job.status.value != "running",
     )
+
+
+def _attempts(detail: _admin.JobDetail) -> list[dict[str, Any]]:
+    """Each attempt of a job: its outcome, worker, start and duration, oldest first.
+
+    Failed attempts come from the job's errors (worker and start are recorded
+    there since migration 0019's release; older entries lack them); the last
+    attempt, when it succeeded, was cancelled or is running, from the job's row.
+    """
+    job = detail.job
+    out = []
+    for error in job.errors:
+        started, ended = utc(error.get("started_at")), utc(error.get("at"))
+        out.append(
+            {
+                "attempt": error.get("attempt"),
+                "outcome": error.get("type") or "error",
+                "failed": True,
+                "worker_id": error.get("worker_id"),
+                "started_at": started,
+                "seconds": (ended - started).total_seconds() if started and ended else None,
+            }
+        )
+    status = job.status.value
+    if status in ("succeeded", "cancelled", "running") and job.started_at is not None:
+        ended = job.finished_at or dt.datetime.now(dt.UTC)
+        out.append(
+            {
+                "attempt": job.attempts,
+                "outcome": status,
+                "failed": False,
+                "worker_id": job.worker_id,
+                "started_at": job.started_at,
+                "seconds": (ended - job.started_at).total_seconds(),
+            }
+        )
+    return out
+
+
+async def job_copy(request: Request) -> Response:
+    """POST /jobs/{id}/copy: enqueue a new job like this one, with the args edited (admin)."""
+    dash = _dash(request)
+    who, form = await _form(request)
+    job_id = _http.job_id(request.path_params["id"])
+    text = form.get("args")
+    if not isinstance(text, str) or not text.strip():
+        raise _http.bad_request("args must be a JSON object; send {} for none")
+    args = _http.parse_json_object(text.encode("utf-8"))
+    async with dash.db.connection() as conn:
+        original = (await _admin.get_job_async(conn, job_id)).job
+        spec = dash.app.job(
+            original.task,
+            args,
+            queue=original.queue,
+            priority=original.priority,
+            max_attempts=original.max_attempts,
+            meta={"copied_from": job_id, "submitted_by": who.name, "via": "pgjobs-dashboard"},
+        )
+        new_id = await _admin.enqueue_async(conn, spec)
+    if new_id is None:
+        raise HttpError(409, "an active job already holds this job's fingerprint")
+    dash.action(who, "job.copy", job_id=job_id, new_job_id=new_id)
+    return _redirect(request, "job", "copied", new_id, id=str(new_id))
 
 
 async def job_action(request: Request) -> Response:
@@ -322,6 +399,112 @@ async def bulk(request: Request) -> Response:
     dash.action(who, name, queue=queue, task=task, jobs=result.total)
     done = "bulk_retried" if action == "retry-failed" else "bulk_cancelled"
     return _redirect(request, "jobs", done, result.total)
+
+
+#: The most jobs one "selected" action takes (a page is at most this long).
+MAX_SELECTED = 500
+
+
+async def selected(request: Request) -> Response:
+    """POST /jobs/selected/{retry|cancel|delete}: the ticked jobs, or all that match a filter.
+
+    With `scope=matching`, the action applies to every job that the list's
+    status, queue and task filters match (a search in args or errors is
+    refused: the bulk statements take only those three). Otherwise to the
+    `ids` ticked, each on its own; a job whose state does not allow the
+    action (a running job to delete, a succeeded one to cancel) is skipped.
+    """
+    dash = _dash(request)
+    who, form = await _form(request)
+    action = request.path_params["action"]
+    if action not in ("retry", "cancel", "delete"):
+        raise HttpError(404, "unknown action; use retry, cancel or delete")
+    if form.get("scope") == "matching":
+        return await _act_on_matching(request, who, form, action)
+    ids = [_http.job_id(str(v)) for v in form.getlist("ids")]
+    if not ids:
+        raise _http.bad_request("tick at least one job, or choose all matching this filter")
+    if len(ids) > MAX_SELECTED:
+        raise _http.bad_request(f"at most {MAX_SELECTED} jobs at once; use all matching")
+    if not _confirmed(form):
+        question = f"{action.capitalize()} {len(ids)} selected job{'s' if len(ids) > 1 else ''}?"
+        return _confirm_page(request, who, form, question, request.url.path)
+    done = 0
+    async with dash.db.connection() as conn:
+        for job_id in ids:
+            try:
+                if action == "retry":
+                    await _admin.retry_job_async(conn, job_id)
+                elif action == "cancel":
+                    await _admin.cancel_job_async(conn, job_id, by=f"dashboard:{who.name}")
+                else:
+                    await _queries.delete_job(conn, job_id)
+            except (JobNotFoundError, InvalidTransitionError):
+                continue
+            done += 1
+    dash.action(who, f"jobs.{action}_selected", job_ids=ids, done=done)
+    return _redirect(request, "jobs", f"selected_{_PAST[action]}", done)
+
+
+_PAST = {"retry": "retried", "cancel": "cancelled", "delete": "deleted"}
+
+
+async def _act_on_matching(
+    request: Request, who: Principal, form: FormData, action: str
+) -> Response:
+    dash = _dash(request)
+    query = _http.job_query({k: str(v) for k, v in form.items() if k in _FILTER_FIELDS})
+    if query.args is not None or query.error is not None or query.fingerprint is not None:
+        raise _http.bad_request(
+            "all matching takes the status, queue and task filters only; "
+            "tick the jobs of a search instead"
+        )
+    status, queue, task = query.status, query.queue, query.task
+    if action == "retry" and status not in _admin.RETRYABLE:
+        raise _http.bad_request("retry all matching needs the failed or cancelled tab")
+    if action == "delete" and status not in ("succeeded", "failed", "cancelled"):
+        raise _http.bad_request(
+            "delete all matching needs a finished tab: succeeded, failed or cancelled"
+        )
+    if action == "cancel" and status is not None:
+        raise _http.bad_request(
+            "cancel all matching takes every active job (queued, blocked or running) "
+            "of the queue and task: use the All tab"
+        )
+    if action == "cancel" and queue is None and task is None:
+        raise _http.bad_request("cancel all matching needs a queue or a task filter")
+    scope = " ".join(
+        part
+        for part in (
+            f"{status}" if status else "active" if action == "cancel" else "",
+            "job of",
+            f"queue {queue}" if queue else "every queue",
+            f"and task {task}" if task else "",
+        )
+        if part
+    )
+    if not _confirmed(form):
+        question = f"{action.capitalize()} every {scope}?"
+        if action == "cancel":
+            question += " Running ones are asked to stop."
+        return _confirm_page(request, who, form, question, request.url.path)
+    async with dash.db.connection() as conn:
+        # status is one of RETRYABLE, or a finished one, as checked above.
+        if action == "retry":
+            retried = await _admin.retry_jobs_async(
+                conn, status=str(status), queue=queue, task=task
+            )
+            done = retried.total
+        elif action == "cancel":
+            by = f"dashboard:{who.name}"
+            done = (await _admin.cancel_jobs_async(conn, queue=queue, task=task, by=by)).total
+        else:
+            done = await _queries.delete_finished(conn, status=str(status), queue=queue, task=task)
+    dash.action(who, f"jobs.{action}_matching", status=status, queue=queue, task=task, jobs=done)
+    return _redirect(request, "jobs", f"selected_{_PAST[action]}", done)
+
+
+_FILTER_FIELDS = ("status", "queue", "task", "args", "error", "fingerprint")
 
 
 # -- queues, workers, schedules --------------------------------------------
@@ -411,6 +594,28 @@ async def schedules(request: Request) -> Response:
     return render(request, "schedules.html", who, "schedules", schedules=found)
 
 
+async def schedule_pause(request: Request) -> Response:
+    """POST /schedules/{name}/pause: the schedule fires no tick until resumed."""
+    return await _schedule_paused(request, "pause")
+
+
+async def schedule_resume(request: Request) -> Response:
+    """POST /schedules/{name}/resume: the schedule fires again, from its next tick on."""
+    return await _schedule_paused(request, "resume")
+
+
+async def _schedule_paused(request: Request, action: str) -> Response:
+    dash = _dash(request)
+    who, _ = await _form(request)
+    name = _http.text_field(request.path_params["name"], "schedule name", max_length=200) or ""
+    async with dash.db.connection() as conn:
+        await _queries.set_schedule_paused(conn, name, action == "pause")
+    dash.action(who, f"schedule.{action}", schedule=name)
+    return _redirect(
+        request, "schedules", "schedule_paused" if action == "pause" else "schedule_resumed"
+    )
+
+
 async def schedule_run(request: Request) -> Response:
     """POST /schedules/{name}/run."""
     dash = _dash(request)
@@ -496,13 +701,24 @@ def routes() -> list[BaseRoute]:
         Route("/", overview, name="overview"),
         Route("/jobs", jobs, name="jobs"),
         Route("/jobs/bulk/{action}", bulk, methods=["POST"], name="bulk"),
+        Route("/jobs/selected/{action}", selected, methods=["POST"], name="selected"),
         Route("/jobs/{id}", job, name="job"),
+        Route("/jobs/{id}/copy", job_copy, methods=["POST"], name="job_copy"),
         Route("/jobs/{id}/{action}", job_action, methods=["POST"], name="job_action"),
         Route("/queues", queues, name="queues"),
         Route("/queues/{name:path}/{action}", queue_action, methods=["POST"], name="queue_action"),
         Route("/workers", workers, name="workers"),
         Route("/schedules", schedules, name="schedules"),
         Route("/schedules/{name:path}/run", schedule_run, methods=["POST"], name="schedule_run"),
+        Route(
+            "/schedules/{name:path}/pause", schedule_pause, methods=["POST"], name="schedule_pause"
+        ),
+        Route(
+            "/schedules/{name:path}/resume",
+            schedule_resume,
+            methods=["POST"],
+            name="schedule_resume",
+        ),
         Route("/login", login, methods=["GET", "POST"], name="login"),
         Route("/logout", logout, methods=["POST"], name="logout"),
     ]

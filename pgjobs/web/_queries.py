@@ -4,12 +4,13 @@ Nothing here counts the whole jobs table on a large database. Active jobs
 (queued, running) are counted exactly through the partial indexes, whose size
 follows the backlog. Finished jobs are counted exactly only while the table is
 small (SMALL_TABLE_BYTES); beyond that the planner's estimate is shown,
-flagged as such.
+flagged as such. An estimate below ESTIMATE_FLOOR is shown as "<1,000": the
+planner's statistics cannot tell a few jobs from none (a queue that never had
+a job can be estimated at 7).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,7 @@ from pgjobs._names import (
 )
 from pgjobs._queue import LIMITS, QueueSettings
 from pgjobs.errors import InvalidTransitionError, JobNotFoundError
+from pgjobs.web import _chart
 from pgjobs.web._db import AsyncConn
 
 #: Below this size on disk, counting pgjobs.jobs exactly is cheap enough for
@@ -34,6 +36,9 @@ SMALL_TABLE_BYTES = 16 * 1024 * 1024
 
 #: The most jobs a bounded count counts before it says "N+".
 COUNT_CAP = 10_000
+
+#: Below this, a planner estimate says only "fewer than this".
+ESTIMATE_FLOOR = 1_000
 
 
 async def _all(
@@ -61,7 +66,14 @@ class Count:
     """A number of jobs: exact, at least `value` (capped), or a planner estimate."""
 
     value: int
-    kind: str = "exact"  # "exact", "at_least" or "estimate"
+    kind: str = "exact"  # "exact", "at_least", "estimate" or "below" (fewer than value)
+
+    @classmethod
+    def estimated(cls, value: int) -> Count:
+        """A planner estimate: "≈value", or "<ESTIMATE_FLOOR" when it is smaller than that."""
+        if value < ESTIMATE_FLOOR:
+            return cls(ESTIMATE_FLOOR, "below")
+        return cls(value, "estimate")
 
     def as_json(self) -> dict[str, Any]:
         """The API's form."""
@@ -73,6 +85,8 @@ class Count:
             return f"{text}+"
         if self.kind == "estimate":
             return f"≈{text}"
+        if self.kind == "below":
+            return f"<{text}"
         return text
 
 
@@ -112,7 +126,7 @@ async def count_jobs(conn: AsyncConn, where: _admin.JobFilter) -> Count:
             return Count(COUNT_CAP, "at_least")
         return Count(value)
     value = await estimate(conn, status=where.status, queue=where.queue, task=where.task)
-    return Count(value, "estimate")
+    return Count.estimated(value)
 
 
 # -- overview --------------------------------------------------------------
@@ -187,23 +201,27 @@ async def queues(conn: AsyncConn) -> list[QueueRow]:
         for q in rows.values():
             for status in ("succeeded", "failed", "cancelled"):
                 value = await estimate(conn, status=status, queue=q.name, task=None)
-                setattr(q, status, Count(value, "estimate"))
+                setattr(q, status, Count.estimated(value))
     return sorted(rows.values(), key=lambda q: q.name)
 
 
-@dataclass(frozen=True, slots=True)
-class Minute:
-    """Jobs finished in one minute."""
-
-    at: dt.datetime
-    succeeded: int
-    failed: int
-
-
-async def throughput(conn: AsyncConn, minutes: int = 60) -> list[Minute]:
-    """Succeeded and failed jobs per minute, oldest first, one entry per minute (zeros too)."""
-    rows = await _all(conn, "throughput", {"minutes": minutes})
-    return [Minute(r["minute"], int(r["succeeded"]), int(r["failed"])) for r in rows]
+async def throughput(
+    conn: AsyncConn,
+    rng: _chart.Range | None = None,
+    *,
+    queue: str | None = None,
+    task: str | None = None,
+) -> list[_chart.Bucket]:
+    """Succeeded, failed and cancelled jobs per bar of `rng` (the last hour by
+    default), oldest first, one entry per bar (zeros too), from the per-minute
+    counts (migration 0019): the cost follows the range, not the traffic."""
+    rng = rng or _chart.RANGES[_chart.DEFAULT_RANGE]
+    params = {"step": rng.step, "buckets": rng.buckets, "queue": queue, "task": task}
+    rows = await _all(conn, "throughput", params)
+    return [
+        _chart.Bucket(r["at"], int(r["succeeded"]), int(r["failed"]), int(r["cancelled"]))
+        for r in rows
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,6 +304,28 @@ async def jobs_in_derived_state(
     return [_admin.JobSummary.from_row(r) for r in rows]
 
 
+async def state_counts(conn: AsyncConn, *, queue: str | None, task: str | None) -> dict[str, Count]:
+    """How many jobs are in each state (the jobs list's tabs), of a queue and task if given.
+
+    Live states are counted exactly; finished ones as `count_jobs` counts them.
+    """
+    row = await _one(conn, "state_counts_live", {"queue": queue, "task": task}) or {}
+    counts = {name: Count(int(row.get(name) or 0)) for name in _LIVE_STATES}
+    for status in ("succeeded", "failed", "cancelled"):
+        where = _admin.JobFilter(status=status, queue=queue, task=task)
+        counts[status] = await count_jobs(conn, where)
+    return counts
+
+
+_LIVE_STATES = ("queued", "scheduled", "retrying", "running", "blocked")
+
+
+async def jobs_search(conn: AsyncConn, params: dict[str, Any]) -> list[_admin.JobSummary]:
+    """A page of jobs searched in args or errors, or sorted oldest first or by priority."""
+    rows = await _all(conn, "jobs_search", params)
+    return [_admin.JobSummary.from_row(r) for r in rows]
+
+
 async def delete_job(conn: AsyncConn, job_id: int) -> None:
     """Delete a job that is not running.
 
@@ -302,6 +342,14 @@ async def delete_job(conn: AsyncConn, job_id: int) -> None:
         f"job {job_id} is running, and its worker would still record its outcome; "
         "delete it once it has finished"
     )
+
+
+async def delete_finished(
+    conn: AsyncConn, *, status: str, queue: str | None, task: str | None
+) -> int:
+    """Delete every finished job of `status` (of a queue and task if given); returns how many."""
+    row = await _one(conn, "jobs_delete_finished", {"status": status, "queue": queue, "task": task})
+    return int(row["deleted"]) if row else 0
 
 
 async def task_names(conn: AsyncConn) -> list[str]:
@@ -403,7 +451,28 @@ async def schedules(conn: AsyncConn) -> list[dict[str, Any]] | None:
     row = await _one(conn, "schedules_present")
     if not row or not row["present"]:
         return None
-    return list(await _all(conn, "schedules"))
+    found = list(await _all(conn, "schedules"))
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for r in await _all(conn, "schedule_runs", {"runs": SCHEDULE_RUNS}):
+        runs.setdefault(r["name"], []).append(r)
+    for schedule in found:
+        schedule["runs"] = runs.get(schedule["name"], [])
+    return found
+
+
+#: How many of each schedule's recent jobs the schedules page shows.
+SCHEDULE_RUNS = 5
+
+
+async def set_schedule_paused(conn: AsyncConn, name: str, paused: bool) -> None:
+    """Pause or resume a schedule (resumed: it fires from now on, missing no tick twice).
+
+    Raises:
+        JobNotFoundError: no schedule has this name.
+    """
+    row = await _one(conn, "schedule_set_paused", {"name": name, "paused": paused})
+    if row is None:
+        raise JobNotFoundError(f"no schedule named {name!r}; see the schedules page")
 
 
 async def run_schedule_now(conn: AsyncConn, name: str, who: str) -> int | None:

@@ -12,6 +12,11 @@ from pgjobs.worker._service import Service
 #: A detach or drop that meets these is retried on the next pass: a lock
 #: wait that timed out, a partition dropped meanwhile by someone else, or a
 #: detach another session has started.
+#: Days of per-minute counts of finished jobs kept (the dashboard's chart reads
+#: them for its last hour) and of per-hour counts (for its 24 hours and 7 days).
+MINUTE_COUNTS_DAYS = 2
+HOUR_COUNTS_DAYS = 31
+
 _POSTPONED = (errors.LockNotAvailable, errors.UndefinedTable, errors.ObjectNotInPrerequisiteState)
 
 
@@ -29,7 +34,10 @@ class Pruner(Service):
     3. detaches (CONCURRENTLY: completions and readers go on) and drops every
        partition whose whole range is past its status's retention. Nothing
        is deleted row by row, so pruning leaves no dead tuples behind;
-    4. deletes worker rows gone for longer than `stale_after` with no running job.
+    4. deletes worker rows gone for longer than `stale_after` with no running job;
+    5. deletes the per-minute counts of finished jobs (the dashboard's chart)
+       older than MINUTE_COUNTS_DAYS days, and the per-hour ones older than
+       HOUR_COUNTS_DAYS.
 
     A detach that waits longer than `lock_timeout` seconds for a lock gives
     up and is retried on the next pass: it waits for every transaction that
@@ -91,6 +99,13 @@ class Pruner(Service):
         counts["partitions_dropped"] = await self._drop_expired()
         rows = await fetch(self.pool, "prune_workers", {"stale_after": self.stale_after})
         counts["workers"] = int(rows[0]["removed"])
+        rows = await fetch(
+            self.pool,
+            "prune_minute_counts",
+            {"minute_days": MINUTE_COUNTS_DAYS, "hour_days": HOUR_COUNTS_DAYS},
+        )
+        counts["minute_counts"] = int(rows[0]["minutes"])
+        counts["hour_counts"] = int(rows[0]["hours"])
         if any(counts.values()):
             self._log.info("pruner.pruned", **counts)
         else:

@@ -124,6 +124,23 @@ def test_an_inactive_schedule_does_not_fire(dsn: str, conn: Conn) -> None:
     assert cron_jobs(conn, "gone") == []
 
 
+def test_a_paused_schedule_does_not_fire_and_a_worker_does_not_unpause_it(
+    dsn: str, conn: Conn
+) -> None:
+    app = make_app()
+    app.schedule("held", "* * * * * *", "report")
+    with_pool(dsn, lambda pool: sync_schedules(pool, app))
+    conn.execute("UPDATE pgjobs.schedules SET paused = true")
+    with_pool(dsn, lambda pool: sync_schedules(pool, app))  # a worker starts: still paused
+    assert schedules(conn)["held"]["paused"] is True
+    conn.execute("UPDATE pgjobs.schedules SET active_since = now() - interval '3 seconds'")
+    with_pool(dsn, lambda pool: Scheduler(pool, grace=60).run_once())
+    assert cron_jobs(conn, "held") == []
+    conn.execute("UPDATE pgjobs.schedules SET paused = false")
+    with_pool(dsn, lambda pool: Scheduler(pool, grace=60).run_once())
+    assert cron_jobs(conn, "held") != []
+
+
 def test_a_tick_enqueues_an_ordinary_job(dsn: str, conn: Conn) -> None:
     app = make_app()
     app.schedule("weekly", "* * * * * *", "report", args={"kind": "weekly"}, priority=3)

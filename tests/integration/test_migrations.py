@@ -1056,3 +1056,60 @@ def test_0018_adds_breakers_holds_them_in_the_limited_claim_and_downgrades(empty
             [held, free],
         )
     assert _migrate.upgrade(empty_db, BREAKERS) == (BEFORE_BREAKERS, BREAKERS)
+
+
+# -- 0019: finished jobs counted per minute (the dashboard's chart) --------------
+
+MINUTES = "0019"
+
+
+def test_0019_counts_finished_jobs_per_minute_from_the_history_and_a_trigger_and_downgrades(
+    empty_db,
+):
+    _migrate.upgrade(empty_db, "0018")
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO pgjobs.jobs (task, queue, status, finished_at)"
+            " SELECT 'old', 'q', 'succeeded', now() - interval '40 days' FROM generate_series(1, 2)"
+        )
+        conn.execute(
+            "INSERT INTO pgjobs.jobs (task, queue, status, finished_at)"
+            " SELECT 't', 'q', 'failed', date_trunc('minute', now()) - interval '1 hour'"
+            " FROM generate_series(1, 3)"
+        )
+    assert _migrate.upgrade(empty_db, MINUTES) == ("0018", MINUTES)
+    counted = (
+        "SELECT task, status::text, jobs FROM pgjobs.finished_per_minute ORDER BY minute, task"
+    )
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        # The history is counted by the migration (minutes for 2 days, hours for 31).
+        assert conn.execute(counted).fetchall() == [("t", "failed", 3)]
+        # Then each statement that finishes jobs adds to its minute's count.
+        job = conn.execute("SELECT pgjobs.enqueue('t', queue => 'q')").fetchone()[0]
+        conn.execute("SELECT pgjobs.cancel(%s)", [job])
+        conn.execute(
+            "INSERT INTO pgjobs.jobs (task, queue, status, finished_at)"
+            " SELECT 't', 'q', 'failed', date_trunc('minute', now()) - interval '1 hour'"
+        )
+        assert conn.execute(counted).fetchall() == [("t", "failed", 4), ("t", "cancelled", 1)]
+        # Switched off, nothing is counted.
+        conn.execute("SET pgjobs.finished_counts = 'off'")
+        conn.execute(
+            "INSERT INTO pgjobs.jobs (task, queue, status, finished_at)"
+            " SELECT 't', 'q', 'failed', date_trunc('minute', now()) - interval '1 hour'"
+        )
+        assert conn.execute(counted).fetchall() == [("t", "failed", 4), ("t", "cancelled", 1)]
+        conn.execute("RESET pgjobs.finished_counts")
+        assert conn.execute(
+            "SELECT status::text, jobs FROM pgjobs.finished_per_hour ORDER BY hour, status"
+        ).fetchall() in ([("failed", 4), ("cancelled", 1)], [("cancelled", 1), ("failed", 4)])
+    _downgrade(empty_db, "0018")
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        assert conn.execute("SELECT to_regclass('pgjobs.finished_per_minute')").fetchone() == (
+            None,
+        )
+        assert conn.execute(
+            "SELECT tgname FROM pg_trigger WHERE tgrelid = 'pgjobs.job_history'::regclass"
+            " AND NOT tgisinternal"
+        ).fetchall() == [("webhooks_on_finish",)]
+    assert _migrate.upgrade(empty_db, MINUTES) == ("0018", MINUTES)

@@ -71,6 +71,9 @@ def test_whole_partitions_past_retention_go_and_nothing_else(dsn: str, conn: Con
     before = partitions(conn)
     dead_before = conn.execute(
         "SELECT coalesce(sum(n_dead_tup), 0) FROM pg_stat_user_tables WHERE schemaname = 'pgjobs'"
+        # The jobs' tables only: the chart's counts (migration 0019) and the
+        # workers' rows change row by row, as they should.
+        " AND (relname = 'jobs_live' OR relname LIKE 'job\\_history%')"
     ).fetchone()
 
     (counts,) = prune(dsn)
@@ -79,9 +82,13 @@ def test_whole_partitions_past_retention_go_and_nothing_else(dsn: str, conn: Con
     assert by_status(conn) == {"succeeded": 200, "failed": 700, "queued": 100, "running": 50}
     gone = set(before) - set(partitions(conn))
     assert sorted(status for status, _ in gone) == ["cancelled", "failed", "succeeded"]
-    # Nothing was deleted row by row: no dead rows were left behind.
+    # Nothing was deleted row by row: no dead rows were left behind (but in the
+    # chart's counts).
     dead_after = conn.execute(
         "SELECT coalesce(sum(n_dead_tup), 0) FROM pg_stat_user_tables WHERE schemaname = 'pgjobs'"
+        # The jobs' tables only: the chart's counts (migration 0019) and the
+        # workers' rows change row by row, as they should.
+        " AND (relname = 'jobs_live' OR relname LIKE 'job\\_history%')"
     ).fetchone()
     assert dead_after == dead_before
     # A query over the dropped range is not an error: it finds nothing.
@@ -177,3 +184,24 @@ def test_a_partition_interval_that_does_not_divide_a_day_is_refused(
 ) -> None:
     with pytest.raises(psycopg.errors.InvalidParameterValue, match="must divide a day evenly"):
         conn.execute("SELECT pgjobs.create_history_partitions(make_interval(secs => %s))", [step])
+
+
+def test_counts_of_finished_jobs_go_after_2_days_per_minute_and_31_per_hour(
+    dsn: str, conn: Conn
+) -> None:
+    """The dashboard chart's counts (migration 0019)."""
+    insert(conn, "succeeded", 30, "32 days")
+    insert(conn, "succeeded", 20, "3 days")
+    insert(conn, "failed", 5, "2 hours")
+
+    def counted(table: str) -> list[tuple[str, int]]:
+        return conn.execute(
+            f"SELECT status::text, sum(jobs) FROM pgjobs.{table} GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+
+    assert counted("finished_per_minute") == [("failed", 5), ("succeeded", 50)]
+    assert counted("finished_per_hour") == [("failed", 5), ("succeeded", 50)]
+    (counts,) = prune(dsn, retention={"succeeded": None, "failed": None})
+    assert (counts["minute_counts"], counts["hour_counts"]) == (2, 1)
+    assert counted("finished_per_minute") == [("failed", 5)]
+    assert counted("finished_per_hour") == [("failed", 5), ("succeeded", 20)]

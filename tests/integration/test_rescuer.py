@@ -159,6 +159,7 @@ def test_a_worker_whose_lock_is_released_is_dead_while_its_heartbeat_is_fresh(
     assert (status, worker) == ("queued", None)
     assert errors[-1]["type"] == "pgjobs.WorkerLost"
     assert "liveness lock was released" in errors[-1]["message"]
+    assert errors[-1]["worker_id"] == victim  # who ran the lost attempt
 
 
 def test_a_lock_back_within_the_grace_saves_the_worker(dsn: str, conn: Conn) -> None:

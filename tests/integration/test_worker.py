@@ -78,6 +78,10 @@ def test_retry_schedule_follows_the_policy_then_dead_letters(app, conn):
     assert [e["attempt"] for e in errors] == [1, 2, 3]
     assert {e["type"] for e in errors} == {"RuntimeError"}
     assert all("still broken" in e["traceback"] for e in errors)
+    # Each attempt records its worker and start (the dashboard's attempts table),
+    # the retried ones (complete.sql's requeue) and the last (its move to the history).
+    assert all(isinstance(e["worker_id"], int) for e in errors)
+    assert all(e["started_at"] <= e["at"] for e in errors)
     # Attempt n+1 started no earlier than the backoff after attempt n (0.4 s, then 0.8 s).
     gaps = rows(
         conn,

@@ -477,6 +477,40 @@ def test_stats_count_and_chart_recent_outcomes(http: Any, conn: Conn) -> None:
     assert stats["leader"]["known"] is True
 
 
+def test_stats_chart_ranges_and_filters_read_the_per_minute_counts(http: Any, conn: Conn) -> None:
+    """Counts kept by the trigger of migration 0019, by range, filtered by queue and task."""
+    conn.execute(
+        "INSERT INTO pgjobs.jobs (task, queue, status, finished_at)"
+        " SELECT t, q, s::pgjobs.job_status, now() - a::interval"
+        " FROM (VALUES ('mail', 'send', 'succeeded', '1 second', 3),"
+        "              ('mail', 'send', 'failed', '3 hours', 2),"
+        "              ('report', 'build', 'cancelled', '3 days', 4),"
+        "              ('report', 'build', 'succeeded', '8 days', 9))"
+        "   AS v (q, t, s, a, n), generate_series(1, n)"
+    )
+
+    def totals(**params: str) -> tuple[int, int, int, int, int]:
+        body = http.get("/api/v1/stats", params=params, headers=VIEWER).json()
+        rows = body["throughput"]
+        return (
+            len(rows),
+            body["bucket_seconds"],
+            sum(r["succeeded"] for r in rows),
+            sum(r["failed"] for r in rows),
+            sum(r["cancelled"] for r in rows),
+        )
+
+    assert totals() == (60, 60, 3, 0, 0)
+    assert totals(range="24h") == (24, 3600, 3, 2, 0)
+    assert totals(range="7d") == (168, 3600, 3, 2, 4)
+    assert totals(range="7d", queue="report") == (168, 3600, 0, 0, 4)
+    assert totals(range="7d", task="send") == (168, 3600, 3, 2, 0)
+    assert totals(range="7d", queue="report", task="send") == (168, 3600, 0, 0, 0)
+    r = http.get("/api/v1/stats", params={"range": "30d"}, headers=VIEWER)
+    assert r.status_code == 400
+    assert "use one of 1h, 24h, 7d" in r.json()["error"]["message"]
+
+
 def test_schedules_list_and_run_now(http: Any, conn: Conn) -> None:
     conn.execute(
         "INSERT INTO pgjobs.schedules (name, expression, task, args, queue)"
@@ -520,15 +554,24 @@ def test_large_tables_show_estimates_not_counts(http: Any, conn: Conn, monkeypat
     from pgjobs.web import _queries
 
     monkeypatch.setattr(_queries, "SMALL_TABLE_BYTES", -1)  # as if the table were huge
-    for _ in range(3):
-        insert_job(conn, status="succeeded", queue="big")
+    conn.execute(
+        "INSERT INTO pgjobs.jobs (task, queue, status, finished_at)"
+        " SELECT 't', 'big', 'succeeded', now() FROM generate_series(1, 3000)"
+    )
+    conn.execute("INSERT INTO pgjobs.queues (name) VALUES ('none-finished')")
     conn.execute("ANALYZE pgjobs.jobs_live, pgjobs.job_history")
     queues = http.get("/api/v1/queues", headers=VIEWER).json()["queues"]
-    big = next(q for q in queues if q["name"] == "big")  # found through pg_stats, not a scan
+    by_name = {q["name"]: q for q in queues}
+    big = by_name["big"]  # found through pg_stats, not a scan
     assert big["succeeded"]["kind"] == "estimate"
-    assert big["succeeded"]["value"] >= 1
+    assert big["succeeded"]["value"] >= 1000
+    # A small estimate is only "fewer than 1,000": never a made-up "≈7" for a queue with none.
+    assert by_name["none-finished"]["succeeded"] == {"value": 1000, "kind": "below"}
+    page = http.get("/", headers={**VIEWER, "Accept": "text/html"}).text
+    assert "&lt;1,000" in page
+    assert "≈7" not in page
     page = http.get("/jobs", headers={**VIEWER, "Accept": "text/html"}).text
-    assert "(planner estimate)" in page
+    assert "planner estimate" in page
 
 
 def test_a_database_without_the_schema_is_503_everywhere(serve: Any, server_dsn: str) -> None:
@@ -677,3 +720,45 @@ def test_breakers_are_listed(http: Any, conn: Conn) -> None:
         3,
     )
     assert 0 < breaker["retry_in_seconds"] <= 60
+
+
+def test_jobs_search_in_args_and_errors_and_sort_with_pages(http: Any, conn: Conn) -> None:
+    errors = '[{"attempt": 1, "type": "ValueError", "message": "SMTP said No", "at": "%s"}]'
+    a = insert_job(conn, args='{"user": 7, "tags": ["x"]}', priority=3)
+    b = insert_job(conn, args='{"user": 7}', priority=1)
+    c = insert_job(conn, args='{"user": 8}', status="failed", errors=errors % "2026-01-01T00:00:00")
+    d = insert_job(conn, args='{"user": 7}', priority=1, status="succeeded")
+
+    def ids(**params: str) -> list[int]:
+        r = http.get("/api/v1/jobs", params=params, headers=VIEWER)
+        assert r.status_code == 200, r.text
+        return [j["id"] for j in r.json()["jobs"]]
+
+    assert ids(args='{"user": 7}') == [d, b, a]
+    assert ids(args='{"tags": ["x"]}') == [a]
+    assert ids(args='{"user": 7}', status="queued") == [b, a]
+    assert ids(error="smtp said") == [c]
+    assert ids(order="oldest") == [a, b, c, d]
+    assert ids(order="priority") == [b, d, c, a]  # priority 1 first, then 2, then 3; ties by id
+    # Keyset pages in each order.
+    for order, expected in (("oldest", [a, b, c, d]), ("priority", [b, d, c, a])):
+        seen, cursor = [], None
+        while True:
+            params = {"order": order, "limit": "1", **({"cursor": cursor} if cursor else {})}
+            body = http.get("/api/v1/jobs", params=params, headers=VIEWER).json()
+            seen += [j["id"] for j in body["jobs"]]
+            cursor = body["next_cursor"]
+            if not cursor:
+                break
+        assert seen == expected, order
+    failed = http.get("/api/v1/jobs", params={"error": "smtp"}, headers=VIEWER).json()["jobs"][0]
+    assert failed["last_error_message"] == "SMTP said No"
+    assert failed["last_error_at"] == "2026-01-01T00:00:00"
+    for params, needle in (
+        ({"args": "[1]"}, "non-empty JSON object"),
+        ({"args": "{not json"}, "must be a JSON object"),
+        ({"order": "sideways"}, "use one of newest, oldest, priority"),
+    ):
+        r = http.get("/api/v1/jobs", params=params, headers=VIEWER)
+        assert r.status_code == 400
+        assert needle in r.json()["error"]["message"]

@@ -91,8 +91,7 @@ def test_failed_job_is_found_read_retried_and_succeeds(
     shot(page, "01-overview")
 
     page.click("nav >> text=Jobs")
-    page.select_option("select[name=status]", "failed")
-    page.click("#apply-filters")
+    page.click("#state-tabs a[data-state=failed]")
     page.wait_for_url("**/jobs?status=failed**")
     rows = page.locator("#jobs-table tbody tr")
     assert rows.count() == 2

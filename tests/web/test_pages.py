@@ -105,6 +105,7 @@ def test_viewer_sees_disabled_actions_and_is_refused(server: Any, conn: Any) -> 
         ("/jobs?status=bogus", 400),
         ("/jobs?cursor=%%%", 400),
         ("/jobs?q=999999", 303),
+        ("/?range=2h", 400),
         ("/no-such-page", 404),
     ],
 )
@@ -134,6 +135,35 @@ def test_every_page_renders_with_data(server: Any, conn: Any) -> None:
             r = client.get(path)
             assert r.status_code == 200, path
             assert needle in r.text, path
+
+
+def test_overview_chart_has_axes_a_range_a_filter_and_its_values_in_a_table(
+    server: Any, conn: Any
+) -> None:
+    conn.execute(
+        "INSERT INTO pgjobs.jobs (task, queue, status, finished_at)"
+        " SELECT 'send', 'mail', 'succeeded', now() - interval '2 hours'"
+        " FROM generate_series(1, 1234)"
+    )
+    insert_job(conn, status="failed", queue="mail", task="send", finished_at="now()")
+    insert_job(conn, status="failed", queue="other", task="x", finished_at="now()")
+    with logged_in(server, VIEWER_TOKEN) as client:
+        hour = client.get("/").text
+        assert "Finished jobs, last hour" in hour
+        assert re.search(r'id="failed-total">2<', hour)
+        assert 'id="chart-values"' in hour
+        assert "<th>From (UTC)</th>" in hour
+        assert hour.count('class="ok"/>') == 60  # one bar per minute
+        day = client.get("/?range=24h&queue=mail").text
+        assert "Finished jobs, last 24 hours · queue mail" in day
+        assert re.search(r'id="succeeded-total">1,234<', day)
+        assert re.search(r'id="failed-total">1<', day)
+        assert '<text x="52" y="12" text-anchor="end">2,000</text>' in day  # the y axis' top
+        assert day.count('class="ok"/>') == 24
+        assert re.search(r'<td class="n">1,234</td><td class="n">0</td>', day)
+        week = client.get("/?range=7d&task=x").text
+        assert re.search(r'id="succeeded-total">0<', week)
+        assert re.search(r'id="failed-total">1<', week)
 
 
 @pytest.mark.parametrize(
@@ -311,3 +341,216 @@ def test_in_chromium_an_admin_sets_a_queues_limits_through_the_form(server: Any,
     assert conn.execute(
         "SELECT concurrency, rate_limit FROM pgjobs.queues WHERE name = 'exports'"
     ).fetchone() == (2, "30/m")
+
+
+def test_jobs_tabs_count_each_state_and_rows_say_what_happened(server: Any, conn: Any) -> None:
+    err = '[{"attempt": 1, "type": "SMTPError", "message": "mailbox <full>", "at": "%s"}]'
+    insert_job(conn, status="queued", queue="mail")
+    insert_job(conn, status="queued", queue="mail", run_at="2099-01-01T00:00:00Z")
+    retrying = insert_job(
+        conn,
+        status="queued",
+        queue="mail",
+        attempts=1,
+        run_at="2099-01-02T03:04:05Z",
+        errors=err % "2026-01-01T10:00:00+00:00",
+    )
+    running = insert_job(
+        conn, status="running", queue="mail", started_at="2020-01-01T00:00:00Z", attempts=1
+    )
+    insert_job(conn, status="failed", queue="mail", errors=err % "2026-01-01T11:00:00+00:00")
+    for _ in range(1200):
+        insert_job(conn, status="succeeded", queue="other")
+    with logged_in(server, VIEWER_TOKEN) as client:
+        page = client.get("/jobs?queue=mail").text
+        tabs = dict(re.findall(r'data-state="(\w+)">\w+ <span class="count">([^<]+)</span>', page))
+        assert tabs == {
+            "queued": "3",
+            "scheduled": "1",
+            "retrying": "1",
+            "blocked": "0",
+            "running": "1",
+            "succeeded": "0",
+            "failed": "1",
+            "cancelled": "0",
+        }
+        assert "1,200" in client.get("/jobs").text  # thousands separators
+        page = client.get("/jobs?status=retrying").text
+        assert "next attempt <time" in page
+        assert "2099-01-02 03:04:05" in page
+        assert "<b>SMTPError</b>: mailbox &lt;full&gt;" in page
+        assert "2026-01-01 10:00:00" in page
+        page = client.get("/jobs?status=running").text
+        assert re.search(r'class="small muted elapsed">for \d+d \d+h<', page)
+        assert f">{running}</a>" in page
+        assert f">{retrying}</a>" not in page
+        page = client.get("/jobs?status=failed").text
+        assert "2026-01-01 11:00:00" in page
+        # Viewers get no checkboxes.
+        assert 'name="ids"' not in page
+
+
+def test_ticked_jobs_and_all_matching_are_retried_cancelled_and_deleted(
+    server: Any, conn: Any
+) -> None:
+    failed = [insert_job(conn, status="failed", task="t", queue="q") for _ in range(3)]
+    other = insert_job(conn, status="failed", task="t", queue="elsewhere")
+    running = insert_job(conn, status="running", task="t", queue="q")
+
+    def status(job: int) -> str | None:
+        row = conn.execute("SELECT status::text FROM pgjobs.jobs WHERE id = %s", (job,)).fetchone()
+        return row[0] if row else None
+
+    with logged_in(server, ADMIN_TOKEN) as client:
+        page = client.get("/jobs?status=failed&queue=q").text
+        assert page.count('name="ids"') == 3
+        csrf = _csrf(page)
+        # Ticked: asks first, then retries those two only.
+        form: dict[str, Any] = {"csrf_token": csrf, "ids": [str(failed[0]), str(failed[1])]}
+        r = client.post("/jobs/selected/retry", data=form)
+        assert r.status_code == 200
+        assert "Retry 2 selected jobs?" in r.text
+        assert r.text.count('name="ids"') == 2  # both ids carried by the confirmation
+        r = client.post("/jobs/selected/retry", data={**form, "confirm": "yes"})
+        assert r.status_code == 303
+        assert "done=selected_retried&n=2" in r.headers["location"]
+        assert [status(j) for j in failed] == ["queued", "queued", "failed"]
+        # A running job is skipped by delete, not an error.
+        form = {"csrf_token": csrf, "confirm": "yes", "ids": str(running)}
+        r = client.post("/jobs/selected/delete", data=form)
+        assert "n=0" in r.headers["location"]
+        assert status(running) == "running"
+        # All matching the failed tab of queue q: the third, not the other queue's.
+        matching = {"csrf_token": csrf, "scope": "matching", "status": "failed", "queue": "q"}
+        r = client.post("/jobs/selected/delete", data=matching)
+        assert "Delete every failed job of queue q?" in r.text
+        r = client.post("/jobs/selected/delete", data={**matching, "confirm": "yes"})
+        assert "n=1" in r.headers["location"]
+        assert status(failed[2]) is None
+        assert status(other) == "failed"
+        # Cancel all matching: every active job of the queue; refused on a finished tab.
+        r = client.post("/jobs/selected/cancel", data={**matching, "confirm": "yes"})
+        assert r.status_code == 400
+        assert "use the All tab" in r.text
+        cancel = {"csrf_token": csrf, "scope": "matching", "queue": "q", "confirm": "yes"}
+        r = client.post("/jobs/selected/cancel", data=cancel)
+        assert r.status_code == 303
+        assert [status(j) for j in failed[:2]] == ["cancelled", "cancelled"]
+        assert conn.execute(
+            "SELECT cancel_requested_at IS NOT NULL FROM pgjobs.jobs WHERE id = %s", (running,)
+        ).fetchone() == (True,)
+        # A search cannot be acted on as a whole.
+        r = client.post(
+            "/jobs/selected/retry",
+            data={**matching, "status": "cancelled", "args": '{"a": 1}', "confirm": "yes"},
+        )
+        assert r.status_code == 400
+        assert "status, queue and task filters only" in r.text
+    with logged_in(server, VIEWER_TOKEN) as client:
+        csrf = _csrf(client.get("/jobs").text)
+        r = client.post(
+            "/jobs/selected/retry", data={"csrf_token": csrf, "ids": str(other), "confirm": "yes"}
+        )
+        assert r.status_code == 403
+
+
+def test_job_page_shows_attempts_collapses_library_frames_and_enqueues_an_edited_copy(
+    server: Any, conn: Any
+) -> None:
+    import json
+
+    trace = (
+        "Traceback (most recent call last):\n"
+        '  File "/venv/lib/python3.11/site-packages/pgjobs/worker/_executor.py", line 1, in run\n'
+        "    x()\n"
+        '  File "/srv/app/jobs.py", line 3, in send\n'
+        "    boom()\n"
+        "RuntimeError: boom\n"
+    )
+    errors = [
+        {
+            "attempt": 1,
+            "type": "RuntimeError",
+            "message": "boom",
+            "traceback": trace,
+            "worker_id": 41,
+            "started_at": "2026-01-01T10:00:00+00:00",
+            "at": "2026-01-01T10:00:02.5+00:00",
+        }
+    ]
+    job = insert_job(
+        conn,
+        status="succeeded",
+        attempts=2,
+        worker_id=42,
+        started_at="2026-01-01T10:01:00Z",
+        finished_at="2026-01-01T10:03:00Z",
+        errors=json.dumps(errors),
+        args='{"key": "a"}',
+        queue="mail",
+        priority=1,
+    )
+    with logged_in(server, ADMIN_TOKEN) as client:
+        page = client.get(f"/jobs/{job}").text
+        rows = re.findall(r"<tr><td class=\"n\">(\d)</td>.*?</tr>", page)
+        assert rows == ["1", "2"]
+        assert re.search(
+            r'>41</td><td><time[^>]*>2026-01-01 10:00:00</time></td><td class="n">2.50s<', page
+        )
+        assert re.search(
+            r'>42</td><td><time[^>]*>2026-01-01 10:01:00</time></td><td class="n">2m 0s<', page
+        )
+        assert '<details class="frames"><summary>1 library frame</summary>' in page
+        assert "  File &#34;/srv/app/jobs.py&#34;, line 3, in send" in page
+        csrf = _csrf(page)
+        r = client.post(f"/jobs/{job}/copy", data={"csrf_token": csrf, "args": '{"to": "b@x"'})
+        assert r.status_code == 400
+        # Args that do not fit the task's signature are refused, as at enqueue.
+        r = client.post(f"/jobs/{job}/copy", data={"csrf_token": csrf, "args": '{"to": "b"}'})
+        assert r.status_code == 422
+        r = client.post(f"/jobs/{job}/copy", data={"csrf_token": csrf, "args": '{"key": "b"}'})
+        assert r.status_code == 303
+        copy = int(re.search(r"/jobs/(\d+)\?done=copied", r.headers["location"]).group(1))
+    row = conn.execute(
+        "SELECT task, queue, priority, args, meta->>'copied_from', status::text"
+        " FROM pgjobs.jobs WHERE id = %s",
+        (copy,),
+    ).fetchone()
+    assert row == ("fragile", "mail", 1, {"key": "b"}, str(job), "queued")
+    with logged_in(server, VIEWER_TOKEN) as client:
+        page = client.get(f"/jobs/{job}").text
+        assert "Edit args and enqueue a copy" not in page
+        r = client.post(f"/jobs/{job}/copy", data={"csrf_token": _csrf(page), "args": "{}"})
+        assert r.status_code == 403
+
+
+def test_schedules_pause_resume_and_show_their_recent_runs(server: Any, conn: Any) -> None:
+    conn.execute(
+        "INSERT INTO pgjobs.schedules (name, expression, task, args, queue)"
+        " VALUES ('a/../nightly', '0 3 * * *', 'noop', '{}', 'cron')"
+    )
+    tick = insert_job(
+        conn, task="noop", status="succeeded", meta='{"cron": {"schedule": "a/../nightly"}}'
+    )
+    insert_job(conn, task="noop", status="succeeded", meta='{"cron": {"schedule": "other"}}')
+    with logged_in(server, ADMIN_TOKEN) as client:
+        page = client.get("/schedules").text
+        runs = re.search(r'<td class="runs">(.*?)</td>', page, re.S)
+        assert runs is not None
+        assert re.findall(r'href="/jobs/(\d+)"', runs.group(1)) == [str(tick)]
+        csrf = _csrf(page)
+        r = client.post("/schedules/a%2F..%2Fnightly/pause", data={"csrf_token": csrf})
+        assert r.status_code == 303
+        assert conn.execute("SELECT paused FROM pgjobs.schedules").fetchone() == (True,)
+        page = client.get(r.headers["location"]).text
+        assert "Schedule paused" in page
+        assert 'action="/schedules/a%2F..%2Fnightly/resume"' in page
+        conn.execute("UPDATE pgjobs.schedules SET active_since = now() - interval '1 day'")
+        r = client.post("/schedules/a%2F..%2Fnightly/resume", data={"csrf_token": csrf})
+        assert r.status_code == 303
+        # Resumed from now on: the ticks missed while paused never fire.
+        assert conn.execute(
+            "SELECT paused, active_since > now() - interval '1 minute' FROM pgjobs.schedules"
+        ).fetchone() == (False, True)
+        r = client.post("/schedules/nope/pause", data={"csrf_token": csrf})
+        assert r.status_code == 404

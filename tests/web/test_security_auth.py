@@ -80,9 +80,10 @@ def test_run_now_of_a_schedule_named_with_dot_dot_runs_that_schedule(
         )
     with logged_in(server, ADMIN_TOKEN) as client:
         page = client.get("/schedules").text
-        (action,) = _actions(page, "zz")
+        action, pause = _actions(page, "zz")
         path = _browser_path(action)
         assert path == "/schedules/zz%2F..%2Fnightly/run", action
+        assert _browser_path(pause) == "/schedules/zz%2F..%2Fnightly/pause", pause
         # Without JavaScript the server asks first; its form must keep the name too.
         confirm = client.post(path, data={"csrf_token": _csrf(page)})
         assert confirm.status_code == 200

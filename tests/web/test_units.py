@@ -81,3 +81,77 @@ def test_bind_parsing_and_exposure() -> None:
     check_exposure("0.0.0.0", has_tokens=False, insecure=True)
     with pytest.raises(ConfigurationError, match="--insecure"):
         check_exposure("0.0.0.0", has_tokens=False, insecure=False)
+
+
+def test_chart_scales_are_round_and_failures_have_their_own() -> None:
+    import datetime as dt
+
+    from pgjobs.web import _chart
+
+    assert [_chart.nice_top(v) for v in (0, 1, 2, 3, 7, 10, 11, 150, 2_000_001)] == [
+        1, 1, 2, 5, 10, 10, 20, 200, 5_000_000,
+    ]  # fmt: skip
+    rng = _chart.RANGES["1h"]
+    start = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.UTC)
+    buckets = [
+        _chart.Bucket(start + dt.timedelta(minutes=i), 100_000, 1 if i == 30 else 0)
+        for i in range(60)
+    ]
+    g = _chart.geometry(buckets, rng)
+    # One failure among 6,000,000 successes is a full-height bar on the failures' own axis.
+    assert g["bad_top"] == 1
+    assert g["bars"][30]["bad_h"] == _chart.BAD_HEIGHT
+    assert g["bars"][29]["bad_h"] == 0
+    assert g["ok_top"] == 100_000
+    assert [t["text"] for t in g["ticks"]] == [
+        "12:00", "12:10", "12:20", "12:30", "12:40", "12:50",
+    ]  # fmt: skip
+    assert (g["succeeded"], g["failed"]) == (6_000_000, 1)
+    assert g["rows"][30]["failed"] == 1
+    week = _chart.geometry(buckets[:1], _chart.RANGES["7d"])
+    assert week["ticks"][0]["text"] == "Thu 12:00"
+    assert _chart.RANGES["24h"].step_label == "1 h"
+
+
+def test_chart_ranges_and_bad_ones() -> None:
+    from pgjobs.web import _chart
+    from pgjobs.web._http import HttpError
+
+    assert _http.chart_query({}) == (_chart.RANGES["1h"], None, None)
+    assert _http.chart_query({"range": "7d", "queue": "mail", "task": " "}) == (
+        _chart.RANGES["7d"],
+        "mail",
+        None,
+    )
+    with pytest.raises(HttpError, match="unknown range '2h'; use one of 1h, 24h, 7d"):
+        _http.chart_query({"range": "2h"})
+
+
+def test_tracebacks_are_cut_into_application_and_library_frames() -> None:
+    from pgjobs.web import _traceback
+
+    text = (
+        "Traceback (most recent call last):\n"
+        '  File "/srv/app/.venv/lib/python3.11/site-packages/pgjobs/worker/_executor.py",'
+        " line 10, in run\n"
+        "    await handler()\n"
+        '  File "/usr/lib/python3.11/asyncio/tasks.py", line 5, in wait_for\n'
+        "    return await fut\n"
+        '  File "/srv/app/jobs.py", line 3, in send\n'
+        "    smtp.send(to)\n"
+        "    ^^^^^^^^^^^^^\n"
+        '  File "/srv/app/.venv/lib/python3.11/site-packages/smtplib2/client.py", line 9, in send\n'
+        "    raise SMTPError(code)\n"
+        "smtplib2.SMTPError: 550\n"
+    )
+    found = _traceback.blocks(text)
+    assert "".join(b.text for b in found) == text
+    assert [(b.library, b.frames) for b in found] == [
+        (False, 0),  # the header
+        (True, 2),  # the worker and asyncio
+        (False, 1),  # the application's frame, with its caret line
+        (True, 1),  # the library it called
+        (False, 0),  # the error
+    ]
+    assert found[2].text.startswith('  File "/srv/app/jobs.py"')
+    assert _traceback.blocks("") == []

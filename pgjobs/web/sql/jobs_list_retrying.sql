@@ -16,7 +16,7 @@
 -- at once, as all of them are collected before the newest are picked.
 WITH retrying AS MATERIALIZED (
     SELECT id, queue, task, status, priority, attempts, max_attempts, run_at, created_at, errors,
-           progress
+           progress, started_at
     FROM pgjobs.jobs_live
     WHERE status = 'queued'
       AND attempts > 0

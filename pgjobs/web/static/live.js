@@ -3,7 +3,7 @@
 // Live refresh re-fetches the current page every N seconds (body data-refresh)
 // and swaps the <main id="live"> region, so the server renders every state.
 // It pauses while the tab is hidden, while a form field has focus, while
-// the user has text selected, and when the "live" toggle is off.
+// the user has text selected or jobs ticked, and when the "live" toggle is off.
 (function () {
   "use strict";
   var seconds = Number(document.body.getAttribute("data-refresh") || 0);
@@ -23,6 +23,8 @@
     if (active && /^(INPUT|SELECT|TEXTAREA)$/.test(active.tagName)) return true;
     var sel = window.getSelection && window.getSelection();
     if (sel && String(sel).length > 0) return true;
+    // Ticked jobs in the jobs list: a refresh would untick them.
+    if (document.querySelector("input[name=ids]:checked")) return true;
     return document.querySelector("details[open][data-user]") !== null;
   }
 
@@ -73,6 +75,30 @@
       event.preventDefault();
     }
   }, true);
+
+  // The theme toggle: light or dark, remembered in this browser (theme.js
+  // applies it on the next page before it is drawn).
+  var theme = document.getElementById("theme-toggle");
+  function current() {
+    var set = document.documentElement.getAttribute("data-theme");
+    if (set) return set;
+    return window.matchMedia && window.matchMedia("(prefers-color-scheme: dark)").matches ? "dark" : "light";
+  }
+  function paintTheme() {
+    if (!theme) return;
+    var now = current();
+    theme.textContent = now === "dark" ? "light mode" : "dark mode";
+    theme.setAttribute("aria-pressed", now === "dark" ? "true" : "false");
+  }
+  if (theme) {
+    theme.addEventListener("click", function () {
+      var next = current() === "dark" ? "light" : "dark";
+      document.documentElement.setAttribute("data-theme", next);
+      try { localStorage.setItem("pgjobs.theme", next); } catch (e) { /* not remembered */ }
+      paintTheme();
+    });
+  }
+  paintTheme();
 
   // "Go back" links: the previous page when there is one, else their href.
   // (Here, not in a javascript: URL, which the Content-Security-Policy forbids.)
