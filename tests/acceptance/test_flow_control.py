@@ -81,23 +81,26 @@ def kill(conn, worker):
     )
 
 
-def drain_with_a_kill(conn, producer, start_worker, total):
+def drain_with_kills(conn, producer, start_worker, total):
+    """Three workers drain `total` jobs; one is SIGKILLed and replaced at 1/3, another at 2/3."""
     workers = [start_worker(APP, "--concurrency", "4", *FAST) for _ in range(3)]
-    wait_until(lambda: succeeded(conn) >= total // 3, timeout=120, interval=0.1)
-    kill(conn, workers[0])
-    start_worker(APP, "--concurrency", "4", *FAST)
+    for share, victim in ((1, 0), (2, 1)):
+        done = total * share // 3
+        wait_until(lambda done=done: succeeded(conn) >= done, timeout=180, interval=0.1)
+        kill(conn, workers[victim])
+        workers[victim] = start_worker(APP, "--concurrency", "4", *FAST)
     wait_until(lambda: succeeded(conn) == total, timeout=180, interval=0.2)
 
 
 @pytest.mark.slow
-def test_a_queue_limited_to_3_never_runs_more_across_three_workers_and_a_kill(
+def test_a_queue_limited_to_3_never_runs_more_across_three_workers_and_kills(
     conn, producer, start_worker
 ):
-    total = 300
+    total = 2000
     producer.enqueue_many(
-        [span.options(queue="limited").job("limited", None, 0.05) for _ in range(total)]
+        [span.options(queue="limited").job("limited", None, 0.01) for _ in range(total)]
     )
-    drain_with_a_kill(conn, producer, start_worker, total)
+    drain_with_kills(conn, producer, start_worker, total)
     assert count(conn, "SELECT concurrency FROM pgjobs.queues WHERE name = 'limited'") == 3
     # The limit was reached (the workers had 12 slots) and never passed.
     assert overlap(conn, "limited") == 3
@@ -106,11 +109,11 @@ def test_a_queue_limited_to_3_never_runs_more_across_three_workers_and_a_kill(
 
 
 @pytest.mark.slow
-def test_key_concurrency_1_runs_one_job_per_key_across_three_workers_and_a_kill(
+def test_key_concurrency_1_runs_one_job_per_key_across_three_workers_and_kills(
     conn, producer, start_worker
 ):
-    total = 300
-    keys = [f"customer:{i}" for i in range(10)]
+    total = 2000
+    keys = [f"customer:{i}" for i in range(50)]
     producer.enqueue_many(
         [
             span.options(queue="keyed", key=keys[i % len(keys)]).job(
@@ -119,12 +122,12 @@ def test_key_concurrency_1_runs_one_job_per_key_across_three_workers_and_a_kill(
             for i in range(total)
         ]
     )
-    drain_with_a_kill(conn, producer, start_worker, total)
+    drain_with_kills(conn, producer, start_worker, total)
     assert count(conn, "SELECT key_concurrency FROM pgjobs.queues WHERE name = 'keyed'") == 1
     assert overlap(conn, "keyed", by_key=True) == 1
     # Different keys did run side by side.
     assert overlap(conn, "keyed") > 1
-    assert count(conn, "SELECT count(DISTINCT key) FROM pgjobs.jobs WHERE queue = 'keyed'") == 10
+    assert count(conn, "SELECT count(DISTINCT key) FROM pgjobs.jobs WHERE queue = 'keyed'") == 50
 
 
 def test_keys_alone_let_a_tenant_run_beside_another_tenants_backlog(conn, producer, start_worker):
