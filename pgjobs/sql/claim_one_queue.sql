@@ -33,7 +33,7 @@ WITH claimed AS (
                                         CAST(:after_run_at AS timestamptz),
                                         CAST(:after_id AS bigint))
           AND run_at <= now()
-          -- Circuit breakers (migration 0016): not a job of a task whose breaker
+          -- Circuit breakers (migration 0018): not a job of a task whose breaker
           -- is open or half-open, unless it is that breaker's trial. Two
           -- InitPlans, each run at most once per statement; the second only
           -- when some breaker is open. No breaker: one look at an empty table.

@@ -145,7 +145,7 @@ resolved AS (
     HAVING count(*) > 0
 ),
 tripped AS (
-    -- Circuit breakers (migration 0016): the attempts that succeeded or
+    -- Circuit breakers (migration 0018): the attempts that succeeded or
     -- failed (a retry's too; not a snooze, not a cancel), for the tasks that
     -- have a breaker. With no breaker at all, the EXISTS (an InitPlan, one
     -- look at an empty table) stops it before the outcomes are read.

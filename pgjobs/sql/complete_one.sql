@@ -49,7 +49,7 @@ resolved AS (
     HAVING count(*) > 0
 ),
 tripped AS (
-    -- Its task's circuit breaker (migration 0016), as complete.sql does: a
+    -- Its task's circuit breaker (migration 0018), as complete.sql does: a
     -- success resets the count of failures, or closes the breaker of which
     -- it was the trial.
     SELECT pgjobs.breakers_record(array_agg(task), array_agg(id), array_agg(queue),

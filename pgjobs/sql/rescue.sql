@@ -186,7 +186,7 @@ SELECT
     -- were cancelled here are cancelled, recursively, in this transaction.
     coalesce((SELECT pgjobs.resolve_dependents(NULL, array_agg(id)) FROM failed
               HAVING count(*) > 0), 0) AS dependents_cancelled,
-    -- Circuit breakers (migration 0016): a lost attempt is a failed one
+    -- Circuit breakers (migration 0018): a lost attempt is a failed one
     -- (not one that was asked to stop), as complete.sql counts them.
     coalesce((SELECT pgjobs.breakers_record(array_agg(r.task), array_agg(r.id),
                                             array_agg(r.queue), array_agg(false))
