@@ -304,6 +304,22 @@ def _within_limits_sql(m0013: Any) -> str:
         "               AND j.status = 'running' AND j.queue = queue_name AND j.key IS NOT NULL\n"
         "               AND NOT (j.id = ANY (ended) AND j.worker_id IS NOT DISTINCT FROM claimer)\n",
     )
+    # A rate that holds some of the jobs back drops the last ones the turns
+    # took: the turn to carry is then the last kept job's key (NULL for one
+    # without a key, as claim_turns() says after such a job), or, none kept,
+    # where this claim began. Otherwise the keys of the dropped jobs would
+    # lose their turn at every claim that runs out of tokens.
+    text = _replaced(
+        text,
+        "        ids := ids[1:greatest(tokens, 0)];\n",
+        "        ids := ids[1:greatest(tokens, 0)];\n"
+        "        IF key_rate IS NULL THEN\n"
+        "            turn := CASE WHEN tokens > 0\n"
+        "                         THEN (SELECT hashtext(j.key) FROM pgjobs.jobs_live AS j\n"
+        "                                WHERE j.id = ids[tokens])\n"
+        "                         ELSE after_turn END;\n"
+        "        END IF;\n",
+    )
     return (
         text
         + """

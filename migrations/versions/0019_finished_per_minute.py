@@ -12,7 +12,11 @@
   the transaction that records the outcomes. A completion batch of 200 jobs
   of one task writes one row, not 200. The upsert takes its rows in key
   order, so two completers that finish jobs of the same tasks at once queue
-  behind each other's row lock until commit, and never deadlock.
+  behind each other's row lock until commit instead of deadlocking. A
+  transaction that finishes jobs in two statements (a completion whose
+  failed job cancels its dependents) takes its rows in two passes and can
+  still, rarely, deadlock with another; PostgreSQL then fails one of them,
+  and that worker writes its batch of outcomes again.
 - The counts of the history are filled in here (2 days of minutes, 31 of hours); the
   worker's pruner deletes minutes older than 2 days and hours older than 31.
 - A job taken back out of the history (a retried failed job) keeps its
@@ -91,7 +95,7 @@ BEGIN
         INSERT INTO pgjobs.finished_per_minute AS c (minute, queue, task, status, jobs)
         SELECT minute, queue, task, status, jobs
         FROM grouped
-        ORDER BY 1, 2, 3, 4  -- row locks in key order: concurrent completions never deadlock
+        ORDER BY 1, 2, 3, 4  -- row locks in key order: completions queue, not deadlock
         ON CONFLICT (minute, queue, task, status) DO UPDATE SET jobs = c.jobs + excluded.jobs
     )
     INSERT INTO pgjobs.finished_per_hour AS c (hour, queue, task, status, jobs)

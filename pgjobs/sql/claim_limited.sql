@@ -3,7 +3,7 @@
 -- across all workers. The fast claims (claim.sql, claim_one_queue.sql) skip
 -- such queues.
 --
--- pgjobs.claim_within_limits() (migrations 0012, 0013, 0017 and 0018) picks the jobs:
+-- pgjobs.claim_within_limits() (migrations 0013, 0017 and 0018) picks the jobs:
 -- it locks the queue's row in pgjobs.queues, so the claims of one limited
 -- queue take turns, counts the queue's running jobs in a snapshot taken
 -- after the lock (which sees the claims of the turn before), takes the rate

@@ -183,7 +183,8 @@ SELECT
     ) AS d) AS told,
     (SELECT coalesce(n, 0) FROM retried) AS webhooks,
     -- Workflows (migration 0014): the dependents of the jobs that failed or
-    -- were cancelled here are cancelled, recursively, in this transaction.
+    -- were cancelled here are cancelled, recursively, in this transaction
+    -- (those that run anyway, migration 0016, are released instead).
     coalesce((SELECT pgjobs.resolve_dependents(NULL, array_agg(id)) FROM failed
               HAVING count(*) > 0), 0) AS dependents_cancelled,
     -- Circuit breakers (migration 0018): a lost attempt is a failed one

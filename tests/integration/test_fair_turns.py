@@ -248,6 +248,25 @@ def test_a_rate_limit_holds_with_keys_taking_turns(conn):
     assert limited(conn, 10, turn)[0] == []
 
 
+@pytest.mark.usefixtures("worker_row")
+def test_a_rate_that_runs_out_of_tokens_leaves_the_keys_their_turns(conn):
+    # One token at a time, and a claim with none before each one that has it
+    # (as the fetcher's early look does): every key is served in its turn.
+    conn.execute("INSERT INTO pgjobs.queues (name, rate_limit) VALUES ('limited', '1/h')")
+    add(conn, "limited", ["a"] * 3 + ["b"] * 3 + ["c"] * 3)
+    served: list[str] = []
+    turn = None
+    for _ in range(6):
+        conn.execute("UPDATE pgjobs.queues SET rate_full_at = NULL WHERE name = 'limited'")
+        claimed, turn = limited(conn, 10, turn)
+        assert len(claimed) == 1
+        served += keys_of(conn, claimed)
+        assert limited(conn, 10, turn) == ([], turn)  # no token: the turn stays
+    assert Counter(served) == {"a": 2, "b": 2, "c": 2}
+    # In rounds: each key once before any key twice.
+    assert sorted(served[:3]) == ["a", "b", "c"]
+
+
 # -- the fetcher -------------------------------------------------------------------
 
 

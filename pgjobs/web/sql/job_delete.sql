@@ -1,8 +1,9 @@
 -- Delete one job unless it is running (its handler would still complete it).
 -- Returns the deleted id and, when nothing was deleted, whether the job exists.
--- A deleted job's dependents (depends_on, migration 0014) can never run:
--- they are cancelled, recursively, as for a cancelled job; a deleted blocked
--- job's own dependency rows go with it.
+-- A deleted job's dependents (depends_on, migration 0014) are treated as for
+-- a cancelled job: cancelled, recursively, except those that run anyway
+-- (pgjobs.after(id, always=True), migration 0016), which it releases; a
+-- deleted blocked job's own dependency rows go with it.
 WITH deleted AS (
     DELETE FROM pgjobs.jobs
     WHERE id = CAST(:id AS bigint) AND status <> 'running'
