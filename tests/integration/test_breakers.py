@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -15,6 +13,7 @@ import pgjobs
 from pgjobs import _sql
 from pgjobs.worker._breakers import BreakerTrials, sync_breakers
 from pgjobs.worker._outcome import Outcome, batch_params
+from tests.readme import snippet, sql_statements
 
 _START = {"after_priority": -1, "after_run_at": "0001-01-01T00:00:00Z", "after_id": 0}
 WORKER = 1
@@ -327,17 +326,11 @@ def test_workers_write_the_apps_breakers_and_drop_the_ones_removed(dsn, conn):
 
 
 def test_the_readme_sql_reads_and_closes_a_breaker(conn):
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
-    start = readme.index("<!-- snippet: breakers-sql")
-    block = re.search(
-        r"```sql\n(.*?)```", readme[start : readme.index("<!-- /snippet -->", start)], re.DOTALL
-    )
-    assert block is not None
     conn.execute(
         "INSERT INTO pgjobs.task_breakers (task, failures, cooldown, state, consecutive_failures,"
         " retry_at) VALUES ('shop.call_partner', 5, 60, 'open', 5, now() + interval '1 minute')"
     )
-    statements = [s for s in re.sub(r"--[^\n]*", "", block.group(1)).split(";") if s.strip()]
+    statements = sql_statements(snippet("breakers-sql", "sql"))
     assert conn.execute(statements[0]).fetchall()[0][:3] == ("shop.call_partner", "open", 5)
     for statement in statements[1:]:
         conn.execute(statement)

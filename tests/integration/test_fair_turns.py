@@ -7,9 +7,7 @@ among keys follows their hashes, so a test that cares compares rounds.)
 from __future__ import annotations
 
 import asyncio
-import re
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -21,6 +19,7 @@ from pgjobs import _sql
 from pgjobs.worker._db import Outage
 from pgjobs.worker._fetcher import Fetcher, Slots
 from pgjobs.worker._rescuer import rescue_once
+from tests.readme import snippet
 
 Conn = psycopg.Connection[Any]
 
@@ -309,12 +308,7 @@ def test_the_fetcher_gives_a_keyed_queue_its_turns_and_others_the_fast_claim(dsn
 
 
 def test_the_readmes_tenant_b_is_in_the_next_claim_behind_a_100000_job_backlog(dsn, conn):
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
-    start = readme.index("<!-- snippet: fair-keys")
-    block = re.search(
-        r"```python\n(.*?)```", readme[start : readme.index("<!-- /snippet -->", start)], re.DOTALL
-    )
-    assert block is not None
+    code = snippet("fair-keys", "python")
     app = pgjobs.App(dsn)
 
     @app.task(name="report")
@@ -322,7 +316,7 @@ def test_the_readmes_tenant_b_is_in_the_next_claim_behind_a_100000_job_backlog(d
         pass
 
     try:
-        exec(block.group(1), {"app": app, "report": report})  # noqa: S102 - the README's own code
+        exec(code, {"app": app, "report": report})  # noqa: S102 - the README's own code
     finally:
         app.close()
     conn.execute(

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import re
 import threading
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -15,6 +13,7 @@ from pgjobs import _sql
 from pgjobs.errors import ConfigurationError
 from pgjobs.testing import drain
 from tests.conftest import wait_until
+from tests.readme import snippet, sql_statements
 
 _START = {"after_priority": -1, "after_run_at": "0001-01-01T00:00:00Z", "after_id": 0}
 
@@ -227,19 +226,13 @@ def test_a_claim_that_waited_for_another_counts_the_jobs_that_one_claimed(dsn, c
 
 
 def test_the_readme_sql_changes_limits_live(conn):
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
-    start = readme.index("<!-- snippet: flow-control-sql")
-    block = re.search(
-        r"```sql\n(.*?)```", readme[start : readme.index("<!-- /snippet -->", start)], re.DOTALL
-    )
-    assert block is not None
+    sql = snippet("flow-control-sql", "sql")
     conn.execute(
         "INSERT INTO pgjobs.queues (name, concurrency, key_concurrency)"
         " VALUES ('exports', 5, NULL), ('reports', 4, 1)"
     )
-    for statement in re.sub(r"--[^\n]*", "", block.group(1)).split(";"):
-        if statement.strip():
-            conn.execute(statement)
+    for statement in sql_statements(sql):
+        conn.execute(statement)
     assert conn.execute(
         "SELECT name, concurrency, key_concurrency FROM pgjobs.queues ORDER BY name"
     ).fetchall() == [("exports", 3, None), ("imports", None, 2), ("reports", None, 1)]

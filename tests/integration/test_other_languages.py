@@ -7,7 +7,6 @@ test's temporary directory; CI installs Debian's nodejs and npm (.ci/run).
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -17,19 +16,12 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
-README = Path(__file__).resolve().parents[2] / "README.md"
-START = "<!-- snippet: node-enqueue "
-END = "<!-- /snippet -->"
+from tests.readme import snippet
 
 
 def readme_snippet() -> str:
     """The JavaScript between the node-enqueue markers of README.md."""
-    text = README.read_text(encoding="utf-8")
-    start = text.index(START)
-    block = text[start : text.index(END, start)]
-    found = re.search(r"```js\n(.*?)```", block, re.DOTALL)
-    assert found, "no ```js block between the node-enqueue markers of README.md"
-    return found.group(1)
+    return snippet("node-enqueue", "js")
 
 
 def database_url(dsn: str) -> str:

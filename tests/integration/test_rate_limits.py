@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import re
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -22,6 +20,7 @@ from pgjobs import _sql
 from pgjobs.testing import drain
 from pgjobs.worker._db import Outage
 from pgjobs.worker._fetcher import Fetcher, Slots
+from tests.readme import snippet, sql_statements
 
 _START = {"after_priority": -1, "after_run_at": "0001-01-01T00:00:00Z", "after_id": 0}
 
@@ -266,19 +265,13 @@ def test_a_pass_held_back_by_the_rate_comes_back_for_the_next_token(app, conn, d
 
 
 def test_the_readme_sql_sets_and_clears_rates_live(conn):
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
-    start = readme.index("<!-- snippet: rate-limit-sql")
-    block = re.search(
-        r"```sql\n(.*?)```", readme[start : readme.index("<!-- /snippet -->", start)], re.DOTALL
-    )
-    assert block is not None
+    sql = snippet("rate-limit-sql", "sql")
     conn.execute(
         "INSERT INTO pgjobs.queues (name, rate_limit) VALUES ('partner-api', '100/m'),"
         " ('exports', '5/s')"
     )
-    for statement in re.sub(r"--[^\n]*", "", block.group(1)).split(";"):
-        if statement.strip():
-            conn.execute(statement)
+    for statement in sql_statements(sql):
+        conn.execute(statement)
     assert conn.execute(
         "SELECT name, rate_limit, rate_burst FROM pgjobs.queues ORDER BY name"
     ).fetchall() == [

@@ -7,26 +7,17 @@ README and this test cannot drift apart. Job 123 is failed (in the history),
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
 from typing import Any
 
 import psycopg
 
-README = Path(__file__).resolve().parents[2] / "README.md"
-START = "<!-- snippet: plain-sql "
-END = "<!-- /snippet -->"
+from tests.readme import snippet, sql_statements
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
 
 def readme_statements() -> list[str]:
-    text = README.read_text(encoding="utf-8")
-    start = text.index(START)
-    block = re.search(r"```sql\n(.*?)```", text[start : text.index(END, start)], re.DOTALL)
-    assert block, "no ```sql block between the plain-sql markers of README.md"
-    code = re.sub(r"--[^\n]*", "", block.group(1))
-    return [s.strip() for s in code.split(";") if s.strip()]
+    return [s.strip() for s in sql_statements(snippet("plain-sql", "sql"))]
 
 
 def jobs(conn: Conn) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -16,6 +14,7 @@ from pgjobs.worker._outcome import succeeded
 from tests.integration.test_cancel_running import complete
 from tests.integration.test_completer import claimed
 from tests.integration.test_workflows import failed, status
+from tests.readme import snippet
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
@@ -161,14 +160,8 @@ def test_add_dependencies_from_sql_takes_the_always_parents_as_a_third_array(app
 
 
 def test_the_readme_sql_makes_a_job_wait_for_one_parent_to_end_and_another_to_succeed(conn):
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
-    start = readme.index("<!-- snippet: run-anyway-sql")
-    block = re.search(
-        r"```sql\n(.*?)```", readme[start : readme.index("<!-- /snippet -->", start)], re.DOTALL
-    )
-    assert block is not None
     conn.execute("SELECT pgjobs.enqueue('p') FROM generate_series(1, 102)")
-    (job,) = conn.execute(block.group(1)).fetchone()
+    (job,) = conn.execute(snippet("run-anyway-sql", "sql")).fetchone()
     assert edges(conn) == [(101, job, True), (102, job, False)]
     conn.execute("SELECT pgjobs.cancel(101)")
     assert status(conn, job) == "blocked"

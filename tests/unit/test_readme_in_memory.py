@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-from tests.conftest import REPO
-
-START = "<!-- snippet: in-memory -->"
-END = "<!-- /snippet -->"
+from tests.readme import snippet
 
 
 def test_the_readme_in_memory_example_runs(monkeypatch) -> None:
     for name in ("PGJOBS_DSN", "DATABASE_URL"):
         monkeypatch.delenv(name, raising=False)
-    text = (REPO / "README.md").read_text()
-    block = text[text.index(START) + len(START) : text.index(END, text.index(START))]
-    code = block.strip().removeprefix("```python").removesuffix("```")
+    code = snippet("in-memory", "python")
     # As a script: a task's name cannot come from __main__, so the example names it.
     namespace: dict[str, object] = {"__name__": "__main__"}
     exec(compile(code, "README.md (in-memory)", "exec"), namespace)  # noqa: S102

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 import time
 from email.message import Message
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,21 +15,15 @@ from pgjobs import _webhooks
 from pgjobs.cli._worker import default_queues
 from pgjobs.errors import ConfigurationError
 from pgjobs.worker._webhooks import DELIVERY_RETRY
+from tests.readme import snippet
 
-README = Path(__file__).resolve().parents[2] / "README.md"
 SECRET = "0123456789abcdef"  # exactly 16 bytes
 
 
 def readme_verify() -> Any:
     """The `verify` function of the README's webhook-verify snippet, as receivers copy it."""
-    text = README.read_text(encoding="utf-8")
-    start = text.index("<!-- snippet: webhook-verify -->")
-    block = re.search(
-        r"```python\n(.*?)```", text[start : text.index("<!-- /snippet -->", start)], re.DOTALL
-    )
-    assert block, "no ```python block in the README's webhook-verify snippet"
     namespace: dict[str, Any] = {}
-    exec(block.group(1), namespace)  # noqa: S102 - the README's own code, under test
+    exec(snippet("webhook-verify", "python"), namespace)  # noqa: S102 - the README's own code, under test
     return namespace["verify"]
 
 
