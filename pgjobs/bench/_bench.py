@@ -1076,7 +1076,7 @@ def targets(results: list[Result]) -> list[Target]:
         if one and two:
             ratio = two.value / one.value
             out.append(
-                Target(f"--processes 2 vs 1 (C={c})", f"{ratio:.3f}x", ">= 1.3x", ratio >= 1.3)
+                Target(f"--processes 2 vs 1 (C={c})", f"{ratio:.3f}x", ">= 1.6x", ratio >= 1.6)
             )
     for r in results:
         if r.system != "pgjobs":
