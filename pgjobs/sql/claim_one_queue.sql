@@ -33,15 +33,8 @@ WITH claimed AS (
                                         CAST(:after_run_at AS timestamptz),
                                         CAST(:after_id AS bigint))
           AND run_at <= now()
-          -- Circuit breakers (migration 0018): not a job of a task whose breaker
-          -- is open or half-open, unless it is that breaker's trial. InitPlans, each
-          -- run at most once per statement: with no breaker open, the first is true
-          -- and the row passes at once. It comes first for the planner too: written
-          -- as `task <> ALL (...)` alone, the condition is estimated to leave almost
-          -- no row (on a queue of a few tasks), so the server chose a custom plan
-          -- for every claim of the prepared statement, planning each anew (0.45 ms a
-          -- claim, ~10% of a no-op drain); with the boolean in front the generic
-          -- plan is kept, as it was before breakers.
+          -- Circuit breakers (migration 0018), as in claim.sql, which says why
+          -- "no breaker open" comes first (the generic plan is kept).
           AND ((SELECT NOT EXISTS (SELECT FROM pgjobs.task_breakers AS tb WHERE tb.state <> 'closed'))
                OR task <> ALL (ARRAY(SELECT tb.task FROM pgjobs.task_breakers AS tb
                                      WHERE tb.state <> 'closed'))

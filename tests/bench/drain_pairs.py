@@ -19,8 +19,13 @@ checkout as PYTHONPATH, as a file, so that the checkout is the pgjobs
 imported), with the drain's usual settings: concurrency 50, one process,
 no-op jobs, the clock from the first handler to the last outcome written.
 `--prep NAME SQL` runs SQL in NAME's database once it is migrated, for an
-experiment (dropping an index, a trigger). The databases are dropped at the
-end unless `--keep`.
+experiment (dropping an index, a trigger); `--processes NAME N` drains
+NAME's turns with N worker processes, so that one checkout under two names
+compares two processes against one:
+
+    python tests/bench/drain_pairs.py --rounds 10 --jobs 30000 --processes two 2 one=. two=.
+
+The databases are dropped at the end unless `--keep`.
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ def _busy_ticks() -> int:
     return sum(values) - values[3] - values[4]
 
 
-def _turn(dsn: str, jobs: int, fresh: bool) -> dict[str, float]:
+def _turn(dsn: str, jobs: int, fresh: bool, processes: int) -> dict[str, float]:
     """One drain in this process's checkout (the child's side)."""
     from pgjobs.bench import _bench
 
@@ -56,7 +61,7 @@ def _turn(dsn: str, jobs: int, fresh: bool) -> dict[str, float]:
     _bench._vacuum(dsn)
     ticks = _busy_ticks()
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    rate, _ = _bench.drain(system, jobs, 50, 1)
+    rate, _ = _bench.drain(system, jobs, 50, processes)
     ticks = _busy_ticks() - ticks
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     worker = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
@@ -98,19 +103,24 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--prep", nargs=2, action="append", default=[], metavar=("NAME", "SQL"))
+    parser.add_argument(
+        "--processes", nargs=2, action="append", default=[], metavar=("NAME", "N"),
+        help="NAME's turns drain with N worker processes (default 1)",
+    )  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="keep the databases")
     parser.add_argument(
-        "--child", nargs=3, metavar=("DSN", "JOBS", "FRESH"), help=argparse.SUPPRESS
+        "--child", nargs=4, metavar=("DSN", "JOBS", "FRESH", "P"), help=argparse.SUPPRESS
     )
     args = parser.parse_args()
     if args.child:
-        dsn, jobs, fresh = args.child
-        print(json.dumps(_turn(dsn, int(jobs), fresh == "1")))
+        dsn, jobs, fresh, processes = args.child
+        print(json.dumps(_turn(dsn, int(jobs), fresh == "1", int(processes))))
         return
     trees = [item.split("=", 1) for item in args.checkouts]
     if len(trees) < 2 or any(len(t) != 2 or not Path(t[1], "pgjobs").is_dir() for t in trees):
         parser.error("give two or more NAME=CHECKOUT, each a directory holding pgjobs/")
     prep = dict(args.prep)
+    processes = {name: int(n) for name, n in args.processes}
     databases = {name: f"pgjobs_pairs_{name}" for name, _ in trees}
     results: dict[str, list[dict[str, float]]] = {name: [] for name, _ in trees}
     try:
@@ -120,13 +130,13 @@ def main() -> None:
             for name, checkout in trees[shift:] + trees[:shift]:
                 dsn, fresh = _database(args.dsn, databases[name])
                 if fresh and name in prep:
-                    _child(checkout, dsn, 1, fresh=True)  # migrated before the experiment's SQL
+                    _child(checkout, dsn, 1, True, 1)  # migrated before the experiment's SQL
                     import psycopg
 
                     with psycopg.connect(dsn, autocommit=True) as conn:
                         conn.execute(prep[name])
                     fresh = False
-                turn = _child(checkout, dsn, args.jobs, fresh)
+                turn = _child(checkout, dsn, args.jobs, fresh, processes.get(name, 1))
                 results[name].append(turn)
                 line.append(
                     f"{name} {turn['rate']:,.0f}/s "
@@ -140,7 +150,7 @@ def main() -> None:
     _report(results)
 
 
-def _child(checkout: str, dsn: str, jobs: int, fresh: bool) -> dict[str, float]:
+def _child(checkout: str, dsn: str, jobs: int, fresh: bool, processes: int) -> dict[str, float]:
     env = dict(os.environ, PYTHONPATH=str(Path(checkout).resolve()))
     done = subprocess.run(
         [
@@ -150,6 +160,7 @@ def _child(checkout: str, dsn: str, jobs: int, fresh: bool) -> dict[str, float]:
             dsn,
             str(jobs),
             "1" if fresh else "0",
+            str(processes),
         ],
         env=env,
         capture_output=True,

@@ -15,12 +15,14 @@ pytestmark = pytest.mark.slow  # benchmark runs, even when kept small
 
 
 def test_drain_pairs_smoke(server_dsn: str) -> None:
-    # The same checkout under two names: two databases, migrated once each.
+    # The same checkout under two names: two databases, migrated once each; one of
+    # them without the counts trigger and drained by two worker processes.
     proc = subprocess.run(
         [
             sys.executable, str(REPO / "tests" / "bench" / "drain_pairs.py"),
             "--dsn", server_dsn, "--rounds", "2", "--jobs", "200",
             "--prep", "dropped", "DROP TRIGGER count_finished ON pgjobs.job_history",
+            "--processes", "dropped", "2",
             f"kept={REPO}", f"dropped={REPO}",
         ],
         capture_output=True, text=True, cwd=REPO, timeout=300, check=False,
