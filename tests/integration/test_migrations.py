@@ -1113,3 +1113,92 @@ def test_0019_counts_finished_jobs_per_minute_from_the_history_and_a_trigger_and
             " AND NOT tgisinternal"
         ).fetchall() == [("webhooks_on_finish",)]
     assert _migrate.upgrade(empty_db, MINUTES) == ("0018", MINUTES)
+
+
+# -- 0020: a statement on the view counts its finished jobs once ------------------
+
+VIEW_COUNTS = "0020"
+
+# What the current transaction wrote to a table (PostgreSQL's transaction-local statistics).
+_WRITES = (
+    "SELECT pg_stat_get_xact_tuples_inserted(%(t)s::regclass)"
+    " + pg_stat_get_xact_tuples_updated(%(t)s::regclass)"
+)
+
+
+def test_0020_counts_a_statement_on_the_view_once_keeps_the_setting_and_downgrades(empty_db):
+    _migrate.upgrade(empty_db, MINUTES)
+    assert _migrate.upgrade(empty_db, VIEW_COUNTS) == (MINUTES, VIEW_COUNTS)
+    per_status = (
+        "SELECT status::text, sum(jobs)::int FROM pgjobs.finished_per_minute GROUP BY 1 ORDER BY 1"
+    )
+    with psycopg.connect(empty_db) as conn:
+        conn.execute(
+            "INSERT INTO pgjobs.jobs (task, queue) SELECT 't', 'q' FROM generate_series(1, 500)"
+        )
+        conn.commit()
+        # 500 jobs cancelled by one statement: their minute's count is
+        # written once (before, it was upserted 500 times in the transaction,
+        # each update stepping over the versions the ones before left).
+        conn.execute("UPDATE pgjobs.jobs SET status = 'cancelled' WHERE task = 't'")
+        for table in ("pgjobs.finished_per_minute", "pgjobs.finished_per_hour"):
+            assert conn.execute(_WRITES, {"t": table}).fetchone() == (1,), table
+        conn.execute(
+            "INSERT INTO pgjobs.jobs (task, queue, status)"
+            " SELECT 't', 'q', 'succeeded' FROM generate_series(1, 300)"
+        )
+        assert conn.execute(_WRITES, {"t": "pgjobs.finished_per_minute"}).fetchone() == (2,)
+        conn.commit()
+        assert conn.execute(per_status).fetchall() == [("cancelled", 500), ("succeeded", 300)]
+        assert conn.execute("SELECT count(*) FROM pgjobs.finished_uncounted").fetchone() == (0,)
+        # After the view's statement the history's trigger counts again, at once.
+        conn.execute(
+            "INSERT INTO pgjobs.job_history (task, queue, status, finished_at)"
+            " VALUES ('t', 'q', 'failed', now())"
+        )
+        assert conn.execute(per_status).fetchall() == [
+            ("cancelled", 500),
+            ("failed", 1),
+            ("succeeded", 300),
+        ]
+        conn.rollback()
+
+        # A statement that fails half-way leaves nothing behind: not the rows
+        # it set aside, not the settings it changed.
+        conn.execute("SAVEPOINT s")
+        # (The second row's id is the first's: the view's trigger refuses it
+        # after the first row is in the history.)
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            conn.execute(
+                "INSERT INTO pgjobs.jobs (id, task, status)"
+                " VALUES (900001, 't', 'failed'), (900001, 't', 'failed')"
+            )
+        conn.execute("ROLLBACK TO SAVEPOINT s")
+        assert conn.execute("SELECT count(*) FROM pgjobs.finished_uncounted").fetchone() == (0,)
+        assert conn.execute(
+            "SELECT coalesce(current_setting('pgjobs.jobs_view_depth', true), '')"
+            " IN ('', '0'), coalesce(current_setting('pgjobs.finished_counts', true), '')"
+        ).fetchone() == (True, "")
+        conn.rollback()
+
+        # `pgjobs.finished_counts = 'off'` still skips the counting, and stays off.
+        conn.execute("SET pgjobs.finished_counts = 'off'")
+        conn.execute("INSERT INTO pgjobs.jobs (task, queue, status) VALUES ('t', 'q', 'failed')")
+        assert conn.execute("SHOW pgjobs.finished_counts").fetchone() == ("off",)
+        conn.commit()
+        assert conn.execute(per_status).fetchall() == [("cancelled", 500), ("succeeded", 300)]
+    _downgrade(empty_db, MINUTES)
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        assert conn.execute("SELECT to_regclass('pgjobs.finished_uncounted')").fetchone() == (None,)
+        assert conn.execute(
+            "SELECT tgname FROM pg_trigger WHERE tgrelid IN ('pgjobs.job_history'::regclass,"
+            " 'pgjobs.jobs'::regclass) AND NOT tgisinternal ORDER BY 1"
+        ).fetchall() == [("count_finished",), ("jobs_write",), ("webhooks_on_finish",)]
+        # Counted per row again, as 0019 did.
+        conn.execute("INSERT INTO pgjobs.jobs (task, queue, status) VALUES ('t', 'q', 'failed')")
+        assert conn.execute(per_status).fetchall() == [
+            ("cancelled", 500),
+            ("failed", 1),
+            ("succeeded", 300),
+        ]
+    assert _migrate.upgrade(empty_db, VIEW_COUNTS) == (MINUTES, VIEW_COUNTS)
