@@ -8,9 +8,10 @@ from typing import Any, TypeVar
 
 import psycopg
 from psycopg.rows import AsyncRowFactory, tuple_row
+from psycopg.types.json import set_json_loads
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from pgjobs import _connect, _sql
+from pgjobs import _connect, _serde, _sql
 from pgjobs.worker._db import CONNECTION_ERRORS
 
 T = TypeVar("T")
@@ -90,6 +91,8 @@ class HotConnection:
                     row_factory=tuple_row,
                     pooled=self.pooled,
                 )
+                # The claims' args and meta, the bulk of what a busy worker decodes.
+                set_json_loads(_serde.load_json, self._conn)
                 self.opened += 1
                 if self.pool is not None:
                     self._watch_idle(self.idle_after)

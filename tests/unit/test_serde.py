@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pgjobs import _serde
 from pgjobs._serde import dump_args
 from pgjobs.errors import ArgumentsError
 
@@ -66,3 +67,41 @@ def test_payload_size_limit():
     dump_args({"x": "a" * 100}, max_bytes=200)
     with pytest.raises(ArgumentsError, match="over the limit of 200"):
         dump_args({"x": "é" * 100}, max_bytes=200)  # 200 bytes of UTF-8 plus the JSON around it
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{}",
+        '{"i": 1}',
+        '{"trace": {"traceparent": "00-ab-cd-01"}, "correlation_id": "req-8f41"}',
+        '[1, 2.5, null, true, "é ✓ \\u00e9"]',
+        '"a string"',
+        "42",
+        "null",
+        ' {"a": 1}',  # whitespace around: a json column keeps what was written
+        '{"a": 1}\n',
+        '{"a": 1} {"b": 2}',  # not one value
+        "",
+        "{",
+        "NaN",
+    ],
+)
+def test_load_json_reads_what_json_loads_reads_and_fails_as_it_does(text):
+    for data in (text.encode(), text):
+        outcomes = []
+        for loads in (json.loads, _serde.load_json):
+            try:
+                value = loads(data)
+            except json.JSONDecodeError as error:
+                outcomes.append(("error", str(error)))
+            else:
+                # repr: NaN is not equal to itself, and 1 must not come back as 1.0
+                outcomes.append(("value", repr(value)))
+        assert outcomes[0] == outcomes[1]
+
+
+@given(json_values)
+def test_load_json_reads_any_value_as_json_loads_does(value):
+    text = json.dumps(value, ensure_ascii=False)
+    assert _serde.load_json(text.encode()) == json.loads(text)
