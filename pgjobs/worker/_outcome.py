@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import traceback
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,17 +104,43 @@ def failed(
 
 
 def batch_params(worker_id: int, outcomes: list[Outcome]) -> dict[str, Any]:
-    """Parameters for complete.sql: parallel arrays, one element per outcome."""
+    """Parameters for complete.sql: parallel arrays, one element per outcome.
+
+    Each array goes as the text of a PostgreSQL array literal, which the
+    statement casts to its type. psycopg's list dumper adapts a list
+    element by element in Python, with a regular expression per element to
+    decide its quoting; for a batch of 190 outcomes that was about 9% of a
+    no-op drain's worker CPU, and joining the texts here costs a fraction.
+    """
     from pgjobs._serde import dump_json
 
     return {
         "worker_id": worker_id,
-        "ids": [o.job_id for o in outcomes],
-        "attempts": [o.attempt for o in outcomes],
-        "statuses": [o.status for o in outcomes],
-        "delays": [float(o.delay) for o in outcomes],
-        "errors": [None if o.error is None else dump_json(o.error, "error") for o in outcomes],
-        "results": [o.result_json for o in outcomes],
-        "keeps": [o.keep for o in outcomes],
-        "snoozes": [o.snooze for o in outcomes],
+        "ids": _words(o.job_id for o in outcomes),
+        "attempts": _words(o.attempt for o in outcomes),
+        "statuses": _words(o.status for o in outcomes),
+        "delays": _words(float(o.delay) for o in outcomes),
+        "errors": _texts(
+            None if o.error is None else dump_json(o.error, "error") for o in outcomes
+        ),
+        "results": _texts(o.result_json for o in outcomes),
+        "keeps": _words("t" if o.keep else "f" for o in outcomes),
+        "snoozes": _words("t" if o.snooze else "f" for o in outcomes),
     }
+
+
+def _words(values: Iterable[object]) -> str:
+    """The array literal of values whose text needs no quoting: integers, floats, enum labels."""
+    return "{" + ",".join(map(str, values)) + "}"
+
+
+def _texts(values: Iterable[str | None]) -> str:
+    """The array literal of texts, each quoted, its backslashes and double quotes escaped."""
+    return (
+        "{"
+        + ",".join(
+            "NULL" if v is None else '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            for v in values
+        )
+        + "}"
+    )

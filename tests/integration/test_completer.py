@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 from typing import Any
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
+from pgjobs.worker import _outcome
 from pgjobs.worker._completer import Completer
 from pgjobs.worker._db import Outage
 from pgjobs.worker._outcome import ClaimedJob, succeeded
@@ -154,3 +156,32 @@ def test_an_idle_worker_s_outcome_is_written_at_once_and_wakes_its_fetcher(
 
     assert asyncio.run(main()) == ["pending 1", "woken", "pending 0"]
     assert statuses(conn) == [(1, "succeeded"), (2, "succeeded")]
+
+
+def test_the_batch_arrays_reach_postgresql_as_the_values_they_hold(conn: Conn) -> None:
+    """batch_params sends array literals it writes itself: the server reads back the same values."""
+    texts = [
+        None,
+        '{"message": "quote \\" and backslash \\\\ in it"}',
+        '{"message": "NULL"}',
+        '"NULL"',
+        '{"message": "braces {} and commas, , newline\\n, tab\\t, é ✓"}',
+        '{"traceback": "C:\\\\path\\\\to \\"x\\""}',
+        "[]",
+    ]
+    cast = "SELECT CAST(%s AS jsonb[])::text[], CAST(%s AS bigint[]), CAST(%s AS float8[])"
+    ints = [1, 2**62, 0]
+    floats = [0.0, 1e-05, 123456.789, 3.0]
+    row = conn.execute(
+        cast, [_outcome._texts(texts), _outcome._words(ints), _outcome._words(floats)]
+    )
+    read, read_ints, read_floats = row.fetchone()
+    assert [None if t is None else json.loads(t) for t in read] == [
+        None if t is None else json.loads(t) for t in texts
+    ]
+    assert read_ints == ints
+    assert read_floats == floats
+    assert conn.execute(
+        "SELECT CAST(%s AS boolean[]), CAST(%s AS pgjobs.job_status[])::text[]",
+        [_outcome._words(["t", "f"]), _outcome._words(["succeeded", "queued", "failed"])],
+    ).fetchone() == ([True, False], ["succeeded", "queued", "failed"])
