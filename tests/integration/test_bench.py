@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -38,6 +39,9 @@ def test_bench_smoke(server_dsn: str) -> None:
         for workload in ("enqueue-single", "enqueue-bulk", "drain"):
             assert measured[system, workload]["value"] > 0
     assert 0 < measured["pgjobs", "drain"]["extra"]["rss_mb"] < 1000
+    # The machine's busy cores while the jobs ran, read from /proc/stat in
+    # ticks of 10 ms: over a drain of 300 jobs, only roughly.
+    assert 0 <= measured["pgjobs", "drain"]["extra"]["busy_cores"] <= 4 * (os.cpu_count() or 1)
     assert any(t["name"] == "drain C=10 vs raw" for t in report["targets"])
     # It dropped the scratch databases it made (their names carry its pid).
     with psycopg.connect(server_dsn, autocommit=True) as conn:

@@ -78,6 +78,21 @@ def test_targets_judge_each_bar() -> None:
     assert "drain C=10 vs raw" not in checked  # not measured, not judged
 
 
+def test_the_processes_target_names_what_the_idle_cores_allow(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_bench.os, "cpu_count", lambda: 2)
+    one = Result("drain", "pgjobs", 20000, "jobs/s", {"C": 50, "P": 1}, {"busy_cores": 1.25})
+    two = Result("drain", "pgjobs", 32000, "jobs/s", {"C": 50, "P": 2}, {"busy_cores": 1.98})
+    (checked,) = [t for t in targets([one, two]) if t.name.startswith("--processes")]
+    assert checked.met  # 1.6x
+    assert checked.measured == "1.600x (one kept 1.25 of 2 cores busy: <= 1.60x)"
+    # A run that could not read /proc/stat gives the ratio alone.
+    del one.extra["busy_cores"]
+    (checked,) = [t for t in targets([one, two]) if t.name.startswith("--processes")]
+    assert checked.measured == "1.600x"
+
+
 def test_median_picks_the_middle_run() -> None:
     runs = [Result("drain", "raw", v, "jobs/s") for v in (5, 1, 9)]
     assert _bench._median(runs).value == 5

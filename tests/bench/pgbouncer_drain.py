@@ -1,0 +1,115 @@
+"""A drain through PgBouncer against a direct one, as a ratio.
+
+    python -m tests.bench.pgbouncer_drain [SERVER_DSN] [--jobs N] [--rounds R]
+
+Drains N no-op jobs (default 20,000) at concurrency 50 with one worker
+process, R times each way (default 6), taking turns so that a slow minute of
+a shared machine hits both alike:
+
+- direct: the worker on the server's own address, as `pgjobs worker` runs
+  by default (listening; statements prepared);
+- through PgBouncer: the tests' stock transaction-mode PgBouncer
+  (tests/pgbouncer.py; the `pgbouncer` binary must be installed) in front
+  of the same server, with the worker as the README says to run it there,
+  `--no-listen` (polling; no startup options, nothing prepared). Without
+  `--leader-dsn` it runs the leader's duties itself (it logs
+  `leader.lockless` each turn), as the one worker that leads would.
+
+The clock runs, as in `pgjobs bench`'s drain, from the first handler's start
+to the last outcome written. Prints each turn, the medians and the ratio of
+each round (PgBouncer over direct). Uses a scratch database it creates and
+drops (pgjobs_bench_pgbouncer_*).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import time
+
+import psycopg
+
+from pgjobs.bench import _bench
+from tests.pgbouncer import PgBouncer, available
+
+
+class PollingSystem(_bench.PgjobsSystem):
+    """pgjobs' worker with `--no-listen`: what runs behind a transaction pooler."""
+
+    async def work(self, concurrency: int, stop: asyncio.Event) -> None:
+        from pgjobs.worker import Worker, WorkerConfig
+
+        _bench.bench_app.dsn = self.dsn
+        config = WorkerConfig(queues=("default",), concurrency=concurrency, listen=False)
+        worker = Worker(_bench.bench_app, config)
+        run = asyncio.create_task(worker.run())
+        waiter = asyncio.create_task(stop.wait())
+        await asyncio.wait([run, waiter], return_when=asyncio.FIRST_COMPLETED)
+        worker.request_stop()
+        waiter.cancel()
+        await run
+
+
+def drain(system: _bench.System, worker_system: str, worker_dsn: str, jobs: int) -> float:
+    """One turn: insert `jobs`, then drain them with one worker process on `worker_dsn`; jobs/s."""
+    system.reset()
+    system.insert(0, jobs)
+    _bench._vacuum(system.dsn)
+    workers = _bench.Workers(worker_system, worker_dsn, 50, 1)
+    try:
+        _bench._wait_for(lambda: workers.handled() >= jobs, max(120.0, jobs / 50), "the jobs")
+        # Checked on the direct address: the parent's own statements are not under test.
+        with psycopg.connect(system.dsn, autocommit=True) as conn:
+            _bench._wait_for(lambda: system.remaining(conn) == 0, 30, "the last outcomes")
+        finished = time.time()
+    except BaseException:
+        workers.kill()
+        raise
+    run = workers.stop()
+    _bench.check_exactly_once(run.ids, range(jobs))
+    return jobs / (finished - run.first_start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "dsn",
+        nargs="?",
+        default=os.environ.get("PGJOBS_DSN", "postgresql://postgres@127.0.0.1/postgres"),
+    )
+    parser.add_argument("--jobs", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=6)
+    args = parser.parse_args()
+    if not available():
+        parser.error("the pgbouncer binary is not installed (apt-get install pgbouncer)")
+    rates: dict[str, list[float]] = {"direct": [], "pgbouncer": []}
+    with _bench.scratch_database(args.dsn, "pgbouncer") as dsn:
+        system = _bench.load_system("pgjobs", dsn)
+        system.setup()
+        bouncer = PgBouncer(dsn)
+        try:
+            bouncer.wait_ready(dsn)
+            ways = [
+                ("direct", _bench.SYSTEMS["pgjobs"], dsn),
+                ("pgbouncer", f"{__name__}:PollingSystem", bouncer.dsn(dsn)),
+            ]
+            for number in range(args.rounds):
+                for name, worker_system, worker_dsn in ways if number % 2 == 0 else ways[::-1]:
+                    rate = drain(system, worker_system, worker_dsn, args.jobs)
+                    rates[name].append(rate)
+                    print(f"round {number + 1}: {name:9s} {rate:9,.0f} jobs/s", flush=True)
+        finally:
+            bouncer.stop()
+    ratios = [b / d for b, d in zip(rates["pgbouncer"], rates["direct"], strict=True)]
+    print(
+        f"medians: direct {statistics.median(rates['direct']):,.0f} jobs/s, "
+        f"pgbouncer {statistics.median(rates['pgbouncer']):,.0f} jobs/s; "
+        f"pgbouncer/direct per round {', '.join(f'{r:.2f}' for r in ratios)}, "
+        f"median {statistics.median(ratios):.2f}x"
+    )
+
+
+if __name__ == "__main__":
+    main()
