@@ -342,17 +342,32 @@ class RawSystem(System):
 
 
 def _child_main(
-    system_name: str, dsn: str, concurrency: int, pipe: Connection, counter: Any
+    system_name: str,
+    dsn: str,
+    concurrency: int,
+    pipe: Connection,
+    counter: Any,
+    job_cpu_us: int = 0,
 ) -> None:
-    """A benchmark worker process: run `system`'s worker until the parent says stop."""
+    """A benchmark worker process: run `system`'s worker until the parent says stop.
+
+    With `job_cpu_us`, every handler then keeps the CPU busy that long (in
+    the handler's own thread, holding the GIL), as a handler that computes
+    something does: what several processes are for.
+    """
     _log.configure("warning")
     ids: array[int] = array("q")
     starts: array[float] = array("d")
+    spin = job_cpu_us / 1e6
 
     def on_job(i: int) -> None:
         starts.append(time.time())
         ids.append(i)
         counter.value += 1
+        if spin:
+            until = time.thread_time() + spin
+            while time.thread_time() < until:
+                pass
 
     Hook.on_job = on_job
     error = None
@@ -423,7 +438,9 @@ def _busy_seconds() -> float | None:
 class Workers:
     """P worker processes of one system, started and stopped together."""
 
-    def __init__(self, system: str, dsn: str, concurrency: int, processes: int) -> None:
+    def __init__(
+        self, system: str, dsn: str, concurrency: int, processes: int, job_cpu_us: int = 0
+    ) -> None:
         ctx = multiprocessing.get_context("spawn")
         self.counters = [ctx.RawValue("q", 0) for _ in range(processes)]
         self.pipes: list[Connection] = []
@@ -432,7 +449,7 @@ class Workers:
             parent, child = ctx.Pipe()
             proc = ctx.Process(
                 target=_child_main,
-                args=(system, dsn, concurrency, child, counter),
+                args=(system, dsn, concurrency, child, counter, job_cpu_us),
                 daemon=True,
                 name=f"pgjobs-bench-{system}",
             )
@@ -552,14 +569,17 @@ def check_exactly_once(ids: list[int], expected: range) -> None:
         )
 
 
-def drain(system: System, n: int, concurrency: int, processes: int) -> tuple[float, WorkerRun]:
+def drain(
+    system: System, n: int, concurrency: int, processes: int, job_cpu_us: int = 0
+) -> tuple[float, WorkerRun]:
     """Run the already-inserted jobs 0..n-1 to completion; returns jobs/s and the run.
 
     The clock starts when the first handler starts (worker start-up, which
     differs between systems, is not counted) and stops when the database
-    shows every job done.
+    shows every job done. Each handler spends `job_cpu_us` of CPU (see
+    `_child_main`).
     """
-    workers = Workers(SYSTEMS[system.name], system.dsn, concurrency, processes)
+    workers = Workers(SYSTEMS[system.name], system.dsn, concurrency, processes, job_cpu_us)
     try:
         _wait_for(lambda: workers.handled() > 0, 120, "the first job to start", tick=0.0005)
         busy, since = _busy_seconds(), time.monotonic()
@@ -579,13 +599,17 @@ def drain(system: System, n: int, concurrency: int, processes: int) -> tuple[flo
     return n / (finished - run.first_start), run
 
 
-def run_drain(system: System, n: int, concurrency: int, processes: int) -> Result:
+def run_drain(
+    system: System, n: int, concurrency: int, processes: int, job_cpu_us: int = 0
+) -> Result:
     """`drain`: N pre-inserted jobs (not timed), then the workers start."""
     system.reset()
     system.insert(0, n)
     _vacuum(system.dsn)
-    rate, run = drain(system, n, concurrency, processes)
-    params = {"C": concurrency, "P": processes}
+    rate, run = drain(system, n, concurrency, processes, job_cpu_us)
+    params: dict[str, Any] = {"C": concurrency, "P": processes}
+    if job_cpu_us:
+        params["cpu_us"] = job_cpu_us
     extra: dict[str, Any] = {"rss_mb": round(run.rss_mb, 1)}
     if run.busy_cores is not None:
         extra["busy_cores"] = round(run.busy_cores, 2)
@@ -1245,7 +1269,11 @@ def _measure(
     if workload == "enqueue-bulk":
         return [run_enqueue_bulk(system, n, args.batch)]
     if workload == "drain":
-        return [run_drain(system, n, c, p) for p in args.processes for c in args.concurrency]
+        return [
+            run_drain(system, n, c, p, args.job_cpu_us)
+            for p in args.processes
+            for c in args.concurrency
+        ]
     if workload == "latency":
         return [run_latency(system)]
     if workload == "backlog":

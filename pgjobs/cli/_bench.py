@@ -6,7 +6,7 @@ import argparse
 
 from pgjobs.bench import _bench as bench
 from pgjobs.bench import _soak
-from pgjobs.cli._terminal import add_dsn, csv_ints, csv_names, positive_int
+from pgjobs.cli._terminal import add_dsn, csv_ints, csv_names, non_negative_int, positive_int
 
 
 def duration(text: str) -> float:
@@ -64,6 +64,14 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         type=csv_ints,
         default=[1],
         help="drain worker processes, comma-separated (default 1)",
+    )
+    p.add_argument(
+        "--job-cpu-us",
+        type=non_negative_int,
+        default=0,
+        metavar="US",
+        help="CPU time each drained job's handler spends, in microseconds (default 0: "
+        "no-op jobs); what several worker processes (-p 1,2) are for",
     )
     p.add_argument(
         "--workload",

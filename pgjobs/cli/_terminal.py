@@ -89,6 +89,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    """An argparse type: an integer of 0 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer of 0 or more, got {text!r}")
+    return value
+
+
 def csv_ints(text: str) -> list[int]:
     """An argparse type: comma-separated positive integers."""
     values = [positive_int(v.strip()) for v in text.split(",") if v.strip()]

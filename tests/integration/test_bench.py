@@ -52,6 +52,22 @@ def test_bench_smoke(server_dsn: str) -> None:
     assert row == (0,)
 
 
+def test_a_drain_of_jobs_that_compute_spends_their_cpu(server_dsn: str) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable, "-m", "pgjobs", "--log-level", "warning", "bench",
+            "--dsn", server_dsn, "--jobs", "200", "-w", "drain", "--job-cpu-us", "2000", "--json",
+        ],
+        capture_output=True, text=True, cwd=REPO, timeout=240, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (drain,) = json.loads(proc.stdout)["results"]
+    assert drain["params"] == {"C": 50, "P": 1, "cpu_us": 2000}
+    # One process spends 2 ms of CPU on each job, one job at a time (the
+    # GIL): at most 500 jobs a second, whatever the machine.
+    assert drain["value"] < 520
+
+
 def test_enqueue_single_takes_turns_and_keeps_the_systems_that_do_not_fail(
     server_dsn: str,
 ) -> None:

@@ -25,6 +25,15 @@ def test_bench_is_a_cli_command() -> None:
     assert args.systems == ["pgjobs"]
 
 
+def test_job_cpu_takes_microseconds_from_zero_up(capsys: pytest.CaptureFixture[str]) -> None:
+    assert build_parser().parse_args(["bench"]).job_cpu_us == 0
+    assert build_parser().parse_args(["bench", "--job-cpu-us", "250"]).job_cpu_us == 250
+    for bad in ("-1", "1.5", "lots"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["bench", "--job-cpu-us", bad])
+        assert "expected an integer of 0 or more" in capsys.readouterr().err
+
+
 def test_workload_all_expands_and_unknown_names_are_refused() -> None:
     assert build_parser().parse_args(["bench", "-w", "all"]).workload == list(_bench.WORKLOADS)
     with pytest.raises(SystemExit):
