@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -29,6 +29,9 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pgjobs import _dsn, _log, _migrate
 from pgjobs._app import App
 from pgjobs.bench import _soak
+
+if TYPE_CHECKING:
+    from pgjobs.worker import WorkerConfig
 
 # -- workloads and systems ----------------------------------------------------
 
@@ -199,11 +202,17 @@ class PgjobsSystem(System):
         ).fetchone()
         return int(row[0]) if row else 0
 
+    def worker_config(self, concurrency: int) -> WorkerConfig:
+        """The worker's settings for a drain; a variant of this system changes some."""
+        from pgjobs.worker import WorkerConfig
+
+        return WorkerConfig(queues=("default",), concurrency=concurrency)
+
     async def work(self, concurrency: int, stop: asyncio.Event) -> None:
-        from pgjobs.worker import Worker, WorkerConfig
+        from pgjobs.worker import Worker
 
         bench_app.dsn = self.dsn
-        worker = Worker(bench_app, WorkerConfig(queues=("default",), concurrency=concurrency))
+        worker = Worker(bench_app, self.worker_config(concurrency))
         run = asyncio.create_task(worker.run())
         waiter = asyncio.create_task(stop.wait())
         await asyncio.wait([run, waiter], return_when=asyncio.FIRST_COMPLETED)

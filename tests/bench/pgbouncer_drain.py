@@ -24,7 +24,7 @@ drops (pgjobs_bench_pgbouncer_*).
 from __future__ import annotations
 
 import argparse
-import asyncio
+import dataclasses
 import os
 import statistics
 import time
@@ -32,24 +32,15 @@ import time
 import psycopg
 
 from pgjobs.bench import _bench
+from pgjobs.worker import WorkerConfig
 from tests.pgbouncer import PgBouncer, available
 
 
 class PollingSystem(_bench.PgjobsSystem):
     """pgjobs' worker with `--no-listen`: what runs behind a transaction pooler."""
 
-    async def work(self, concurrency: int, stop: asyncio.Event) -> None:
-        from pgjobs.worker import Worker, WorkerConfig
-
-        _bench.bench_app.dsn = self.dsn
-        config = WorkerConfig(queues=("default",), concurrency=concurrency, listen=False)
-        worker = Worker(_bench.bench_app, config)
-        run = asyncio.create_task(worker.run())
-        waiter = asyncio.create_task(stop.wait())
-        await asyncio.wait([run, waiter], return_when=asyncio.FIRST_COMPLETED)
-        worker.request_stop()
-        waiter.cancel()
-        await run
+    def worker_config(self, concurrency: int) -> WorkerConfig:
+        return dataclasses.replace(super().worker_config(concurrency), listen=False)
 
 
 def drain(system: _bench.System, worker_system: str, worker_dsn: str, jobs: int) -> float:

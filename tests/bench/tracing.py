@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -40,7 +41,8 @@ from typing import Any
 import psycopg
 
 from pgjobs.bench import _bench
-from pgjobs.bench._bench import PgjobsSystem, bench_app, noop
+from pgjobs.bench._bench import PgjobsSystem, noop
+from pgjobs.worker import WorkerConfig
 
 
 class _Dropped:
@@ -152,20 +154,8 @@ class TracedMetricsSystem(TracedSystem):
 
     name = "pgjobs-traced-metrics"
 
-    async def work(self, concurrency: int, stop: asyncio.Event) -> None:
-        from pgjobs.worker import Worker, WorkerConfig
-
-        self.tracing()
-        bench_app.dsn = self.dsn
-        config = WorkerConfig(queues=("default",), concurrency=concurrency, metrics_port=0)
-        worker = Worker(bench_app, config)
-        with cpu_per_job(self.name):
-            run = asyncio.create_task(worker.run())
-            waiter = asyncio.create_task(stop.wait())
-            await asyncio.wait([run, waiter], return_when=asyncio.FIRST_COMPLETED)
-            worker.request_stop()
-            waiter.cancel()
-            await run
+    def worker_config(self, concurrency: int) -> WorkerConfig:
+        return dataclasses.replace(super().worker_config(concurrency), metrics_port=0)
 
 
 SYSTEMS = {
