@@ -96,9 +96,9 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         default=None,
         help="comma-separated queues, or '*' for every queue, including queues that "
         "first appear while it runs (default: every queue the App's tasks use, "
-        "and 'default')",
+        "'default', and the queues its webhooks send deliveries to)",
     )
-    p.add_argument("--concurrency", "-c", type=int, default=10, help="jobs at once (default 10)")
+    p.add_argument("--concurrency", "-c", type=int, default=10, help="jobs at once, 1 to 10000 (default 10)")
     p.add_argument(
         "--processes",
         type=_supervisor.parse_processes,
@@ -124,7 +124,12 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         default=30.0,
         help="seconds running jobs get to finish after SIGTERM (default 30)",
     )
-    p.add_argument("--heartbeat-interval", type=positive_float, default=5.0)
+    p.add_argument(
+        "--heartbeat-interval",
+        type=positive_float,
+        default=5.0,
+        help="seconds between the worker's heartbeats, less than --stale-after (default 5)",
+    )
     p.add_argument(
         "--stale-after",
         type=positive_float,
