@@ -98,7 +98,9 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "first appear while it runs (default: every queue the App's tasks use, "
         "'default', and the queues its webhooks send deliveries to)",
     )
-    p.add_argument("--concurrency", "-c", type=int, default=10, help="jobs at once, 1 to 10000 (default 10)")
+    p.add_argument(
+        "--concurrency", "-c", type=int, default=10, help="jobs at once, 1 to 10000 (default 10)"
+    )
     p.add_argument(
         "--processes",
         type=_supervisor.parse_processes,
