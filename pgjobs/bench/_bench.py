@@ -579,16 +579,25 @@ def check_exactly_once(ids: list[int], expected: range) -> None:
 
 
 def drain(
-    system: System, n: int, concurrency: int, processes: int, job_cpu_us: int = 0
+    system: System,
+    n: int,
+    concurrency: int,
+    processes: int,
+    job_cpu_us: int = 0,
+    *,
+    worker_dsn: str | None = None,
 ) -> tuple[float, WorkerRun]:
     """Run the already-inserted jobs 0..n-1 to completion; returns jobs/s and the run.
 
     The clock starts when the first handler starts (worker start-up, which
     differs between systems, is not counted) and stops when the database
     shows every job done. Each handler spends `job_cpu_us` of CPU (see
-    `_child_main`).
+    `_child_main`). The workers connect to `worker_dsn` (such as a pooler in
+    front of the database) when given; this process checks on `system.dsn`.
     """
-    workers = Workers(SYSTEMS[system.name], system.dsn, concurrency, processes, job_cpu_us)
+    workers = Workers(
+        SYSTEMS[system.name], worker_dsn or system.dsn, concurrency, processes, job_cpu_us
+    )
     try:
         _wait_for(lambda: workers.handled() > 0, 120, "the first job to start", tick=0.0005)
         busy, since = _busy_seconds(), time.monotonic()
@@ -609,13 +618,19 @@ def drain(
 
 
 def run_drain(
-    system: System, n: int, concurrency: int, processes: int, job_cpu_us: int = 0
+    system: System,
+    n: int,
+    concurrency: int,
+    processes: int,
+    job_cpu_us: int = 0,
+    *,
+    worker_dsn: str | None = None,
 ) -> Result:
-    """`drain`: N pre-inserted jobs (not timed), then the workers start."""
+    """`drain`: N pre-inserted jobs (not timed), then the workers start (see `drain`)."""
     system.reset()
     system.insert(0, n)
     _vacuum(system.dsn)
-    rate, run = drain(system, n, concurrency, processes, job_cpu_us)
+    rate, run = drain(system, n, concurrency, processes, job_cpu_us, worker_dsn=worker_dsn)
     params: dict[str, Any] = {"C": concurrency, "P": processes}
     if job_cpu_us:
         params["cpu_us"] = job_cpu_us

@@ -27,9 +27,6 @@ import argparse
 import dataclasses
 import os
 import statistics
-import time
-
-import psycopg
 
 from pgjobs.bench import _bench
 from pgjobs.worker import WorkerConfig
@@ -39,28 +36,10 @@ from tests.pgbouncer import PgBouncer, available
 class PollingSystem(_bench.PgjobsSystem):
     """pgjobs' worker with `--no-listen`: what runs behind a transaction pooler."""
 
+    name = "pgjobs-polling"
+
     def worker_config(self, concurrency: int) -> WorkerConfig:
         return dataclasses.replace(super().worker_config(concurrency), listen=False)
-
-
-def drain(system: _bench.System, worker_system: str, worker_dsn: str, jobs: int) -> float:
-    """One turn: insert `jobs`, then drain them with one worker process on `worker_dsn`; jobs/s."""
-    system.reset()
-    system.insert(0, jobs)
-    _bench._vacuum(system.dsn)
-    workers = _bench.Workers(worker_system, worker_dsn, 50, 1)
-    try:
-        _bench._wait_for(lambda: workers.handled() >= jobs, max(120.0, jobs / 50), "the jobs")
-        # Checked on the direct address: the parent's own statements are not under test.
-        with psycopg.connect(system.dsn, autocommit=True) as conn:
-            _bench._wait_for(lambda: system.remaining(conn) == 0, 30, "the last outcomes")
-        finished = time.time()
-    except BaseException:
-        workers.kill()
-        raise
-    run = workers.stop()
-    _bench.check_exactly_once(run.ids, range(jobs))
-    return jobs / (finished - run.first_start)
 
 
 def main() -> None:
@@ -76,19 +55,22 @@ def main() -> None:
     if not available():
         parser.error("the pgbouncer binary is not installed (apt-get install pgbouncer)")
     rates: dict[str, list[float]] = {"direct": [], "pgbouncer": []}
+    # The worker processes load the polling system by this name.
+    _bench.SYSTEMS[PollingSystem.name] = f"{__name__}:PollingSystem"
     with _bench.scratch_database(args.dsn, "pgbouncer") as dsn:
-        system = _bench.load_system("pgjobs", dsn)
-        system.setup()
+        direct = _bench.load_system("pgjobs", dsn)
+        direct.setup()
         bouncer = PgBouncer(dsn)
         try:
             bouncer.wait_ready(dsn)
             ways = [
-                ("direct", _bench.SYSTEMS["pgjobs"], dsn),
-                ("pgbouncer", f"{__name__}:PollingSystem", bouncer.dsn(dsn)),
+                ("direct", direct, None),
+                ("pgbouncer", PollingSystem(dsn), bouncer.dsn(dsn)),
             ]
             for number in range(args.rounds):
-                for name, worker_system, worker_dsn in ways if number % 2 == 0 else ways[::-1]:
-                    rate = drain(system, worker_system, worker_dsn, args.jobs)
+                for name, system, worker_dsn in ways if number % 2 == 0 else ways[::-1]:
+                    result = _bench.run_drain(system, args.jobs, 50, 1, worker_dsn=worker_dsn)
+                    rate = result.value
                     rates[name].append(rate)
                     print(f"round {number + 1}: {name:9s} {rate:9,.0f} jobs/s", flush=True)
         finally:
