@@ -13,7 +13,7 @@ import signal
 import psycopg
 import pytest
 
-from tests.apps.flow import SPANS, app, span
+from tests.apps.flow import SPANS, app, session_name, span
 from tests.conftest import wait_until
 
 APP = "tests.apps.flow:app"
@@ -62,7 +62,8 @@ def count(conn, sql, *params):
 
 
 def overlap(conn, queue, *, by_key=False):
-    assert count(conn, "SELECT count(*) FROM flow_spans WHERE ended_at IS NULL") == 0
+    unended = conn.execute("SELECT pid, key, started_at FROM flow_spans WHERE ended_at IS NULL")
+    assert unended.fetchall() == []
     sql = OVERLAP.replace("%(by_key)s", "true" if by_key else "false")
     return conn.execute(sql, {"queue": queue}).fetchone()[0]
 
@@ -71,10 +72,22 @@ def succeeded(conn):
     return count(conn, "SELECT count(*) FROM pgjobs.jobs WHERE status = 'succeeded'")
 
 
+def sessions(conn, pid):
+    """How many of the handlers' connections in process `pid` the server still holds."""
+    sql = "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s"
+    return count(conn, sql, session_name(pid))
+
+
 def kill(conn, worker):
-    """SIGKILL the worker and close its unfinished runs: nothing of it runs any more."""
+    """SIGKILL the worker and close its unfinished runs: nothing of it runs any more.
+
+    A statement the worker had sent before it died still runs to its end on
+    the server (a span's INSERT can commit after the kill): its sessions are
+    waited out before its runs are closed.
+    """
     worker.signal(signal.SIGKILL)
     worker.wait()
+    wait_until(lambda: sessions(conn, worker.pid) == 0, timeout=30)
     conn.execute(
         "UPDATE flow_spans SET ended_at = clock_timestamp() WHERE pid = %s AND ended_at IS NULL",
         [worker.pid],

@@ -28,6 +28,11 @@ CREATE TABLE IF NOT EXISTS flow_spans (
 """
 
 
+def session_name(pid: int) -> str:
+    """The application_name of the handlers' connections in worker process `pid`."""
+    return f"flow_spans {pid}"
+
+
 @app.task(name="span", max_attempts=10)
 def span(queue: str, key: str | None, seconds: float) -> None:
     """Record the start (database clock), sleep, record the end.
@@ -35,7 +40,9 @@ def span(queue: str, key: str | None, seconds: float) -> None:
     The end is committed before the job's outcome, and the start after its
     claim, so two runs that the queue's limits keep apart never overlap here.
     """
-    with psycopg.connect(os.environ["PGJOBS_DSN"], autocommit=True) as conn:
+    with psycopg.connect(
+        os.environ["PGJOBS_DSN"], autocommit=True, application_name=session_name(os.getpid())
+    ) as conn:
         row = conn.execute(
             "INSERT INTO flow_spans (queue, key, pid) VALUES (%s, %s, %s) RETURNING id",
             (queue, key, os.getpid()),
