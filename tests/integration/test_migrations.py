@@ -1202,3 +1202,37 @@ def test_0020_counts_a_statement_on_the_view_once_keeps_the_setting_and_downgrad
             ("succeeded", 300),
         ]
     assert _migrate.upgrade(empty_db, VIEW_COUNTS) == (MINUTES, VIEW_COUNTS)
+
+
+# -- 0021: the keys' turns plan the same whatever the statistics -------------------
+
+TURNS_PLANS = "0021"
+_TURNS = "pgjobs.claim_turns(text, integer, integer, integer, bigint, bigint[])"
+
+
+def test_0021_changes_only_the_plans_of_the_keys_turns_and_downgrades_to_the_same_body(empty_db):
+    _migrate.upgrade(empty_db, VIEW_COUNTS)
+    definition = f"SELECT pg_get_functiondef('{_TURNS}'::regprocedure)"
+    settings = f"SELECT proconfig FROM pg_proc WHERE oid = '{_TURNS}'::regprocedure"
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        before = conn.execute(definition).fetchone()[0]
+    assert _migrate.upgrade(empty_db, TURNS_PLANS) == (VIEW_COUNTS, TURNS_PLANS)
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        after = conn.execute(definition).fetchone()[0]
+        assert conn.execute(settings).fetchone() == (["enable_sort=off"],)
+        assert "hashtext(j.key) >= khash AND hashtext(j.key) <= khash" in after
+        assert "ORDER BY array_position(loose, l.id)" in after
+        # The same turns: each key's oldest job, then one of the jobs without a key.
+        conn.execute(
+            "INSERT INTO pgjobs.jobs_live (task, args, key)"
+            " SELECT 't', '{}', k FROM unnest(ARRAY['a', 'a', 'b', NULL, NULL]) AS k"
+        )
+        ids, _turn = conn.execute(
+            "SELECT ids, turn FROM pgjobs.claim_turns('default', 3, NULL, NULL, NULL, '{}')"
+        ).fetchone()
+        assert sorted(ids) == [1, 3, 4]
+    _downgrade(empty_db, VIEW_COUNTS)
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        assert conn.execute(definition).fetchone()[0] == before
+        assert conn.execute(settings).fetchone() == (None,)
+    assert _migrate.upgrade(empty_db, TURNS_PLANS) == (VIEW_COUNTS, TURNS_PLANS)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import re
 
 import psycopg
@@ -285,6 +286,76 @@ def test_the_statements_of_a_limited_claim_read_indexes_only(dsn, limits, mode):
     assert "jobs_live_running_worker_idx" in nested, nested
     assert "jobs_live_fetch_idx" in nested, nested
     assert "Seq Scan on jobs_live" not in nested, nested
+
+
+def _forget_statistics(conn: psycopg.Connection) -> None:
+    """Put pgjobs.jobs_live back as no ANALYZE has seen it (as in a new database)."""
+    conn.execute(
+        "DELETE FROM pg_statistic WHERE starelid = 'pgjobs.jobs_live'::regclass"
+        " OR starelid IN (SELECT indexrelid FROM pg_index"
+        " WHERE indrelid = 'pgjobs.jobs_live'::regclass)"
+    )
+    conn.execute(
+        "UPDATE pg_class SET reltuples = -1 WHERE oid = 'pgjobs.jobs_live'::regclass"
+        " OR oid IN (SELECT indexrelid FROM pg_index WHERE indrelid = 'pgjobs.jobs_live'::regclass)"
+    )
+
+
+@pytest.mark.parametrize("mode", ["force_generic_plan", "force_custom_plan"])
+@pytest.mark.parametrize("statistics", ["none", "of an empty table", "without keys", "current"])
+def test_the_keys_turns_read_the_keyed_index_whatever_the_statistics(dsn, statistics, mode):
+    """pgjobs.claim_turns() finds each key through jobs_live_key_fetch_idx, never by the queue.
+
+    Without statistics on the keys (a new database until autovacuum's first
+    ANALYZE, or statistics taken when the table was empty or had no keyed
+    job), both of its probes once read the whole queue through the fetch
+    index, sorting or filtering it: a claim of 50 jobs from 30,000 took
+    half a second (migration 0021). One key holds nearly every
+    job here, so a probe for another key that walks the queue reads it all.
+    """
+    plans: list[dict] = []
+    with psycopg.connect(dsn) as conn:
+        if statistics == "none":
+            _forget_statistics(conn)
+        if statistics == "without keys":
+            conn.execute(
+                "INSERT INTO pgjobs.jobs (task, args, queue)"
+                " SELECT 't', '{}', 'other' FROM generate_series(1, 5000)"
+            )
+        if statistics in ("of an empty table", "without keys"):
+            conn.execute("ANALYZE pgjobs.jobs_live")
+        conn.execute(
+            "INSERT INTO pgjobs.jobs_live (task, args, key)"
+            " SELECT 't', '{}', 'a' FROM generate_series(1, 30000)"
+        )
+        conn.execute(
+            "INSERT INTO pgjobs.jobs_live (task, args, key)"
+            " SELECT 't', '{}', 'b' || g FROM generate_series(1, 49) AS g"
+        )
+        if statistics == "current":
+            conn.execute("ANALYZE pgjobs.jobs_live")
+        conn.commit()
+        conn.execute(f"SET plan_cache_mode = {mode}")
+        conn.execute("LOAD 'auto_explain'")
+        conn.execute("SET auto_explain.log_min_duration = 0")
+        conn.execute("SET auto_explain.log_nested_statements = on")
+        conn.execute("SET auto_explain.log_format = json")
+        conn.add_notice_handler(
+            lambda notice: plans.append(
+                json.loads((notice.message_primary or "").partition("plan:")[2])
+            )
+        )
+        conn.execute("SET client_min_messages = log")
+        claimed = conn.execute(_sql.psycopg("claim_keyed"), STATEMENTS["claim_keyed"])
+        assert len(claimed.fetchall()) == 50
+        conn.rollback()
+    probes = [p for p in plans if "hashtext(j.key)" in p["Query Text"]]
+    # The first probe (the next key) and the second (its job), once each per key.
+    assert len({p["Query Text"] for p in probes}) == 2, probes
+    for probe in probes:
+        nodes = json.dumps(probe["Plan"])
+        assert '"Index Name": "jobs_live_key_fetch_idx"' in nodes, probe
+        assert '"Sort"' not in nodes, probe
 
 
 # -- admin and dashboard statements ------------------------------------------------
