@@ -113,11 +113,11 @@ def _forget_statistics(conn: psycopg.Connection) -> None:
 @pytest.mark.parametrize("mode", ["force_generic_plan", "force_custom_plan"])
 @pytest.mark.parametrize("name", sorted(STATEMENTS))
 def test_hot_statements_never_scan_the_jobs_table(dsn, name, mode, statistics):
-    """Nor in a new database, before autovacuum has analyzed the table once.
+    """With statistics, and without them (a new database, before autovacuum's first ANALYZE).
 
-    Without statistics the planner goes by the table's size alone, and a
-    scan of a few thousand rows is cheaper than 50 index probes: the table
-    is ten times as big then, where the scan would cost.
+    Without statistics the planner judges by the table's size alone, and
+    scanning a few thousand rows is cheaper than 50 index probes: that case
+    has ten times as many, where a scan would cost.
     """
     running = 3000 if statistics == "current" else 30000
     with psycopg.connect(dsn) as conn, psycopg.ClientCursor(conn) as cur:
