@@ -62,8 +62,11 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
     p.add_argument(
         "--root-path",
+        type=_root_path,
         default="",
-        help="the path prefix a reverse proxy serves the dashboard under (e.g. /pgjobs)",
+        help="the path a reverse proxy serves the dashboard under, such as /pgjobs: its "
+        "links, redirects and cookies start with it, and it answers with the prefix or "
+        "without it (a proxy that strips it)",
     )
     p.add_argument(
         "--pooled",
@@ -72,6 +75,15 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "(PgBouncer refuses it at connect); default: the App's `pooled`",
     )
     p.set_defaults(handler=run)
+
+
+def _root_path(text: str) -> str:
+    """--root-path: a path that starts with / and does not end with one ('' for none)."""
+    if text and (not text.startswith("/") or text.endswith("/") or "//" in text):
+        raise argparse.ArgumentTypeError(
+            f"a path that starts with / and does not end with one, such as /pgjobs; got {text!r}"
+        )
+    return text
 
 
 def parse_bind(text: str) -> tuple[str, int]:
@@ -144,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
     """Serve until interrupted."""
     import uvicorn
 
-    from pgjobs.web._serve import url_for
+    from pgjobs.web._serve import under_root_path, url_for
 
     web, host, port = build(args)
     url = url_for(host, port, args.root_path)
@@ -156,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
             flush=True,
         )
     uvicorn.run(
-        web,
+        under_root_path(web, args.root_path),
         host=host,
         port=port,
         root_path=args.root_path,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import importlib.resources
 from collections.abc import AsyncIterator, Iterable
+from urllib.parse import urlsplit
 
 import psycopg
 from starlette.applications import Starlette
@@ -79,7 +80,10 @@ class _Guard:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
+                headers = [
+                    (k, _location_path(v) if k.lower() == b"location" else v)
+                    for k, v in message.get("headers", [])
+                ]
                 present = {name.lower() for name, _ in headers}
                 headers += [(k, v) for k, v in extra if k not in present]
                 message = {**message, "headers": headers}
@@ -111,6 +115,18 @@ class _Guard:
         if not _http.is_unicode(str(scope.get("path", ""))):
             return HttpError(400, "the URL's path holds a lone surrogate, which is not text")
         return None
+
+
+def _location_path(location: bytes) -> bytes:
+    """A redirect's target without its scheme and host: a path, as the dashboard's own are.
+
+    Starlette's redirect of a trailing slash (/jobs/ to /jobs) builds a full
+    URL from the request's Host header, which the client chose.
+    """
+    if not location.lower().startswith((b"http://", b"https://")):
+        return location
+    parts = urlsplit(location)
+    return (parts.path or b"/") + (b"?" + parts.query if parts.query else b"")
 
 
 def _wants_json(request: Request) -> bool:

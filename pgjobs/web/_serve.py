@@ -32,6 +32,34 @@ def url_for(host: str, port: int, root_path: str = "") -> str:
     return f"http://{shown}:{port}{root_path}/"
 
 
+def under_root_path(web: Any, root_path: str) -> Any:
+    """`web` served under `root_path`, whether or not the proxy in front strips it.
+
+    uvicorn's `root_path` is for a proxy that strips the prefix: it turns a
+    request for /jobs into the path /pgjobs/jobs, which the app routes as
+    /jobs and links as /pgjobs/jobs. A request that still carries the prefix
+    (a proxy that passes the path as it is, or a visit to the address the
+    dashboard prints) arrives as /pgjobs/pgjobs/jobs, and would be a 404:
+    one prefix is taken off it here.
+    """
+    if not root_path:
+        return web
+    twice = root_path + root_path
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        path = scope.get("path", "")
+        if scope["type"] in ("http", "websocket") and (
+            path == twice or path.startswith(twice + "/")
+        ):
+            scope = dict(scope, path=path[len(root_path) :])
+            raw = scope.get("raw_path")
+            if isinstance(raw, bytes) and raw.startswith(twice.encode()):
+                scope["raw_path"] = raw[len(root_path.encode()) :]
+        await web(scope, receive, send)
+
+    return app
+
+
 def serve_in_thread(web: Any, host: str = "127.0.0.1", port: int = 0) -> Server:
     """Serve an ASGI app from `create_app` in a daemon thread; port 0 picks a free one.
 
