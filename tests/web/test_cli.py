@@ -30,24 +30,22 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_refuses_a_public_bind_without_tokens(dsn: str) -> None:
+def _refused(dsn: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`pgjobs dashboard tests.web.app:app *args`, expected to stop at once with exit 2."""
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pgjobs",
-            "dashboard",
-            "tests.web.app:app",
-            "--bind",
-            "0.0.0.0:8080",
-        ],
+        [*DASHBOARD, *args],
         env=_env(dsn),
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=60,
     )
-    assert done.returncode == 2
+    assert done.returncode == 2, done.stderr
+    return done
+
+
+def test_refuses_a_public_bind_without_tokens(dsn: str) -> None:
+    done = _refused(dsn, "--bind", "0.0.0.0:8080")
     assert "refusing to serve the dashboard on 0.0.0.0 without tokens" in done.stderr
     assert "--insecure" in done.stderr
 
@@ -122,14 +120,6 @@ def test_serves_under_a_root_path_whether_the_proxy_strips_it_or_not(dsn: str) -
 def test_refuses_a_root_path_that_is_not_an_absolute_path_without_a_trailing_slash(
     dsn: str, root_path: str
 ) -> None:
-    done = subprocess.run(
-        [*DASHBOARD, "--root-path", root_path],
-        env=_env(dsn),
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 2
+    done = _refused(dsn, "--root-path", root_path)
     assert "--root-path: a path that starts with / and does not end with one" in done.stderr
     assert repr(root_path) in done.stderr
